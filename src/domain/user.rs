@@ -1,0 +1,257 @@
+//! The user entity and its validated value types.
+//!
+//! Input from clients goes through [`UserName::parse`] and [`Email::parse`] once, at the
+//! edge of the use cases; a [`User`] restored from storage keeps whatever a person wrote
+//! into the file, because hiding a hand-edited record would lose it from the API.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+/// Longest accepted name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest accepted email address, in characters (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// A user's identifier: any non-empty string (new users get a UUID v4).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Wraps an identifier as it appears in storage or in a request.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a name was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("Invalid name: it must not be empty.")]
+    Empty,
+    #[error("Invalid name: it must be at most {MAX_NAME_CHARS} characters.")]
+    TooLong,
+}
+
+/// A trimmed, non-empty name of at most [`MAX_NAME_CHARS`] characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserName(String);
+
+impl UserName {
+    /// Trims and validates a name given by a client.
+    ///
+    /// # Errors
+    /// [`NameError`] when the trimmed name is empty or too long.
+    pub fn parse(raw: &str) -> Result<Self, NameError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(NameError::TooLong);
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why an email address was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("Invalid email: it must not be empty.")]
+    Empty,
+    #[error("Invalid email: it must be at most {MAX_EMAIL_CHARS} characters.")]
+    TooLong,
+    #[error("Invalid email: it must not contain whitespace.")]
+    Whitespace,
+    #[error("Invalid email: it must contain exactly one '@' between a local part and a domain.")]
+    Shape,
+}
+
+/// A trimmed email address: one `@` with a non-empty local part and domain, no
+/// whitespace, at most [`MAX_EMAIL_CHARS`] characters. Case is kept as given; equality
+/// for uniqueness goes through [`Email::key`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Trims and validates an address given by a client.
+    ///
+    /// # Errors
+    /// [`EmailError`] naming the first rule the address breaks.
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let email = raw.trim();
+        if email.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        if email.chars().count() > MAX_EMAIL_CHARS {
+            return Err(EmailError::TooLong);
+        }
+        if email.chars().any(char::is_whitespace) {
+            return Err(EmailError::Whitespace);
+        }
+        match email.split_once('@') {
+            Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+                Ok(Self(email.to_owned()))
+            }
+            _ => Err(EmailError::Shape),
+        }
+    }
+
+    /// The address as given (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key under which addresses are unique: trimmed and lowercased.
+    pub fn key(&self) -> String {
+        email_key(&self.0)
+    }
+}
+
+/// The uniqueness key of any stored address, validated or not.
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// One user record. Fields are private so that a `User` only changes through the
+/// rules in [`crate::domain::UserSet`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    id: UserId,
+    name: String,
+    email: String,
+    created_at: Option<DateTime<Utc>>,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+impl User {
+    /// A brand-new user, created and updated at `now`.
+    pub fn new(id: UserId, name: UserName, email: Email, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            name: name.0,
+            email: email.0,
+            created_at: Some(now),
+            updated_at: Some(now),
+        }
+    }
+
+    /// A user as storage holds it. Name and email are taken as written, even when a
+    /// person's edit would not pass validation, so that no record disappears.
+    pub fn restore(
+        id: UserId,
+        name: String,
+        email: String,
+        created_at: Option<DateTime<Utc>>,
+        updated_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            email,
+            created_at,
+            updated_at,
+        }
+    }
+
+    pub fn id(&self) -> &UserId {
+        &self.id
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created_at
+    }
+    pub fn updated_at(&self) -> Option<DateTime<Utc>> {
+        self.updated_at
+    }
+
+    /// The uniqueness key of this user's address.
+    pub fn email_key(&self) -> String {
+        email_key(&self.email)
+    }
+
+    pub(crate) fn rename(&mut self, name: UserName, email: Email, now: DateTime<Utc>) {
+        self.name = name.0;
+        self.email = email.0;
+        self.updated_at = Some(now);
+    }
+
+    pub(crate) fn change_email(&mut self, email: Email, now: DateTime<Utc>) {
+        self.email = email.0;
+        self.updated_at = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed() {
+        assert_eq!(UserName::parse("  Ada ").unwrap().as_str(), "Ada");
+    }
+
+    #[test]
+    fn blank_names_are_rejected() {
+        assert_eq!(UserName::parse(""), Err(NameError::Empty));
+        assert_eq!(UserName::parse(" \t\n"), Err(NameError::Empty));
+    }
+
+    #[test]
+    fn names_are_limited_by_characters_not_bytes() {
+        assert!(UserName::parse(&"é".repeat(200)).is_ok());
+        assert_eq!(UserName::parse(&"a".repeat(201)), Err(NameError::TooLong));
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_keep_their_case() {
+        let email = Email::parse("  Ada@Example.COM ").unwrap();
+        assert_eq!(email.as_str(), "Ada@Example.COM");
+        assert_eq!(email.key(), "ada@example.com");
+    }
+
+    #[test]
+    fn emails_need_one_at_between_two_non_empty_parts() {
+        for bad in ["ada", "@example.com", "ada@", "a@b@c", "@"] {
+            assert_eq!(Email::parse(bad), Err(EmailError::Shape), "{bad}");
+        }
+        assert!(Email::parse("a@b").is_ok());
+    }
+
+    #[test]
+    fn emails_reject_inner_whitespace_and_emptiness() {
+        assert_eq!(Email::parse("a da@x.com"), Err(EmailError::Whitespace));
+        assert_eq!(Email::parse("ada@x\t.com"), Err(EmailError::Whitespace));
+        assert_eq!(Email::parse("   "), Err(EmailError::Empty));
+    }
+
+    #[test]
+    fn emails_are_limited_to_254_characters() {
+        let local = "a".repeat(64);
+        let ok = format!("{local}@{}", "d".repeat(254 - 65));
+        assert_eq!(ok.chars().count(), 254);
+        assert!(Email::parse(&ok).is_ok());
+        assert_eq!(Email::parse(&format!("{ok}x")), Err(EmailError::TooLong));
+    }
+}

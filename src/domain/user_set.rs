@@ -1,0 +1,257 @@
+//! The rules every change to the user list obeys, in one place.
+//!
+//! [`UserSet`] is the mutable working copy a repository keeps between writes. It enforces
+//! case-insensitive email uniqueness and applies bulk items one after another against the
+//! state the earlier items left, so the rules are identical whatever the storage and however
+//! many changes a write carries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::change::{
+    BulkFailure, BulkFailureReason, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
+};
+use super::snapshot::UserSnapshot;
+use super::user::{User, UserId, email_key};
+
+/// An ordered list of users with indexes by id and by email key.
+#[derive(Clone, Debug, Default)]
+pub struct UserSet {
+    users: Vec<Arc<User>>,
+    by_id: HashMap<UserId, usize>,
+    /// How many users hold each email key. Hand-edited files may hold duplicates; a count
+    /// keeps the check right for them too.
+    emails: HashMap<String, usize>,
+}
+
+impl UserSet {
+    /// A set holding `users` in the given order.
+    pub fn new(users: Vec<Arc<User>>) -> Self {
+        let mut set = Self {
+            users,
+            ..Self::default()
+        };
+        set.reindex();
+        set
+    }
+
+    fn reindex(&mut self) {
+        self.by_id.clear();
+        self.emails.clear();
+        for (at, user) in self.users.iter().enumerate() {
+            self.by_id.entry(user.id().clone()).or_insert(at);
+            *self.emails.entry(user.email_key()).or_default() += 1;
+        }
+    }
+
+    /// The users in order.
+    pub fn users(&self) -> &[Arc<User>] {
+        &self.users
+    }
+
+    /// The user with `id`, if any.
+    pub fn get(&self, id: &UserId) -> Option<&Arc<User>> {
+        self.by_id.get(id).map(|&at| &self.users[at])
+    }
+
+    /// An immutable view of the current list for readers.
+    pub fn snapshot(&self) -> UserSnapshot {
+        UserSnapshot::new(self.users.clone())
+    }
+
+    /// Whether `key` is used by any user other than the one at `except`.
+    fn email_taken(&self, key: &str, except: Option<usize>) -> bool {
+        let holders = self.emails.get(key).copied().unwrap_or(0);
+        let own = except.is_some_and(|at| self.users[at].email_key() == key);
+        holders > usize::from(own)
+    }
+
+    fn replace(&mut self, at: usize, user: User) -> Arc<User> {
+        let old_key = self.users[at].email_key();
+        if let Some(count) = self.emails.get_mut(&old_key) {
+            *count -= 1;
+            if *count == 0 {
+                self.emails.remove(&old_key);
+            }
+        }
+        *self.emails.entry(user.email_key()).or_default() += 1;
+        let user = Arc::new(user);
+        self.users[at] = Arc::clone(&user);
+        user
+    }
+
+    /// Applies one change and says what it did. A refused change leaves the set untouched.
+    pub fn apply(&mut self, change: Change) -> ChangeOutcome {
+        match change {
+            Change::Create(user) => {
+                if self.email_taken(&user.email_key(), None) {
+                    return ChangeOutcome::Rejected(Rejection::EmailExists);
+                }
+                let user = Arc::new(user);
+                self.by_id.entry(user.id().clone()).or_insert(self.users.len());
+                *self.emails.entry(user.email_key()).or_default() += 1;
+                self.users.push(Arc::clone(&user));
+                ChangeOutcome::Created(user)
+            }
+            Change::Update { id, name, email, at } => {
+                let Some(&index) = self.by_id.get(&id) else {
+                    return ChangeOutcome::Rejected(Rejection::NotFound);
+                };
+                if self.email_taken(&email.key(), Some(index)) {
+                    return ChangeOutcome::Rejected(Rejection::EmailInUse);
+                }
+                let mut user = User::clone(&self.users[index]);
+                user.rename(name, email, at);
+                ChangeOutcome::Updated(self.replace(index, user))
+            }
+            Change::Delete { id } => {
+                let Some(&index) = self.by_id.get(&id) else {
+                    return ChangeOutcome::Rejected(Rejection::NotFound);
+                };
+                let user = self.users.remove(index);
+                self.reindex();
+                ChangeOutcome::Deleted(user)
+            }
+            Change::BulkUpdateEmails { items, at } => {
+                let mut report = BulkReport::default();
+                for item in items {
+                    let (id, email) = match item {
+                        EmailUpdate::Valid { id, email } => (id, Some(email)),
+                        EmailUpdate::Invalid { id } => (id, None),
+                    };
+                    let fail = |reason| BulkFailure {
+                        id: id.clone(),
+                        reason,
+                    };
+                    let Some(&index) = self.by_id.get(&id) else {
+                        report.failures.push(fail(BulkFailureReason::NotFound));
+                        continue;
+                    };
+                    let Some(email) = email else {
+                        report.failures.push(fail(BulkFailureReason::InvalidEmail));
+                        continue;
+                    };
+                    if self.email_taken(&email.key(), Some(index)) {
+                        report.failures.push(fail(BulkFailureReason::EmailInUse));
+                        continue;
+                    }
+                    let mut user = User::clone(&self.users[index]);
+                    user.change_email(email, at);
+                    let user = self.replace(index, user);
+                    // A user updated twice in one batch is reported once, in its final state.
+                    report.updated.retain(|u| u.id() != user.id());
+                    report.updated.push(user);
+                }
+                ChangeOutcome::BulkUpdated(report)
+            }
+        }
+    }
+
+    /// Whether any user holds the email key of `email`.
+    pub fn has_email(&self, email: &str) -> bool {
+        self.emails.contains_key(&email_key(email))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::{Email, UserName};
+
+    fn at(sec: u32) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, sec).unwrap()
+    }
+
+    fn user(id: &str, name: &str, email: &str) -> User {
+        User::new(
+            UserId::new(id),
+            UserName::parse(name).unwrap(),
+            Email::parse(email).unwrap(),
+            at(0),
+        )
+    }
+
+    fn set_of(users: &[(&str, &str)]) -> UserSet {
+        UserSet::new(
+            users
+                .iter()
+                .map(|(id, email)| Arc::new(user(id, id, email)))
+                .collect(),
+        )
+    }
+
+    fn valid(id: &str, email: &str) -> EmailUpdate {
+        EmailUpdate::Valid {
+            id: UserId::new(id),
+            email: Email::parse(email).unwrap(),
+        }
+    }
+
+    #[test]
+    fn create_rejects_an_email_that_differs_only_in_case() {
+        let mut set = set_of(&[("a", "ada@x.com")]);
+        let outcome = set.apply(Change::Create(user("b", "B", "ADA@X.com")));
+        assert_eq!(outcome, ChangeOutcome::Rejected(Rejection::EmailExists));
+        assert_eq!(set.users().len(), 1);
+    }
+
+    #[test]
+    fn update_may_keep_its_own_email_but_not_take_another() {
+        let mut set = set_of(&[("a", "ada@x.com"), ("b", "bob@x.com")]);
+        let keep = set.apply(Change::Update {
+            id: UserId::new("a"),
+            name: UserName::parse("Ada L").unwrap(),
+            email: Email::parse("ADA@x.com").unwrap(),
+            at: at(5),
+        });
+        let ChangeOutcome::Updated(updated) = keep else {
+            panic!("expected an update, got {keep:?}")
+        };
+        assert_eq!(updated.name(), "Ada L");
+        assert_eq!(updated.updated_at(), Some(at(5)));
+        let take = set.apply(Change::Update {
+            id: UserId::new("a"),
+            name: UserName::parse("Ada").unwrap(),
+            email: Email::parse("Bob@X.com").unwrap(),
+            at: at(6),
+        });
+        assert_eq!(take, ChangeOutcome::Rejected(Rejection::EmailInUse));
+    }
+
+    #[test]
+    fn delete_frees_the_email_and_the_id() {
+        let mut set = set_of(&[("a", "ada@x.com"), ("b", "bob@x.com")]);
+        let outcome = set.apply(Change::Delete { id: UserId::new("a") });
+        assert!(matches!(outcome, ChangeOutcome::Deleted(ref u) if u.id().as_str() == "a"));
+        assert!(set.get(&UserId::new("a")).is_none());
+        assert!(set.get(&UserId::new("b")).is_some());
+        assert!(!set.has_email("ada@x.com"));
+        let again = set.apply(Change::Delete { id: UserId::new("a") });
+        assert_eq!(again, ChangeOutcome::Rejected(Rejection::NotFound));
+    }
+
+    #[test]
+    fn bulk_items_see_the_state_left_by_earlier_items() {
+        let mut set = set_of(&[("a", "a@x.com"), ("b", "b@x.com"), ("c", "c@x.com")]);
+        let outcome = set.apply(Change::BulkUpdateEmails {
+            items: vec![
+                valid("a", "new@x.com"),
+                valid("b", "NEW@x.com"),
+                valid("c", "a@x.com"),
+                valid("zz", "z@x.com"),
+                EmailUpdate::Invalid { id: UserId::new("b") },
+            ],
+            at: at(9),
+        });
+        let ChangeOutcome::BulkUpdated(report) = outcome else {
+            panic!("expected a bulk report")
+        };
+        let updated: Vec<_> = report.updated.iter().map(|u| u.id().as_str()).collect();
+        assert_eq!(updated, ["a", "c"]);
+        let failures: Vec<_> = report.failures.iter().map(ToString::to_string).collect();
+        assert_eq!(failures, ["b email in use", "zz not found", "b invalid email"]);
+        assert_eq!(set.get(&UserId::new("c")).unwrap().email(), "a@x.com");
+    }
+}
