@@ -8,4 +8,6 @@
 //! Dependencies point inward only: adapters → app → ports → domain. `bootstrap` is the one
 //! place outside `adapters` that names concrete adapters and wires them together.
 
+pub mod app;
 pub mod domain;
+pub mod ports;

@@ -1,0 +1,175 @@
+//! ListUsers: filter, rank and page the user list (SPEC §4.5 to §4.8).
+
+use std::sync::Arc;
+
+use crate::domain::{FuzzyQuery, User, UserFilter};
+use crate::ports::{RepositoryError, UserRepository};
+
+/// Largest accepted `maxDistance`.
+pub const MAX_FUZZY_DISTANCE: i32 = 10;
+/// Longest accepted fuzzy query, in characters.
+pub const MAX_FUZZY_CHARS: usize = 256;
+/// The fuzzy threshold when none is given.
+pub const DEFAULT_FUZZY_DISTANCE: i32 = 2;
+
+/// A list request as the client sent it.
+#[derive(Clone, Debug, Default)]
+pub struct UserQuery {
+    pub limit: Option<i32>,
+    pub offset: Option<i32>,
+    pub search: Option<String>,
+    pub fuzzy: Option<String>,
+    pub max_distance: Option<i32>,
+}
+
+/// Why a list request was refused. These are client mistakes, reported as GraphQL errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ListUsersError {
+    #[error("limit must not be negative (got {0}).")]
+    NegativeLimit(i32),
+    #[error("offset must not be negative (got {0}).")]
+    NegativeOffset(i32),
+    #[error("maxDistance must be between 0 and {MAX_FUZZY_DISTANCE} (got {0}).")]
+    MaxDistanceOutOfRange(i32),
+    #[error("fuzzy must be at most {MAX_FUZZY_CHARS} characters (got {0}).")]
+    FuzzyTooLong(usize),
+    #[error(transparent)]
+    Storage(#[from] RepositoryError),
+}
+
+#[derive(Clone)]
+pub struct ListUsers {
+    repo: Arc<dyn UserRepository>,
+}
+
+impl ListUsers {
+    pub fn new(repo: Arc<dyn UserRepository>) -> Self {
+        Self { repo }
+    }
+
+    /// The users the query selects: filtered by `search` and `fuzzy` (both apply when both
+    /// are given; an empty string filters nothing, as in the reference), best fuzzy match
+    /// first, then `offset` skipped and at most `limit` kept (`None` keeps all).
+    ///
+    /// # Errors
+    /// A negative `limit` or `offset`, `maxDistance` outside `0..=10`, a fuzzy query over 256
+    /// characters, or a storage failure.
+    pub async fn execute(&self, query: UserQuery) -> Result<Vec<Arc<User>>, ListUsersError> {
+        let limit = match query.limit {
+            Some(n) if n < 0 => return Err(ListUsersError::NegativeLimit(n)),
+            Some(n) => Some(n as usize),
+            None => None,
+        };
+        let offset = match query.offset {
+            Some(n) if n < 0 => return Err(ListUsersError::NegativeOffset(n)),
+            Some(n) => n as usize,
+            None => 0,
+        };
+        let max_distance = query.max_distance.unwrap_or(DEFAULT_FUZZY_DISTANCE);
+        if !(0..=MAX_FUZZY_DISTANCE).contains(&max_distance) {
+            return Err(ListUsersError::MaxDistanceOutOfRange(max_distance));
+        }
+        let fuzzy = match query.fuzzy.filter(|q| !q.is_empty()) {
+            Some(q) if q.chars().count() > MAX_FUZZY_CHARS => {
+                return Err(ListUsersError::FuzzyTooLong(q.chars().count()));
+            }
+            Some(q) => Some(FuzzyQuery::new(&q, max_distance as usize)),
+            None => None,
+        };
+        let filter = UserFilter {
+            search: query.search.filter(|s| !s.is_empty()),
+            fuzzy,
+        };
+        let snapshot = self.repo.snapshot().await?;
+        let page = snapshot
+            .filter(&filter)
+            .into_iter()
+            .skip(offset)
+            .take(limit.unwrap_or(usize::MAX))
+            .cloned()
+            .collect();
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::test_support::in_memory_repo;
+
+    async fn names(query: UserQuery) -> Result<Vec<String>, ListUsersError> {
+        let (repo, _) = in_memory_repo(&[
+            ("1", "Alice", "alice@example.com"),
+            ("2", "Bob", "bob@example.com"),
+            ("3", "Bobby", "bobby@example.com"),
+            ("4", "Carol", "carol@example.com"),
+        ]);
+        let users = ListUsers::new(repo).execute(query).await?;
+        Ok(users.iter().map(|u| u.name().to_owned()).collect())
+    }
+
+    #[tokio::test]
+    async fn list_users_pages_with_offset_then_limit() {
+        let page = |limit, offset| UserQuery {
+            limit,
+            offset,
+            ..UserQuery::default()
+        };
+        assert_eq!(names(page(Some(2), Some(1))).await.unwrap(), ["Bob", "Bobby"]);
+        assert_eq!(names(page(None, Some(3))).await.unwrap(), ["Carol"]);
+        assert!(names(page(Some(0), None)).await.unwrap().is_empty());
+        assert_eq!(names(page(None, None)).await.unwrap().len(), 4);
+        assert!(names(page(Some(10), Some(10))).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn list_users_filters_by_search_and_fuzzy() {
+        let search = UserQuery {
+            search: Some("BOB".into()),
+            ..UserQuery::default()
+        };
+        assert_eq!(names(search).await.unwrap(), ["Bob", "Bobby"]);
+        let fuzzy = UserQuery {
+            fuzzy: Some("Bbo".into()),
+            max_distance: Some(1),
+            ..UserQuery::default()
+        };
+        assert_eq!(names(fuzzy).await.unwrap(), ["Bob", "Bobby"]);
+        let nothing = UserQuery {
+            fuzzy: Some("zzzzzz".into()),
+            ..UserQuery::default()
+        };
+        assert!(names(nothing).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn list_users_rejects_out_of_range_arguments() {
+        let bad = [
+            UserQuery {
+                limit: Some(-1),
+                ..UserQuery::default()
+            },
+            UserQuery {
+                offset: Some(-5),
+                ..UserQuery::default()
+            },
+            UserQuery {
+                fuzzy: Some("bob".into()),
+                max_distance: Some(11),
+                ..UserQuery::default()
+            },
+            UserQuery {
+                max_distance: Some(-1),
+                ..UserQuery::default()
+            },
+            UserQuery {
+                fuzzy: Some("x".repeat(257)),
+                ..UserQuery::default()
+            },
+        ];
+        for query in bad {
+            let err = names(query.clone()).await.unwrap_err();
+            assert!(!matches!(err, ListUsersError::Storage(_)), "{query:?}");
+        }
+    }
+}

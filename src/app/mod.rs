@@ -1,0 +1,62 @@
+//! The use cases: what Roster does, written against the ports only.
+//!
+//! Each file holds one use case and its error enum. Business refusals are error variants
+//! whose messages clients already match on (`Email exists.` and so on); the driving adapter
+//! turns them into `ok: false` payloads, and turns [`RepositoryError`]s into GraphQL errors.
+
+mod bulk_update_emails;
+mod check_health;
+mod create_user;
+mod delete_user;
+mod get_user;
+mod list_users;
+mod update_user;
+
+#[cfg(test)]
+mod test_support;
+
+use std::sync::Arc;
+
+pub use bulk_update_emails::{BulkUpdateEmails, EmailChange};
+pub use check_health::{CheckHealth, HealthReport};
+pub use create_user::{CreateUser, CreateUserError, NewUser};
+pub use delete_user::{DeleteUser, DeleteUserError};
+pub use get_user::GetUser;
+pub use list_users::{ListUsers, ListUsersError, UserQuery};
+pub use update_user::{UpdateUser, UpdateUserError, UserUpdate};
+
+use crate::ports::{Clock, IdGenerator, RepositoryError, UserRepository};
+
+/// Every use case, wired to the same ports. Cloning is cheap (a few `Arc`s).
+#[derive(Clone)]
+pub struct AppServices {
+    pub create_user: CreateUser,
+    pub update_user: UpdateUser,
+    pub delete_user: DeleteUser,
+    pub bulk_update_emails: BulkUpdateEmails,
+    pub list_users: ListUsers,
+    pub get_user: GetUser,
+    pub check_health: CheckHealth,
+}
+
+impl AppServices {
+    /// Builds every use case over one repository, clock and id source.
+    pub fn new(repo: Arc<dyn UserRepository>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self {
+            create_user: CreateUser::new(repo.clone(), clock.clone(), ids),
+            update_user: UpdateUser::new(repo.clone(), clock.clone()),
+            delete_user: DeleteUser::new(repo.clone()),
+            bulk_update_emails: BulkUpdateEmails::new(repo.clone(), clock.clone()),
+            list_users: ListUsers::new(repo.clone()),
+            get_user: GetUser::new(repo.clone()),
+            check_health: CheckHealth::new(repo, clock),
+        }
+    }
+}
+
+/// An outcome a repository should never give for the change it was handed.
+fn unexpected(outcome: &crate::domain::ChangeOutcome) -> RepositoryError {
+    RepositoryError::Unavailable(format!(
+        "storage answered a change with an unrelated outcome: {outcome:?}"
+    ))
+}

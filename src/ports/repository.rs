@@ -1,0 +1,73 @@
+//! Where users are kept.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Change, ChangeOutcome, UserSnapshot};
+
+/// Why storage could not do what was asked. Business refusals (a taken email, an unknown
+/// id) are not errors: they come back as [`ChangeOutcome::Rejected`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RepositoryError {
+    /// The store cannot be read or written right now; the message names the cause
+    /// (a full disk, a read-only or vanished folder) so a person can act on it.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The store is shutting down and takes no more changes.
+    #[error("storage is shutting down")]
+    Closed,
+}
+
+/// What a store can say about its own state, for `/health`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StorageHealth {
+    /// Where the data lives, as a person would name it (a path, a URL).
+    pub location: String,
+    /// The last error a write met, cleared by the next successful write.
+    pub write_error: Option<String>,
+    /// When the data was last read from the store.
+    pub last_reload: Option<DateTime<Utc>>,
+    /// When a change was last made durable.
+    pub last_write: Option<DateTime<Utc>>,
+    /// A note when the stored data was found unreadable and set aside.
+    pub corrupt: Option<String>,
+}
+
+impl StorageHealth {
+    /// Whether the store can take writes as far as it knows.
+    pub fn is_healthy(&self) -> bool {
+        self.write_error.is_none()
+    }
+}
+
+/// A store of users.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// The current users.
+    ///
+    /// MUST reflect every change this repository has acknowledged, and MUST reflect a change
+    /// made by someone else (another process, a person's edit) once the implementation has
+    /// had a chance to notice it (for a cache: at the latest when its time-to-live ends).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store cannot be read at all.
+    async fn snapshot(&self) -> Result<Arc<UserSnapshot>, RepositoryError>;
+
+    /// Applies `change` against the latest stored state and makes it durable before
+    /// answering.
+    ///
+    /// MUST serialise changes (no acknowledged change is ever overwritten by another) and
+    /// MUST enforce the domain's rules against the state the change is applied to. A refused
+    /// change is `Ok(ChangeOutcome::Rejected(_))` and alters nothing.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the change could not be made durable; the
+    /// stored data is then as it was before.
+    async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError>;
+
+    /// The store's own view of its health.
+    fn health(&self) -> StorageHealth;
+}
