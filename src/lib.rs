@@ -8,6 +8,10 @@
 //! Dependencies point inward only: adapters → app → ports → domain. `bootstrap` is the one
 //! place outside `adapters` that names concrete adapters and wires them together.
 
+pub mod adapters;
 pub mod app;
+pub mod bootstrap;
+pub mod config;
 pub mod domain;
 pub mod ports;
+pub mod telemetry;

@@ -1,1 +1,67 @@
-fn main() {}
+//! The `roster` binary: config → telemetry → bootstrap → serve until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use roster::bootstrap::Application;
+use roster::config::Config;
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    if config.print_schema {
+        print!("{}", roster::adapters::graphql::schema_sdl());
+        return ExitCode::SUCCESS;
+    }
+    roster::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("roster: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let data_file = config.data_file.clone();
+        let app = match Application::build(config).await {
+            Ok(app) => app,
+            Err(err) => {
+                eprintln!("roster: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(address = %app.local_addr(), data_file = %data_file.display(), "roster is listening");
+        match app.run(shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("roster stopped");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "server error");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

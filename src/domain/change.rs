@@ -76,7 +76,10 @@ impl ChangeOutcome {
 /// The result of a bulk email update: the users it changed and the items it could not apply.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BulkReport {
+    /// The users changed, each once, in their final state.
     pub updated: Vec<Arc<User>>,
+    /// How many items were applied (a user changed twice counts twice).
+    pub applied: usize,
     pub failures: Vec<BulkFailure>,
 }
 

@@ -141,6 +141,7 @@ impl UserSet {
                     // A user updated twice in one batch is reported once, in its final state.
                     report.updated.retain(|u| u.id() != user.id());
                     report.updated.push(user);
+                    report.applied += 1;
                 }
                 ChangeOutcome::BulkUpdated(report)
             }

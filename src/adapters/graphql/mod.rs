@@ -1,0 +1,11 @@
+//! The GraphQL driving adapter: schema, wire types, error mapping and field logging.
+//!
+//! Resolvers translate between the wire and the use cases and decide nothing themselves.
+
+mod errors;
+mod logging;
+mod schema;
+mod types;
+
+pub use errors::ErrorCode;
+pub use schema::{MAX_COMPLEXITY, MAX_DEPTH, RosterSchema, build_schema, schema_sdl};

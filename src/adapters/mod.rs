@@ -1,0 +1,12 @@
+//! The outer ring: everything that talks to the world.
+//!
+//! Driven adapters implement the ports (the JSON file, the cache in front of any store,
+//! the system clock and ids); driving adapters call the use cases (GraphQL over HTTP).
+//! The watcher connects file-system events to the cache.
+
+pub mod cache;
+pub mod graphql;
+pub mod http;
+pub mod json_file;
+pub mod system;
+pub mod watcher;

@@ -1,0 +1,26 @@
+//! The real clock and id source.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::UserId;
+use crate::ports::{Clock, IdGenerator};
+
+/// The system's UTC clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Random UUID v4 ids, as the reference gives.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UuidV4Generator;
+
+impl IdGenerator for UuidV4Generator {
+    fn next_id(&self) -> UserId {
+        UserId::new(uuid::Uuid::new_v4().to_string())
+    }
+}
