@@ -8,5 +8,7 @@ pub mod cache;
 pub mod graphql;
 pub mod http;
 pub mod json_file;
+#[cfg(test)]
+mod repository_contract;
 pub mod system;
 pub mod watcher;

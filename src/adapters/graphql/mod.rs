@@ -7,5 +7,8 @@ mod logging;
 mod schema;
 mod types;
 
+#[cfg(test)]
+mod tests;
+
 pub use errors::ErrorCode;
 pub use schema::{MAX_COMPLEXITY, MAX_DEPTH, RosterSchema, build_schema, schema_sdl};

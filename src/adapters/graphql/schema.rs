@@ -45,7 +45,7 @@ fn services<'a>(ctx: &Context<'a>) -> Result<&'a AppServices> {
 
 pub struct QueryRoot;
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// Users in file order, or best fuzzy match first. `search` keeps users whose name or
     /// email contains it (any case); `fuzzy` keeps users within `maxDistance` typos of the
@@ -86,7 +86,7 @@ impl QueryRoot {
 
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Adds a user with a new id. Fails (`ok: false`) on invalid input or a taken email.
     async fn create_user(&self, ctx: &Context<'_>, user_data: UserInput) -> Result<CreateUserPayload> {
