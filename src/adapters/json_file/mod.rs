@@ -48,6 +48,22 @@ impl OpenError {
     }
 }
 
+/// Tuning for [`JsonFileUserRepository::open_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    /// The most queued changes one write carries. 1 turns group commit off (each change
+    /// is its own write), which only benchmarks want.
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: writer::MAX_BATCH,
+        }
+    }
+}
+
 /// The user store over one JSON file.
 pub struct JsonFileUserRepository {
     shared: Arc<Shared>,
@@ -87,6 +103,14 @@ impl JsonFileUserRepository {
     /// [`OpenError`] naming the path and the reason when the folder does not exist or the
     /// file cannot be read or written.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, OpenError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// [`JsonFileUserRepository::open`] with explicit tuning.
+    ///
+    /// # Errors
+    /// As [`JsonFileUserRepository::open`].
+    pub fn open_with(path: impl Into<PathBuf>, options: StoreOptions) -> Result<Self, OpenError> {
         let path: PathBuf = path.into();
         let folder = atomic::folder_of(&path);
         if !folder.is_dir() {
@@ -146,7 +170,7 @@ impl JsonFileUserRepository {
             .map_err(|err| OpenError::new(&path, format!("cannot read it: {err}")))?;
         shared.publish(None, loaded.stamp, Arc::new(loaded.document.users.snapshot()));
         let (jobs, queue) = mpsc::channel();
-        let writer = writer::Writer::new(Arc::clone(&shared), lock)
+        let writer = writer::Writer::new(Arc::clone(&shared), lock, options.max_batch)
             .spawn(queue)
             .map_err(|err| OpenError::new(&path, format!("cannot start the writer thread: {err}")))?;
         Ok(Self {

@@ -1,7 +1,7 @@
 //! The one writer thread: serialised, revalidated, group-committed writes (SPEC §5.6).
 //!
 //! Callers queue [`Job`]s. The thread takes the first job, then every job already waiting
-//! (up to [`MAX_BATCH`]), and for the whole batch: takes the cross-process lock, checks the
+//! (up to [`MAX_BATCH`] by default), and for the whole batch: takes the cross-process lock, checks the
 //! file's stamp and reloads if anyone else changed it, applies the changes in order, writes
 //! the file once, publishes the new snapshot and only then answers each caller with its own
 //! outcome. A failed write answers every caller in the batch with the error and forgets the
@@ -22,7 +22,7 @@ use super::{Shared, atomic, unavailable};
 use crate::domain::{Change, ChangeOutcome};
 use crate::ports::RepositoryError;
 
-/// The most changes one write carries; bounds the latency of the batch's first caller.
+/// The most changes one write carries by default; bounds the latency of a batch.
 pub const MAX_BATCH: usize = 4096;
 
 /// A queued change and where to send its answer.
@@ -38,14 +38,17 @@ pub struct Writer {
     /// The working copy and the stamp of the file it was read from; `None` after a failed
     /// write, to force a reload.
     state: Option<(Option<Stamp>, Document)>,
+    /// The most changes one write carries (1 turns group commit off, for measurements).
+    max_batch: usize,
 }
 
 impl Writer {
-    pub(super) fn new(shared: Arc<Shared>, lock: WriteLock) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, lock: WriteLock, max_batch: usize) -> Self {
         Self {
             shared,
             lock: Arc::new(lock),
             state: None,
+            max_batch: max_batch.max(1),
         }
     }
 
@@ -56,7 +59,7 @@ impl Writer {
             .spawn(move || {
                 while let Ok(first) = queue.recv() {
                     let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
+                    while batch.len() < self.max_batch {
                         match queue.try_recv() {
                             Ok(job) => batch.push(job),
                             Err(_) => break,
