@@ -25,6 +25,8 @@ pub struct Document {
     /// Records that are not users, each with the id of the user it followed (`None`: the
     /// start of the file).
     malformed: Vec<(Option<UserId>, Value)>,
+    /// Each user's rendered record, valid while the `Arc` is the one in `users`.
+    rendered: HashMap<UserId, (Arc<User>, Vec<u8>)>,
 }
 
 /// Why a file's contents are not a user list.
@@ -73,14 +75,19 @@ impl Document {
             users: UserSet::new(users),
             extras,
             malformed,
+            rendered: HashMap::new(),
         })
     }
 
     /// The file's bytes: a two-space indented array with a trailing newline.
     ///
+    /// Each user's record is rendered once and reused until that user changes: at 10,000
+    /// users, rendering everything from scratch took most of a commit's time (about 10 of
+    /// 14 ms, measured with `cargo bench --bench durable_writes`).
+    ///
     /// # Errors
     /// Only if serde_json refuses a value, which plain JSON values never cause.
-    pub fn render(&self) -> Result<Vec<u8>, serde_json::Error> {
+    pub fn render(&mut self) -> Result<Vec<u8>, serde_json::Error> {
         let mut slots: HashMap<Slot<'_>, Vec<&Value>> = HashMap::new();
         for (anchor, raw) in &self.malformed {
             let slot = match anchor {
@@ -91,26 +98,83 @@ impl Document {
             };
             slots.entry(slot).or_default().push(raw);
         }
-        let mut entries = Vec::with_capacity(self.users.users().len() + self.malformed.len());
-        fn fill<'a>(
-            slots: &mut HashMap<Slot<'a>, Vec<&'a Value>>,
-            slot: Slot<'a>,
-            entries: &mut Vec<Entry<'a>>,
-        ) {
-            if let Some(raws) = slots.remove(&slot) {
-                entries.extend(raws.into_iter().map(Entry::Raw));
+        let users = self.users.users();
+        let rendered = &mut self.rendered;
+        if rendered.len() > 2 * users.len() + 64 {
+            rendered.retain(|id, _| self.users.get(id).is_some());
+        }
+        let mut out = ArrayWriter::with_capacity(users.len() * 160 + 4);
+        put_raws(&mut out, &mut slots, Slot::Start)?;
+        for user in users {
+            let cached = rendered
+                .get(user.id())
+                .filter(|(seen, _)| Arc::ptr_eq(seen, user));
+            match cached {
+                Some((_, bytes)) => out.element(bytes),
+                None => {
+                    let bytes = indented(&Record::of(user, self.extras.get(user.id())))?;
+                    out.element(&bytes);
+                    rendered.insert(user.id().clone(), (Arc::clone(user), bytes));
+                }
             }
+            put_raws(&mut out, &mut slots, Slot::After(user.id()))?;
         }
-        fill(&mut slots, Slot::Start, &mut entries);
-        for user in self.users.users() {
-            entries.push(Entry::User(Record::of(user, self.extras.get(user.id()))));
-            fill(&mut slots, Slot::After(user.id()), &mut entries);
-        }
-        fill(&mut slots, Slot::End, &mut entries);
-        let mut bytes = serde_json::to_vec_pretty(&entries)?;
-        bytes.push(b'\n');
-        Ok(bytes)
+        put_raws(&mut out, &mut slots, Slot::End)?;
+        Ok(out.finish())
     }
+}
+
+/// Writes the elements of a two-space indented JSON array.
+struct ArrayWriter {
+    out: Vec<u8>,
+    empty: bool,
+}
+
+impl ArrayWriter {
+    fn with_capacity(capacity: usize) -> Self {
+        let mut out = Vec::with_capacity(capacity);
+        out.push(b'[');
+        Self { out, empty: true }
+    }
+
+    fn element(&mut self, indented: &[u8]) {
+        self.out
+            .extend_from_slice(if self.empty { b"\n" } else { b",\n" });
+        self.empty = false;
+        self.out.extend_from_slice(indented);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.out
+            .extend_from_slice(if self.empty { b"]\n" } else { b"\n]\n" });
+        self.out
+    }
+}
+
+fn put_raws<'a>(
+    out: &mut ArrayWriter,
+    slots: &mut HashMap<Slot<'a>, Vec<&'a Value>>,
+    slot: Slot<'a>,
+) -> Result<(), serde_json::Error> {
+    for raw in slots.remove(&slot).unwrap_or_default() {
+        out.element(&indented(raw)?);
+    }
+    Ok(())
+}
+
+/// One array element, pretty-printed one level deep. Newlines inside JSON strings are
+/// escaped, so every raw newline is structural and can take the extra indentation.
+fn indented(value: &impl Serialize) -> Result<Vec<u8>, serde_json::Error> {
+    let plain = serde_json::to_vec_pretty(value)?;
+    let mut out = Vec::with_capacity(plain.len() + plain.len() / 8);
+    out.extend_from_slice(b"  ");
+    for byte in plain {
+        out.push(byte);
+        if byte == b'\n' {
+            out.extend_from_slice(b"  ");
+        }
+    }
+    Ok(out)
 }
 
 /// Where a malformed record goes when the file is written.
@@ -119,13 +183,6 @@ enum Slot<'a> {
     Start,
     After(&'a UserId),
     End,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Entry<'a> {
-    User(Record<'a>),
-    Raw(&'a Value),
 }
 
 /// One user as written to the file.
@@ -203,6 +260,21 @@ pub fn format_timestamp(at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_records_render_exactly_like_fresh_ones() {
+        let text = r#"[1, {"id":"a","name":"A","email":"a@x","tags":["x\ny"]}, {"id":"b","name":"B","email":"b@x"}]"#;
+        let mut doc = Document::parse(text.as_bytes()).unwrap();
+        let first = doc.render().unwrap();
+        assert_eq!(doc.render().unwrap(), first);
+        let value: Value = serde_json::from_slice(&first).unwrap();
+        let mut plain = serde_json::to_vec_pretty(&value).unwrap();
+        plain.push(b'\n');
+        assert_eq!(
+            String::from_utf8(first).unwrap(),
+            String::from_utf8(plain).unwrap()
+        );
+    }
 
     fn roundtrip(text: &str) -> String {
         String::from_utf8(Document::parse(text.as_bytes()).unwrap().render().unwrap()).unwrap()
