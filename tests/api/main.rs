@@ -1,0 +1,3 @@
+//! Integration tests: the real service over real HTTP, each with its own temp folder.
+
+mod durability;
