@@ -81,14 +81,7 @@ impl ListUsers {
             fuzzy,
         };
         let snapshot = self.repo.snapshot().await?;
-        let page = snapshot
-            .filter(&filter)
-            .into_iter()
-            .skip(offset)
-            .take(limit.unwrap_or(usize::MAX))
-            .cloned()
-            .collect();
-        Ok(page)
+        Ok(snapshot.select(&filter, offset, limit))
     }
 }
 

@@ -4,10 +4,9 @@
 //! so a read never waits for a write. Its indexes (by id, and the prepared search keys)
 //! are built on first use and then shared by every query against the same snapshot.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use super::search::{FuzzyQuery, SearchKeys};
+use super::search::{FuzzyQuery, Scratch, SearchKeys};
 use super::user::{User, UserId};
 
 /// What to keep from the list: either filter, both (both apply), or neither.
@@ -23,7 +22,7 @@ pub struct UserFilter {
 #[derive(Debug, Default)]
 pub struct UserSnapshot {
     users: Vec<Arc<User>>,
-    by_id: OnceLock<HashMap<UserId, usize>>,
+    by_id: OnceLock<Vec<u32>>,
     keys: OnceLock<Vec<SearchKeys>>,
 }
 
@@ -53,14 +52,23 @@ impl UserSnapshot {
 
     /// The user with `id`; the first one if a hand-edited file repeats an id.
     pub fn get(&self, id: &UserId) -> Option<&Arc<User>> {
-        let index = self.by_id.get_or_init(|| {
-            let mut map = HashMap::with_capacity(self.users.len());
-            for (at, user) in self.users.iter().enumerate() {
-                map.entry(user.id().clone()).or_insert(at);
-            }
-            map
+        // Positions sorted by id: four bytes per user, where a map keyed by cloned ids
+        // would cost tens.
+        let by_id = self.by_id.get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.users.len() as u32).collect();
+            order.sort_by(|&a, &b| {
+                self.users[a as usize]
+                    .id()
+                    .cmp(self.users[b as usize].id())
+                    .then(a.cmp(&b))
+            });
+            order
         });
-        index.get(id).map(|&at| &self.users[at])
+        let first = by_id.partition_point(|&at| self.users[at as usize].id() < id);
+        by_id
+            .get(first)
+            .map(|&at| &self.users[at as usize])
+            .filter(|user| user.id() == id)
     }
 
     fn keys(&self) -> &[SearchKeys] {
@@ -72,31 +80,41 @@ impl UserSnapshot {
         })
     }
 
-    /// The users `filter` keeps: file order, or best fuzzy match first (ties in file order).
-    pub fn filter(&self, filter: &UserFilter) -> Vec<&Arc<User>> {
-        if filter.search.is_none() && filter.fuzzy.is_none() {
-            return self.users.iter().collect();
-        }
+    /// The users `filter` keeps (file order, or best fuzzy match first with ties in file
+    /// order), after skipping `offset` of them, at most `limit` (`None`: all).
+    pub fn select(&self, filter: &UserFilter, offset: usize, limit: Option<usize>) -> Vec<Arc<User>> {
+        let limit = limit.unwrap_or(usize::MAX);
         let needle = filter.search.as_deref().map(str::to_lowercase);
-        let mut ranked: Vec<(usize, &Arc<User>)> = Vec::new();
-        for (user, keys) in self.users.iter().zip(self.keys()) {
-            if let Some(needle) = &needle
-                && !keys.contains(needle)
-            {
+        let Some(query) = &filter.fuzzy else {
+            // No ranking: stream, so a page of ten never touches more users than it needs.
+            let kept = self.users.iter().enumerate().filter(|(at, _)| match &needle {
+                Some(needle) => self.keys()[*at].contains(needle),
+                None => true,
+            });
+            return kept
+                .skip(offset)
+                .take(limit)
+                .map(|(_, user)| Arc::clone(user))
+                .collect();
+        };
+        let mut scratch = Scratch::default();
+        let mut ranked: Vec<(usize, usize)> = Vec::new();
+        for (at, keys) in self.keys().iter().enumerate() {
+            if needle.as_deref().is_some_and(|needle| !keys.contains(needle)) {
                 continue;
             }
-            let rank = match &filter.fuzzy {
-                Some(query) => match query.distance(keys) {
-                    Some(distance) => distance,
-                    None => continue,
-                },
-                None => 0,
-            };
-            ranked.push((rank, user));
+            if let Some(distance) = query.distance_with(keys, &mut scratch) {
+                ranked.push((distance, at));
+            }
         }
         // A stable sort keeps file order among equal distances.
-        ranked.sort_by_key(|(rank, _)| *rank);
-        ranked.into_iter().map(|(_, user)| user).collect()
+        ranked.sort_by_key(|&(distance, _)| distance);
+        ranked
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(_, at)| Arc::clone(&self.users[at]))
+            .collect()
     }
 }
 
@@ -120,8 +138,8 @@ mod tests {
         )
     }
 
-    fn names(found: Vec<&Arc<User>>) -> Vec<&str> {
-        found.into_iter().map(|u| u.name()).collect()
+    fn names(found: Vec<Arc<User>>) -> Vec<String> {
+        found.into_iter().map(|u| u.name().to_owned()).collect()
     }
 
     #[test]
@@ -136,7 +154,7 @@ mod tests {
             search: None,
             fuzzy: Some(FuzzyQuery::new("bob", 1)),
         };
-        assert_eq!(names(snap.filter(&filter)), ["Bobby", "Bob", "Rob"]);
+        assert_eq!(names(snap.select(&filter, 0, None)), ["Bobby", "Bob", "Rob"]);
     }
 
     #[test]
@@ -146,13 +164,35 @@ mod tests {
             search: Some("HOME".into()),
             fuzzy: Some(FuzzyQuery::new("Bbo", 1)),
         };
-        assert_eq!(names(snap.filter(&filter)), ["Bobby"]);
+        assert_eq!(names(snap.select(&filter, 0, None)), ["Bobby"]);
+    }
+
+    #[test]
+    fn select_pages_after_filtering() {
+        let snap = users(&[
+            ("1", "Ann", "ann@x.com"),
+            ("2", "Bob", "bob@x.com"),
+            ("3", "Bobby", "bobby@x.com"),
+            ("4", "Rob", "rob@x.com"),
+        ]);
+        let search = UserFilter {
+            search: Some("ob".into()),
+            fuzzy: None,
+        };
+        assert_eq!(names(snap.select(&search, 1, Some(1))), ["Bobby"]);
+        assert_eq!(names(snap.select(&UserFilter::default(), 3, None)), ["Rob"]);
+        assert!(snap.select(&UserFilter::default(), 0, Some(0)).is_empty());
     }
 
     #[test]
     fn get_finds_by_id_and_misses_unknown_ids() {
-        let snap = users(&[("1", "Bob", "bob@x.com")]);
-        assert_eq!(snap.get(&UserId::new("1")).map(|u| u.name()), Some("Bob"));
+        let snap = users(&[
+            ("b", "Bob", "bob@x.com"),
+            ("a", "Ann", "a@x.com"),
+            ("a", "Dup", "d@x.com"),
+        ]);
+        assert_eq!(snap.get(&UserId::new("b")).map(|u| u.name()), Some("Bob"));
+        assert_eq!(snap.get(&UserId::new("a")).map(|u| u.name()), Some("Ann"));
         assert!(snap.get(&UserId::new("nope")).is_none());
     }
 }
