@@ -15,9 +15,13 @@ use super::snapshot::UserSnapshot;
 use super::user::{User, UserId, email_key};
 
 /// An ordered list of users with indexes by id and by email key.
+///
+/// The indexes are built on the first change, not on load: a reader that only needs a
+/// snapshot of a freshly loaded file never pays for them.
 #[derive(Clone, Debug, Default)]
 pub struct UserSet {
     users: Vec<Arc<User>>,
+    indexed: bool,
     by_id: HashMap<UserId, usize>,
     /// How many users hold each email key. Hand-edited files may hold duplicates; a count
     /// keeps the check right for them too.
@@ -27,15 +31,20 @@ pub struct UserSet {
 impl UserSet {
     /// A set holding `users` in the given order.
     pub fn new(users: Vec<Arc<User>>) -> Self {
-        let mut set = Self {
+        Self {
             users,
             ..Self::default()
-        };
-        set.reindex();
-        set
+        }
+    }
+
+    fn ensure_indexed(&mut self) {
+        if !self.indexed {
+            self.reindex();
+        }
     }
 
     fn reindex(&mut self) {
+        self.indexed = true;
         self.by_id.clear();
         self.emails.clear();
         for (at, user) in self.users.iter().enumerate() {
@@ -49,9 +58,13 @@ impl UserSet {
         &self.users
     }
 
-    /// The user with `id`, if any.
+    /// The user with `id`, if any (the first, if a hand-edited file repeats an id).
     pub fn get(&self, id: &UserId) -> Option<&Arc<User>> {
-        self.by_id.get(id).map(|&at| &self.users[at])
+        if self.indexed {
+            self.by_id.get(id).map(|&at| &self.users[at])
+        } else {
+            self.users.iter().find(|user| user.id() == id)
+        }
     }
 
     /// An immutable view of the current list for readers.
@@ -82,6 +95,7 @@ impl UserSet {
 
     /// Applies one change and says what it did. A refused change leaves the set untouched.
     pub fn apply(&mut self, change: Change) -> ChangeOutcome {
+        self.ensure_indexed();
         match change {
             Change::Create(user) => {
                 if self.email_taken(&user.email_key(), None) {
@@ -150,7 +164,12 @@ impl UserSet {
 
     /// Whether any user holds the email key of `email`.
     pub fn has_email(&self, email: &str) -> bool {
-        self.emails.contains_key(&email_key(email))
+        let key = email_key(email);
+        if self.indexed {
+            self.emails.contains_key(&key)
+        } else {
+            self.users.iter().any(|user| user.email_key() == key)
+        }
     }
 }
 

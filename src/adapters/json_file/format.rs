@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::domain::{User, UserId, UserSet};
@@ -52,23 +55,26 @@ impl Document {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let Value::Array(items) = serde_json::from_slice::<Value>(bytes)? else {
-            return Err(FormatError::NotAnArray);
-        };
+        let items: Vec<Item> = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+            // Every element is accepted, so a data error can only be a top level that is
+            // valid JSON but not an array.
+            serde_json::error::Category::Data => FormatError::NotAnArray,
+            _ => FormatError::NotJson(err),
+        })?;
         let mut users = Vec::with_capacity(items.len());
         let mut extras = HashMap::new();
         let mut malformed = Vec::new();
         let mut last_id: Option<UserId> = None;
         for item in items {
-            match user_from_record(item) {
-                Ok((user, rest)) => {
-                    if !rest.is_empty() {
+            match item {
+                Item::User(user, rest) => {
+                    if let Some(rest) = rest {
                         extras.entry(user.id().clone()).or_insert(rest);
                     }
                     last_id = Some(user.id().clone());
                     users.push(Arc::new(user));
                 }
-                Err(raw) => malformed.push((last_id.clone(), raw)),
+                Item::Raw(raw) => malformed.push((last_id.clone(), raw)),
             }
         }
         Ok(Self {
@@ -212,34 +218,154 @@ impl<'a> Record<'a> {
     }
 }
 
-/// Turns a record into a user plus the keys it does not model, or gives it back unchanged.
-fn user_from_record(item: Value) -> Result<(User, Map<String, Value>), Value> {
-    let Value::Object(mut map) = item else {
-        return Err(item);
-    };
-    let is_text = |key: &str| map.get(key).is_some_and(Value::is_string);
-    if !(is_text("id") && is_text("name") && is_text("email")) {
-        return Err(Value::Object(map));
-    }
-    let mut text = |key: &str| match map.remove(key) {
-        Some(Value::String(s)) => s,
-        _ => String::new(),
-    };
-    let (id, name, email) = (text("id"), text("name"), text("email"));
-    let mut timestamp = |key: &str| {
-        let parsed = map.get(key).and_then(Value::as_str).and_then(parse_timestamp);
-        if parsed.is_some() || map.get(key).is_some_and(Value::is_null) {
-            map.remove(key);
+/// One element of the top-level array, classified while it is parsed: building a generic
+/// `Value` tree first cost twice the time and most of the transient memory of a load.
+enum Item {
+    /// A user, and the keys of its record that this service does not model.
+    User(User, Option<Map<String, Value>>),
+    /// Anything else, kept verbatim.
+    Raw(Value),
+}
+
+/// A record's key: one of ours (recognised without allocating) or any other.
+enum Key {
+    Id,
+    Name,
+    Email,
+    CreatedAt,
+    UpdatedAt,
+    Other(String),
+}
+
+impl Key {
+    fn into_name(self) -> String {
+        match self {
+            Self::Id => "id".into(),
+            Self::Name => "name".into(),
+            Self::Email => "email".into(),
+            Self::CreatedAt => "created_at".into(),
+            Self::UpdatedAt => "updated_at".into(),
+            Self::Other(name) => name,
         }
-        // Anything else under the key (an unparseable string, a number) stays an extra.
-        parsed
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "id" => Key::Id,
+                    "name" => Key::Name,
+                    "email" => Key::Email,
+                    "created_at" => Key::CreatedAt,
+                    "updated_at" => Key::UpdatedAt,
+                    other => Key::Other(other.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Item, E> {
+        Ok(Item::Raw(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Item, E> {
+        Ok(Item::Raw(Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Item, E> {
+        Ok(Item::Raw(Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Item, E> {
+        Ok(Item::Raw(Value::from(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
+        Ok(Item::Raw(Value::String(v.to_owned())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
+        Ok(Item::Raw(Value::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(Item::Raw(Value::Array(items)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+        let mut entries: Vec<(Key, Value)> = Vec::with_capacity(5);
+        while let Some(key) = map.next_key::<Key>()? {
+            entries.push((key, map.next_value::<Value>()?));
+        }
+        Ok(classify(entries))
+    }
+}
+
+/// A user when the record has string `id`, `name` and `email` (the last occurrence of a
+/// repeated key wins, as in any JSON reader); otherwise the record as it was.
+fn classify(entries: Vec<(Key, Value)>) -> Item {
+    let text = |wanted: fn(&Key) -> bool| {
+        entries
+            .iter()
+            .rev()
+            .find(|(key, _)| wanted(key))
+            .and_then(|(_, value)| value.as_str())
     };
-    let created_at = timestamp("created_at");
-    let updated_at = timestamp("updated_at");
-    Ok((
+    let complete = text(|k| matches!(k, Key::Id)).is_some()
+        && text(|k| matches!(k, Key::Name)).is_some()
+        && text(|k| matches!(k, Key::Email)).is_some();
+    if !complete {
+        let object = entries
+            .into_iter()
+            .map(|(key, value)| (key.into_name(), value))
+            .collect();
+        return Item::Raw(Value::Object(object));
+    }
+    let (mut id, mut name, mut email) = (String::new(), String::new(), String::new());
+    let (mut created_at, mut updated_at) = (None, None);
+    let mut extras: Option<Map<String, Value>> = None;
+    for (key, value) in entries {
+        match (key, value) {
+            (Key::Id, Value::String(v)) => id = v,
+            (Key::Name, Value::String(v)) => name = v,
+            (Key::Email, Value::String(v)) => email = v,
+            (Key::CreatedAt, Value::String(v)) if parse_timestamp(&v).is_some() => {
+                created_at = parse_timestamp(&v);
+            }
+            (Key::UpdatedAt, Value::String(v)) if parse_timestamp(&v).is_some() => {
+                updated_at = parse_timestamp(&v);
+            }
+            (Key::CreatedAt | Key::UpdatedAt, Value::Null) => {}
+            // Anything else (another key, an unparseable timestamp) is kept as it was.
+            (key, value) => {
+                extras.get_or_insert_with(Map::new).insert(key.into_name(), value);
+            }
+        }
+    }
+    Item::User(
         User::restore(UserId::new(id), name, email, created_at, updated_at),
-        map,
-    ))
+        extras,
+    )
 }
 
 /// Reads RFC 3339, or the reference's naive `2024-05-01T10:00:00.123456` as UTC.

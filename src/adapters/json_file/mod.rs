@@ -67,6 +67,8 @@ impl Default for StoreOptions {
 /// The user store over one JSON file.
 pub struct JsonFileUserRepository {
     shared: Arc<Shared>,
+    /// Held while a reader reloads the file, so concurrent readers do not each parse it.
+    reloading: tokio::sync::Mutex<()>,
     jobs: Option<mpsc::Sender<writer::Job>>,
     writer: Option<JoinHandle<()>>,
 }
@@ -175,6 +177,7 @@ impl JsonFileUserRepository {
             .map_err(|err| OpenError::new(&path, format!("cannot start the writer thread: {err}")))?;
         Ok(Self {
             shared,
+            reloading: tokio::sync::Mutex::new(()),
             jobs: Some(jobs),
             writer: Some(writer),
         })
@@ -197,6 +200,18 @@ impl Drop for JsonFileUserRepository {
 }
 
 impl Shared {
+    /// The published snapshot if the file is unchanged since it was read; otherwise the
+    /// published version, for a reload to replace.
+    fn current(&self) -> Result<Result<Arc<UserSnapshot>, u64>, RepositoryError> {
+        let stamp = Stamp::of(&self.path).map_err(|err| unavailable(&self.path, "read", err))?;
+        let published = self.published();
+        if published.stamp == stamp {
+            Ok(Ok(Arc::clone(&published.snapshot)))
+        } else {
+            Ok(Err(published.version))
+        }
+    }
+
     fn published(&self) -> MutexGuard<'_, Published> {
         self.published
             .lock()
@@ -286,13 +301,14 @@ fn unavailable(path: &Path, what: &str, err: impl std::fmt::Display) -> Reposito
 impl UserRepository for JsonFileUserRepository {
     async fn snapshot(&self) -> Result<Arc<UserSnapshot>, RepositoryError> {
         let shared = &self.shared;
-        let current = Stamp::of(&shared.path).map_err(|err| unavailable(&shared.path, "read", err))?;
-        let seen_version = {
-            let published = shared.published();
-            if published.stamp == current {
-                return Ok(Arc::clone(&published.snapshot));
-            }
-            published.version
+        if let Ok(snapshot) = shared.current()? {
+            return Ok(snapshot);
+        }
+        // One reload at a time: readers arriving meanwhile wait, then find it published.
+        let _turn = self.reloading.lock().await;
+        let seen_version = match shared.current()? {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(version) => version,
         };
         let for_load = Arc::clone(shared);
         let loaded = tokio::task::spawn_blocking(move || for_load.load())
