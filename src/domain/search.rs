@@ -170,11 +170,29 @@ impl SearchKeys {
     }
 }
 
+/// A 64-bit summary of which characters a string holds (each character hashed to a bit).
+///
+/// A character class the query has and a candidate lacks costs at least one edit, and one
+/// substitution can fix at most one missing and one surplus class, so the larger of the two
+/// counts is a lower bound on the distance. Hash collisions only lower the bound, so the
+/// filter never rejects a match; it skips the table for most non-matches.
+fn char_classes(text: &str) -> u64 {
+    text.chars().fold(0, |mask, c| mask | 1 << (u32::from(c) % 64))
+}
+
+fn class_lower_bound(query: u64, candidate: u64) -> usize {
+    let missing = (query & !candidate).count_ones();
+    let surplus = (candidate & !query).count_ones();
+    missing.max(surplus) as usize
+}
+
 /// A prepared typo-tolerant query.
 #[derive(Clone, Debug)]
 pub struct FuzzyQuery {
     text: String,
     chars: Vec<char>,
+    classes: u64,
+    ascii: bool,
     max_distance: usize,
 }
 
@@ -184,6 +202,8 @@ impl FuzzyQuery {
         let text = query.to_lowercase();
         Self {
             chars: text.chars().collect(),
+            classes: char_classes(&text),
+            ascii: text.is_ascii(),
             text,
             max_distance,
         }
@@ -222,13 +242,24 @@ impl FuzzyQuery {
     }
 
     fn distance_to(&self, candidate: &str, bound: usize, scratch: &mut Scratch) -> Option<usize> {
-        if self.text.is_ascii() && candidate.is_ascii() {
+        if self.ascii && candidate.is_ascii() {
+            if self.text.len().abs_diff(candidate.len()) > bound
+                || class_lower_bound(self.classes, char_classes(candidate)) > bound
+            {
+                return None;
+            }
             return osa_within(self.text.as_bytes(), candidate.as_bytes(), bound, scratch);
         }
         let mut chars = std::mem::take(&mut scratch.chars);
         chars.clear();
         chars.extend(candidate.chars());
-        let found = osa_within(&self.chars, &chars, bound, scratch);
+        let found = if self.chars.len().abs_diff(chars.len()) > bound
+            || class_lower_bound(self.classes, char_classes(candidate)) > bound
+        {
+            None
+        } else {
+            osa_within(&self.chars, &chars, bound, scratch)
+        };
         scratch.chars = chars;
         found
     }
@@ -325,7 +356,9 @@ mod tests {
     /// A small deterministic generator so the comparison covers many strings without a
     /// dependency; the alphabet mixes ASCII, accents and CJK so characters are not bytes.
     fn random_strings(seed: u64, count: usize) -> Vec<String> {
-        let alphabet = ['a', 'b', 'c', 'é', 'ß', '日', ' ', '-', 'B', 'Ö'];
+        let alphabet = [
+            'a', 'b', 'c', 'é', 'ß', '日', ' ', '-', 'B', 'Ö', 'x', 'y', 'z', '.',
+        ];
         let mut state = seed;
         let mut next = move || {
             state ^= state << 13;

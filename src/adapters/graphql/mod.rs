@@ -4,6 +4,7 @@
 
 mod errors;
 mod logging;
+mod parse_cache;
 mod schema;
 mod types;
 

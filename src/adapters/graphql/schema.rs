@@ -4,6 +4,7 @@ use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema};
 
 use super::errors::{self, ErrorCode};
 use super::logging::FieldLogger;
+use super::parse_cache::ParseCache;
 use super::types::{
     BulkUpdateEmailsPayload, CreateUserPayload, DeleteUserPayload, EmailUpdateInput, UpdateUserPayload,
     UserInput, UserObject,
@@ -29,6 +30,7 @@ pub fn build_schema(services: AppServices) -> RosterSchema {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .extension(FieldLogger)
+        .extension(ParseCache::default())
         .finish()
 }
 
