@@ -127,6 +127,8 @@ pub struct SearchKeys {
     name: Box<str>,
     email: Box<str>,
     tokens: Box<[Span]>,
+    /// The character classes of the name, the email, then each token.
+    classes: Box<[u64]>,
 }
 
 impl SearchKeys {
@@ -152,11 +154,16 @@ impl SearchKeys {
                 }
             }
         }
-        Self {
+        let mut classes = vec![char_classes(&name), char_classes(&email)];
+        let mut keys = Self {
             name,
             email,
             tokens: tokens.into(),
-        }
+            classes: Box::default(),
+        };
+        classes.extend(keys.tokens.iter().map(|&span| char_classes(keys.token(span))));
+        keys.classes = classes.into();
+        keys
     }
 
     /// Whether the lowercased `needle` occurs in the name or the email.
@@ -213,24 +220,29 @@ impl FuzzyQuery {
     /// it is within the threshold. `scratch` is reused between calls.
     pub fn distance_with(&self, keys: &SearchKeys, scratch: &mut Scratch) -> Option<usize> {
         let mut best: Option<usize> = None;
-        let mut consider = |candidate: &str, scratch: &mut Scratch| {
+        let mut consider = |candidate: &str, classes: Option<u64>, scratch: &mut Scratch| {
             let bound = best.map_or(self.max_distance, |b| b.saturating_sub(1));
             if best == Some(0) {
                 return;
             }
-            if let Some(d) = self.distance_to(candidate, bound, scratch) {
+            if let Some(d) = self.distance_to(candidate, classes, bound, scratch) {
                 best = Some(d);
             }
         };
-        consider(&keys.name, scratch);
-        consider(&keys.email, scratch);
+        consider(&keys.name, Some(keys.classes[0]), scratch);
+        consider(&keys.email, Some(keys.classes[1]), scratch);
         let query_len = self.chars.len();
-        for &span in keys.tokens.iter() {
+        for (&span, &classes) in keys.tokens.iter().zip(&keys.classes[2..]) {
             let token = keys.token(span);
-            consider(token, scratch);
+            consider(token, Some(classes), scratch);
             // The token's prefix of the query's length, when the token is longer.
-            if let Some((cut, _)) = token.char_indices().nth(query_len) {
-                consider(&token[..cut], scratch);
+            let cut = if token.is_ascii() {
+                (token.len() > query_len).then_some(query_len)
+            } else {
+                token.char_indices().nth(query_len).map(|(cut, _)| cut)
+            };
+            if let Some(cut) = cut {
+                consider(&token[..cut], None, scratch);
             }
         }
         best
@@ -241,10 +253,17 @@ impl FuzzyQuery {
         self.distance_with(keys, &mut Scratch::default())
     }
 
-    fn distance_to(&self, candidate: &str, bound: usize, scratch: &mut Scratch) -> Option<usize> {
+    fn distance_to(
+        &self,
+        candidate: &str,
+        classes: Option<u64>,
+        bound: usize,
+        scratch: &mut Scratch,
+    ) -> Option<usize> {
+        let classes = || classes.unwrap_or_else(|| char_classes(candidate));
         if self.ascii && candidate.is_ascii() {
             if self.text.len().abs_diff(candidate.len()) > bound
-                || class_lower_bound(self.classes, char_classes(candidate)) > bound
+                || class_lower_bound(self.classes, classes()) > bound
             {
                 return None;
             }
@@ -254,7 +273,7 @@ impl FuzzyQuery {
         chars.clear();
         chars.extend(candidate.chars());
         let found = if self.chars.len().abs_diff(chars.len()) > bound
-            || class_lower_bound(self.classes, char_classes(candidate)) > bound
+            || class_lower_bound(self.classes, classes()) > bound
         {
             None
         } else {
