@@ -1,3 +1,10 @@
 //! Integration tests: the real service over real HTTP, each with its own temp folder.
 
+mod architecture;
+mod behaviour;
 mod durability;
+mod helpers;
+mod http;
+mod logging;
+mod reference;
+mod storage;
