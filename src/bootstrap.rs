@@ -5,10 +5,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::adapters::cache::{CACHE_TTL, CachedUserRepository};
 use crate::adapters::graphql::build_schema;
@@ -18,6 +20,7 @@ use crate::adapters::system::{SystemClock, UuidV4Generator};
 use crate::adapters::watcher::FileWatcher;
 use crate::app::AppServices;
 use crate::config::Config;
+use crate::ports::UserRepository;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,24 @@ pub struct Application {
     router: Router,
     /// Kept alive for as long as the service runs; dropping it stops the watch.
     watcher: Option<FileWatcher>,
+    /// Reloads the store when the file changes, so subscribers hear of external edits.
+    refresher: JoinHandle<()>,
+}
+
+/// Waits for the watcher's signal (or the cache TTL, as a safety net) and asks the store
+/// for its snapshot, which reloads a changed file and publishes the per-user events it
+/// amounts to. Without it, an external edit would only be noticed by the next read.
+async fn refresh_on_change(store: Weak<JsonFileUserRepository>, changed: Arc<Notify>) {
+    loop {
+        tokio::select! {
+            () = changed.notified() => {}
+            () = tokio::time::sleep(CACHE_TTL) => {}
+        }
+        let Some(store) = store.upgrade() else { return };
+        if let Err(err) = store.snapshot().await {
+            tracing::warn!(error = %err, "cannot reload the data file");
+        }
+    }
 }
 
 impl Application {
@@ -47,12 +68,18 @@ impl Application {
     /// [`StartupError`] when the data file cannot be used or the address cannot be bound.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = Arc::new(JsonFileUserRepository::open(&config.data_file)?);
-        let cache = Arc::new(CachedUserRepository::new(store, CACHE_TTL));
+        let cache = Arc::new(CachedUserRepository::new(
+            Arc::clone(&store) as Arc<dyn UserRepository>,
+            CACHE_TTL,
+        ));
+        let changed = Arc::new(Notify::new());
+        let refresher = tokio::spawn(refresh_on_change(Arc::downgrade(&store), Arc::clone(&changed)));
         let invalidate = Arc::downgrade(&cache);
         let watcher = match FileWatcher::start(&config.data_file, move || {
             if let Some(cache) = invalidate.upgrade() {
                 cache.invalidate();
             }
+            changed.notify_one();
         }) {
             Ok(watcher) => Some(watcher),
             Err(err) => {
@@ -70,6 +97,7 @@ impl Application {
             listener,
             router,
             watcher,
+            refresher,
         })
     }
 
@@ -90,11 +118,13 @@ impl Application {
             listener,
             router,
             watcher,
+            refresher,
         } = self;
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
         drop(watcher);
-        Ok(())
+        refresher.abort();
+        served
     }
 }

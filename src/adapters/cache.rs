@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::domain::{Change, ChangeOutcome, UserSnapshot};
+use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
 /// How long a snapshot is trusted without asking the store (SPEC §5.4; not configurable
@@ -86,6 +86,10 @@ impl UserRepository for CachedUserRepository {
 
     fn health(&self) -> StorageHealth {
         self.inner.health()
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<UserEvent> {
+        self.inner.subscribe()
     }
 }
 

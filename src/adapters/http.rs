@@ -1,10 +1,14 @@
-//! HTTP (SPEC §2): `POST /graphql` (JSON only), `GET /graphql` (GraphiQL, never executes),
+//! HTTP (SPEC §2): `POST /graphql` (JSON only), `GET /graphql` (GraphiQL, never executes;
+//! or the WebSocket upgrade for subscriptions),
 //! `GET /health`, JSON 404/405, request logging.
 
 use std::time::Instant;
 
-use async_graphql::http::GraphiQLSource;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -32,7 +36,7 @@ struct AppState {
 /// The whole HTTP surface.
 pub fn router(schema: RosterSchema, services: AppServices) -> Router {
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", get(graphiql_or_websocket).post(graphql))
         .route("/health", get(health))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -110,13 +114,35 @@ fn too_large() -> Response {
     )
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
+/// GraphiQL for a browser; for a WebSocket upgrade, subscriptions over the
+/// graphql-transport-ws (or legacy graphql-ws) protocol. A plain GET never executes
+/// anything, whatever its query string says.
+async fn graphiql_or_websocket(State(state): State<AppState>, request: Request) -> Response {
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if !upgrade {
+        let page = GraphiQLSource::build()
             .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
             .title("Roster")
-            .finish(),
-    )
+            .finish();
+        return Html(page).into_response();
+    }
+    let (mut parts, _body) = request.into_parts();
+    let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+        Ok(protocol) => protocol,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let schema = state.schema.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| GraphQLWebSocket::new(socket, schema, protocol).serve())
 }
 
 async fn health(State(state): State<AppState>) -> Response {

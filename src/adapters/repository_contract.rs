@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 
-use crate::domain::{Change, ChangeOutcome, Email, EmailUpdate, Rejection, User, UserId, UserName};
+use crate::domain::{BulkMode, Change, ChangeOutcome, Email, EmailUpdate, Rejection, User, UserId, UserName};
 use crate::ports::UserRepository;
 
 /// Opens the adapter under test over a store kept in `folder`. Opening twice over the same
@@ -100,6 +100,7 @@ async fn applies_bulk_items_in_order(open: &Open) {
         .apply(Change::BulkUpdateEmails {
             items: vec![item("a", "c@x.com"), item("b", "C@x.com"), item("b", "a@x.com")],
             at: Utc::now(),
+            mode: BulkMode::default(),
         })
         .await
         .unwrap();

@@ -1,6 +1,6 @@
 //! The real clock and id source.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::domain::UserId;
 use crate::ports::{Clock, IdGenerator};
@@ -10,8 +10,10 @@ use crate::ports::{Clock, IdGenerator};
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Now, to the microsecond: the precision the file and the API carry, so a timestamp a
+    /// client read compares equal to the one held in memory.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 

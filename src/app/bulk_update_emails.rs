@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::{BulkReport, Change, ChangeOutcome, Email, EmailUpdate, UserId};
+use crate::domain::{BulkMode, BulkReport, Change, ChangeOutcome, Email, EmailUpdate, UserId};
 use crate::ports::{Clock, RepositoryError, UserRepository};
 
 /// One requested email change.
@@ -25,13 +25,21 @@ impl BulkUpdateEmails {
 
     /// Applies every item in order against the state the items before it left and reports
     /// which were applied and why the others were not. Per-item failures are part of the
-    /// report, not errors.
+    /// report, not errors. With `mode.atomic`, one failure keeps every item from applying;
+    /// with `mode.dry_run`, nothing is written and the report says what would happen.
     ///
     /// # Errors
     /// A storage failure; then no item was applied.
-    pub async fn execute(&self, changes: Vec<EmailChange>) -> Result<BulkReport, RepositoryError> {
+    pub async fn execute(
+        &self,
+        changes: Vec<EmailChange>,
+        mode: BulkMode,
+    ) -> Result<BulkReport, RepositoryError> {
         if changes.is_empty() {
-            return Ok(BulkReport::default());
+            return Ok(BulkReport {
+                committed: !mode.dry_run,
+                ..BulkReport::default()
+            });
         }
         let items = changes
             .into_iter()
@@ -39,13 +47,17 @@ impl BulkUpdateEmails {
                 let id = UserId::new(item.id);
                 match Email::parse(&item.email) {
                     Ok(email) => EmailUpdate::Valid { id, email },
-                    Err(_) => EmailUpdate::Invalid { id },
+                    Err(_) => EmailUpdate::Invalid {
+                        id,
+                        email: item.email,
+                    },
                 }
             })
             .collect();
         let change = Change::BulkUpdateEmails {
             items,
             at: self.clock.now(),
+            mode,
         };
         match self.repo.apply(change).await? {
             ChangeOutcome::BulkUpdated(report) => Ok(report),
@@ -74,11 +86,14 @@ mod tests {
     async fn bulk_update_applies_valid_items_and_reports_the_rest() {
         let (repo, set) = in_memory_repo(&[("e1", "E1", "e1@x.com"), ("e2", "E2", "e2@x.com")]);
         let report = BulkUpdateEmails::new(repo, fixed_clock())
-            .execute(vec![
-                item("e1", "n1@x.com"),
-                item("e2", "n2@x.com"),
-                item("bad", "z@z.com"),
-            ])
+            .execute(
+                vec![
+                    item("e1", "n1@x.com"),
+                    item("e2", "n2@x.com"),
+                    item("bad", "z@z.com"),
+                ],
+                BulkMode::default(),
+            )
             .await
             .unwrap();
         assert_eq!(report.updated.len(), 2);
@@ -92,11 +107,14 @@ mod tests {
     async fn bulk_update_catches_a_duplicate_inside_the_batch_and_invalid_emails() {
         let (repo, set) = in_memory_repo(&[("a", "A", "a@x.com"), ("b", "B", "b@x.com")]);
         let report = BulkUpdateEmails::new(repo, fixed_clock())
-            .execute(vec![
-                item("a", "same@x.com"),
-                item("b", "SAME@x.com"),
-                item("b", "no at sign"),
-            ])
+            .execute(
+                vec![
+                    item("a", "same@x.com"),
+                    item("b", "SAME@x.com"),
+                    item("b", "no at sign"),
+                ],
+                BulkMode::default(),
+            )
             .await
             .unwrap();
         assert_eq!(report.updated.len(), 1);
@@ -109,10 +127,11 @@ mod tests {
         let mut repo = crate::ports::MockUserRepository::new();
         repo.expect_apply().never();
         let report = BulkUpdateEmails::new(Arc::new(repo), fixed_clock())
-            .execute(vec![])
+            .execute(vec![], BulkMode::default())
             .await
             .unwrap();
-        assert_eq!(report, BulkReport::default());
+        assert_eq!(report.applied, 0);
+        assert!(report.failures.is_empty());
     }
 
     #[tokio::test]
@@ -121,7 +140,7 @@ mod tests {
         repo.expect_apply()
             .returning(|_| Err(RepositoryError::Unavailable("read-only folder".into())));
         let err = BulkUpdateEmails::new(Arc::new(repo), fixed_clock())
-            .execute(vec![item("a", "a@x.com")])
+            .execute(vec![item("a", "a@x.com")], BulkMode::default())
             .await
             .unwrap_err();
         assert!(err.to_string().contains("read-only folder"));

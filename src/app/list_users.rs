@@ -37,6 +37,32 @@ pub enum ListUsersError {
     Storage(#[from] RepositoryError),
 }
 
+/// Validates the search arguments shared by `allUsers` and `users`.
+///
+/// # Errors
+/// `maxDistance` outside `0..=10` or a fuzzy query over 256 characters.
+pub fn user_filter(
+    search: Option<String>,
+    fuzzy: Option<String>,
+    max_distance: Option<i32>,
+) -> Result<UserFilter, ListUsersError> {
+    let max_distance = max_distance.unwrap_or(DEFAULT_FUZZY_DISTANCE);
+    if !(0..=MAX_FUZZY_DISTANCE).contains(&max_distance) {
+        return Err(ListUsersError::MaxDistanceOutOfRange(max_distance));
+    }
+    let fuzzy = match fuzzy.filter(|q| !q.is_empty()) {
+        Some(q) if q.chars().count() > MAX_FUZZY_CHARS => {
+            return Err(ListUsersError::FuzzyTooLong(q.chars().count()));
+        }
+        Some(q) => Some(FuzzyQuery::new(&q, max_distance as usize)),
+        None => None,
+    };
+    Ok(UserFilter {
+        search: search.filter(|s| !s.is_empty()),
+        fuzzy,
+    })
+}
+
 #[derive(Clone)]
 pub struct ListUsers {
     repo: Arc<dyn UserRepository>,
@@ -65,21 +91,7 @@ impl ListUsers {
             Some(n) => n as usize,
             None => 0,
         };
-        let max_distance = query.max_distance.unwrap_or(DEFAULT_FUZZY_DISTANCE);
-        if !(0..=MAX_FUZZY_DISTANCE).contains(&max_distance) {
-            return Err(ListUsersError::MaxDistanceOutOfRange(max_distance));
-        }
-        let fuzzy = match query.fuzzy.filter(|q| !q.is_empty()) {
-            Some(q) if q.chars().count() > MAX_FUZZY_CHARS => {
-                return Err(ListUsersError::FuzzyTooLong(q.chars().count()));
-            }
-            Some(q) => Some(FuzzyQuery::new(&q, max_distance as usize)),
-            None => None,
-        };
-        let filter = UserFilter {
-            search: query.search.filter(|s| !s.is_empty()),
-            fuzzy,
-        };
+        let filter = user_filter(query.search, query.fuzzy, query.max_distance)?;
         let snapshot = self.repo.snapshot().await?;
         Ok(snapshot.select(&filter, offset, limit))
     }

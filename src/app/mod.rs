@@ -8,9 +8,13 @@ mod bulk_update_emails;
 mod check_health;
 mod create_user;
 mod delete_user;
+mod find_user_by_email;
 mod get_user;
 mod list_users;
+mod page_users;
+mod patch_user;
 mod update_user;
+mod watch_user_events;
 
 #[cfg(test)]
 mod test_support;
@@ -21,9 +25,13 @@ pub use bulk_update_emails::{BulkUpdateEmails, EmailChange};
 pub use check_health::{CheckHealth, HealthReport};
 pub use create_user::{CreateUser, CreateUserError, NewUser};
 pub use delete_user::{DeleteUser, DeleteUserError};
+pub use find_user_by_email::FindUserByEmail;
 pub use get_user::GetUser;
 pub use list_users::{ListUsers, ListUsersError, UserQuery};
+pub use page_users::{PageFilter, PageUsers, PageUsersError};
+pub use patch_user::{PatchUser, PatchUserError, UserPatch};
 pub use update_user::{UpdateUser, UpdateUserError, UserUpdate};
+pub use watch_user_events::{EventFeed, FeedError, WatchUserEvents};
 
 use crate::ports::{Clock, IdGenerator, RepositoryError, UserRepository};
 
@@ -37,6 +45,10 @@ pub struct AppServices {
     pub list_users: ListUsers,
     pub get_user: GetUser,
     pub check_health: CheckHealth,
+    pub patch_user: PatchUser,
+    pub find_user_by_email: FindUserByEmail,
+    pub page_users: PageUsers,
+    pub watch_user_events: WatchUserEvents,
 }
 
 impl AppServices {
@@ -49,7 +61,11 @@ impl AppServices {
             bulk_update_emails: BulkUpdateEmails::new(repo.clone(), clock.clone()),
             list_users: ListUsers::new(repo.clone()),
             get_user: GetUser::new(repo.clone()),
-            check_health: CheckHealth::new(repo, clock),
+            check_health: CheckHealth::new(repo.clone(), clock.clone()),
+            patch_user: PatchUser::new(repo.clone(), clock),
+            find_user_by_email: FindUserByEmail::new(repo.clone()),
+            page_users: PageUsers::new(repo.clone()),
+            watch_user_events: WatchUserEvents::new(repo),
         }
     }
 }

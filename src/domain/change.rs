@@ -23,13 +23,34 @@ pub enum Change {
         email: Email,
         at: DateTime<Utc>,
     },
+    /// Change only the given fields of a user, optionally only if it is unchanged since
+    /// the client read it.
+    Patch {
+        id: UserId,
+        name: Option<UserName>,
+        email: Option<Email>,
+        /// When given, the stored `updated_at` must equal it (`None` inside: the user must
+        /// have no `updated_at`), or nothing changes.
+        expected_updated_at: Option<Option<DateTime<Utc>>>,
+        at: DateTime<Utc>,
+    },
     /// Remove a user.
     Delete { id: UserId },
     /// Change many users' emails, item by item, in order.
     BulkUpdateEmails {
         items: Vec<EmailUpdate>,
         at: DateTime<Utc>,
+        mode: BulkMode,
     },
+}
+
+/// How a bulk email update commits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BulkMode {
+    /// Apply every item or none.
+    pub atomic: bool,
+    /// Work out what would happen and change nothing.
+    pub dry_run: bool,
 }
 
 /// One item of a bulk email update.
@@ -38,7 +59,7 @@ pub enum EmailUpdate {
     /// An item whose address passed validation.
     Valid { id: UserId, email: Email },
     /// An item whose address did not; it fails without touching anything.
-    Invalid { id: UserId },
+    Invalid { id: UserId, email: String },
 }
 
 /// Why a change was refused. Refusals are business outcomes, not errors.
@@ -60,6 +81,9 @@ pub enum ChangeOutcome {
     Deleted(Arc<User>),
     BulkUpdated(BulkReport),
     Rejected(Rejection),
+    /// A patch expected another version of the user; nothing changed. Holds the user as
+    /// it is now, so the client can show it and retry.
+    Conflict(Arc<User>),
 }
 
 impl ChangeOutcome {
@@ -67,8 +91,8 @@ impl ChangeOutcome {
     pub fn changed(&self) -> bool {
         match self {
             Self::Created(_) | Self::Updated(_) | Self::Deleted(_) => true,
-            Self::BulkUpdated(report) => !report.updated.is_empty(),
-            Self::Rejected(_) => false,
+            Self::BulkUpdated(report) => report.committed && !report.updated.is_empty(),
+            Self::Rejected(_) | Self::Conflict(_) => false,
         }
     }
 }
@@ -78,8 +102,12 @@ impl ChangeOutcome {
 pub struct BulkReport {
     /// The users changed, each once, in their final state.
     pub updated: Vec<Arc<User>>,
-    /// How many items were applied (a user changed twice counts twice).
+    /// How many items were applied, or would be for a dry run (a user changed twice counts
+    /// twice).
     pub applied: usize,
+    /// Whether the updates were kept: false for a dry run and for an atomic batch with a
+    /// failure.
+    pub committed: bool,
     pub failures: Vec<BulkFailure>,
 }
 
@@ -87,6 +115,8 @@ pub struct BulkReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BulkFailure {
     pub id: UserId,
+    /// The address the item asked for, as given.
+    pub email: String,
     pub reason: BulkFailureReason,
 }
 

@@ -5,12 +5,17 @@
 //! rule can be tested with plain values and reused by any storage or transport.
 
 pub mod change;
+pub mod events;
+pub mod pagination;
 pub mod search;
 pub mod snapshot;
 pub mod user;
 pub mod user_set;
 
-pub use change::{BulkFailure, BulkFailureReason, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection};
+pub use change::{
+    BulkFailure, BulkFailureReason, BulkMode, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
+};
+pub use events::{UserEvent, UserEventKind};
 pub use search::{FuzzyQuery, levenshtein, typo_distance};
 pub use snapshot::{UserFilter, UserSnapshot};
 pub use user::{Email, EmailError, NameError, User, UserId, UserName, email_key};

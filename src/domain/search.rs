@@ -166,6 +166,11 @@ impl SearchKeys {
         keys
     }
 
+    /// The lowercased email.
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+
     /// Whether the lowercased `needle` occurs in the name or the email.
     pub fn contains(&self, needle: &str) -> bool {
         self.name.contains(needle) || self.email.contains(needle)

@@ -71,6 +71,13 @@ impl UserSnapshot {
             .filter(|user| user.id() == id)
     }
 
+    /// The user whose email matches `email` ignoring case and surrounding spaces.
+    pub fn by_email(&self, email: &str) -> Option<&Arc<User>> {
+        let key = super::user::email_key(email);
+        let at = self.keys().iter().position(|keys| keys.email().trim() == key)?;
+        self.users.get(at)
+    }
+
     fn keys(&self) -> &[SearchKeys] {
         self.keys.get_or_init(|| {
             self.users

@@ -197,6 +197,16 @@ impl User {
         self.updated_at = Some(now);
     }
 
+    pub(crate) fn patch(&mut self, name: Option<UserName>, email: Option<Email>, now: DateTime<Utc>) {
+        if let Some(name) = name {
+            self.name = name.0;
+        }
+        if let Some(email) = email {
+            self.email = email.0;
+        }
+        self.updated_at = Some(now);
+    }
+
     pub(crate) fn change_email(&mut self, email: Email, now: DateTime<Utc>) {
         self.email = email.0;
         self.updated_at = Some(now);

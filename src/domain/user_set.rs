@@ -126,40 +126,86 @@ impl UserSet {
                 self.reindex();
                 ChangeOutcome::Deleted(user)
             }
-            Change::BulkUpdateEmails { items, at } => {
-                let mut report = BulkReport::default();
-                for item in items {
-                    let (id, email) = match item {
-                        EmailUpdate::Valid { id, email } => (id, Some(email)),
-                        EmailUpdate::Invalid { id } => (id, None),
-                    };
-                    let fail = |reason| BulkFailure {
-                        id: id.clone(),
-                        reason,
-                    };
-                    let Some(&index) = self.by_id.get(&id) else {
-                        report.failures.push(fail(BulkFailureReason::NotFound));
-                        continue;
-                    };
-                    let Some(email) = email else {
-                        report.failures.push(fail(BulkFailureReason::InvalidEmail));
-                        continue;
-                    };
-                    if self.email_taken(&email.key(), Some(index)) {
-                        report.failures.push(fail(BulkFailureReason::EmailInUse));
-                        continue;
-                    }
-                    let mut user = User::clone(&self.users[index]);
-                    user.change_email(email, at);
-                    let user = self.replace(index, user);
-                    // A user updated twice in one batch is reported once, in its final state.
-                    report.updated.retain(|u| u.id() != user.id());
-                    report.updated.push(user);
-                    report.applied += 1;
+            Change::Patch {
+                id,
+                name,
+                email,
+                expected_updated_at,
+                at,
+            } => {
+                let Some(&index) = self.by_id.get(&id) else {
+                    return ChangeOutcome::Rejected(Rejection::NotFound);
+                };
+                let current = &self.users[index];
+                if expected_updated_at.is_some_and(|expected| expected != current.updated_at()) {
+                    return ChangeOutcome::Conflict(Arc::clone(current));
+                }
+                if let Some(email) = &email
+                    && self.email_taken(&email.key(), Some(index))
+                {
+                    return ChangeOutcome::Rejected(Rejection::EmailInUse);
+                }
+                let mut user = User::clone(current);
+                user.patch(name, email, at);
+                ChangeOutcome::Updated(self.replace(index, user))
+            }
+            Change::BulkUpdateEmails { items, at, mode } => {
+                if !(mode.atomic || mode.dry_run) {
+                    return ChangeOutcome::BulkUpdated(self.apply_bulk(items, at));
+                }
+                // Work on a copy; keep it only when the mode allows.
+                let mut trial = self.clone();
+                let mut report = trial.apply_bulk(items, at);
+                let keep = !mode.dry_run && report.failures.is_empty();
+                if keep {
+                    *self = trial;
+                } else {
+                    report.committed = false;
                 }
                 ChangeOutcome::BulkUpdated(report)
             }
         }
+    }
+
+    fn apply_bulk(&mut self, items: Vec<EmailUpdate>, at: chrono::DateTime<chrono::Utc>) -> BulkReport {
+        let mut report = BulkReport {
+            committed: true,
+            ..BulkReport::default()
+        };
+        for item in items {
+            let (id, email, asked) = match item {
+                EmailUpdate::Valid { id, email } => {
+                    let asked = email.as_str().to_owned();
+                    (id, Some(email), asked)
+                }
+                EmailUpdate::Invalid { id, email } => (id, None, email),
+            };
+            let fail = |reason| BulkFailure {
+                id: id.clone(),
+                email: asked.clone(),
+                reason,
+            };
+            let Some(&index) = self.by_id.get(&id) else {
+                report.failures.push(fail(BulkFailureReason::NotFound));
+                continue;
+            };
+            let Some(email) = email else {
+                report.failures.push(fail(BulkFailureReason::InvalidEmail));
+                continue;
+            };
+            if self.email_taken(&email.key(), Some(index)) {
+                report.failures.push(fail(BulkFailureReason::EmailInUse));
+                continue;
+            }
+            let mut user = User::clone(&self.users[index]);
+            user.change_email(email, at);
+            let user = self.replace(index, user);
+            // A user updated twice in one batch is reported once, in its final state.
+            report.updated.retain(|u| u.id() != user.id());
+            report.updated.push(user);
+            report.applied += 1;
+        }
+        report
     }
 
     /// Whether any user holds the email key of `email`.
@@ -178,7 +224,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::{Email, UserName};
+    use crate::domain::{BulkMode, Email, UserName};
 
     fn at(sec: u32) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, sec).unwrap()
@@ -261,9 +307,13 @@ mod tests {
                 valid("b", "NEW@x.com"),
                 valid("c", "a@x.com"),
                 valid("zz", "z@x.com"),
-                EmailUpdate::Invalid { id: UserId::new("b") },
+                EmailUpdate::Invalid {
+                    id: UserId::new("b"),
+                    email: "nope".into(),
+                },
             ],
             at: at(9),
+            mode: BulkMode::default(),
         });
         let ChangeOutcome::BulkUpdated(report) = outcome else {
             panic!("expected a bulk report")
@@ -273,5 +323,54 @@ mod tests {
         let failures: Vec<_> = report.failures.iter().map(ToString::to_string).collect();
         assert_eq!(failures, ["b email in use", "zz not found", "b invalid email"]);
         assert_eq!(set.get(&UserId::new("c")).unwrap().email(), "a@x.com");
+    }
+
+    #[test]
+    fn atomic_batches_apply_all_or_nothing_and_dry_runs_nothing() {
+        let mut set = set_of(&[("a", "a@x.com"), ("b", "b@x.com")]);
+        let bulk = |mode| Change::BulkUpdateEmails {
+            items: vec![valid("a", "new@x.com"), valid("zz", "z@x.com")],
+            at: at(9),
+            mode,
+        };
+        let atomic = BulkMode {
+            atomic: true,
+            dry_run: false,
+        };
+        let ChangeOutcome::BulkUpdated(report) = set.apply(bulk(atomic)) else {
+            panic!()
+        };
+        assert!(!report.committed);
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(set.get(&UserId::new("a")).unwrap().email(), "a@x.com");
+        let dry = BulkMode {
+            atomic: false,
+            dry_run: true,
+        };
+        let outcome = set.apply(bulk(dry));
+        assert!(!outcome.changed());
+        let ChangeOutcome::BulkUpdated(report) = outcome else {
+            panic!()
+        };
+        assert_eq!(report.applied, 1, "the dry run says what would apply");
+        assert_eq!(set.get(&UserId::new("a")).unwrap().email(), "a@x.com");
+    }
+
+    #[test]
+    fn patch_changes_only_given_fields_and_detects_conflicts() {
+        let mut set = set_of(&[("a", "a@x.com")]);
+        let patch = |name: Option<&str>, expected| Change::Patch {
+            id: UserId::new("a"),
+            name: name.map(|n| UserName::parse(n).unwrap()),
+            email: None,
+            expected_updated_at: expected,
+            at: at(30),
+        };
+        let ChangeOutcome::Updated(user) = set.apply(patch(Some("Renamed"), Some(Some(at(0))))) else {
+            panic!()
+        };
+        assert_eq!((user.name(), user.email()), ("Renamed", "a@x.com"));
+        let stale = set.apply(patch(Some("Again"), Some(Some(at(0)))));
+        assert!(matches!(stale, ChangeOutcome::Conflict(ref current) if current.name() == "Renamed"));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Change, ChangeOutcome, UserSnapshot};
+use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 
 /// Why storage could not do what was asked. Business refusals (a taken email, an unknown
 /// id) are not errors: they come back as [`ChangeOutcome::Rejected`].
@@ -70,4 +70,11 @@ pub trait UserRepository: Send + Sync {
 
     /// The store's own view of its health.
     fn health(&self) -> StorageHealth;
+
+    /// A feed of every user created, updated or deleted from now on, whoever made the
+    /// change (this process, another one, a person editing the data).
+    ///
+    /// The feed is bounded: a receiver that falls behind MUST see
+    /// `RecvError::Lagged` rather than slow the writers down.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<UserEvent>;
 }

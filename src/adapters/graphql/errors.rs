@@ -4,7 +4,10 @@
 //! `STORAGE_UNAVAILABLE` with a message naming the cause, which is the operator's to fix
 //! and leaks nothing internal. Business refusals are payloads, not errors (SPEC §4.1).
 
-use async_graphql::{Error, ErrorExtensions};
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::{Error, ErrorExtensionValues, ErrorExtensions, Response};
 
 use crate::ports::RepositoryError;
 
@@ -12,14 +15,23 @@ use crate::ports::RepositoryError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     BadUserInput,
+    NotFound,
+    Conflict,
     StorageUnavailable,
+    Internal,
+    /// A subscriber fell too far behind the events and was dropped.
+    SubscriptionLagged,
 }
 
 impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadUserInput => "BAD_USER_INPUT",
+            Self::NotFound => "NOT_FOUND",
+            Self::Conflict => "CONFLICT",
             Self::StorageUnavailable => "STORAGE_UNAVAILABLE",
+            Self::Internal => "INTERNAL",
+            Self::SubscriptionLagged => "SUBSCRIPTION_LAGGED",
         }
     }
 
@@ -33,4 +45,46 @@ impl ErrorCode {
 pub fn storage(err: &RepositoryError) -> Error {
     tracing::error!(error = %err, "storage failure");
     ErrorCode::StorageUnavailable.error(err.to_string())
+}
+
+/// Gives every error of a response a code: request-level errors (syntax, validation,
+/// argument types) are the client's (`BAD_USER_INPUT`); a field error without a code is a
+/// bug, logged with its cause and shown only as `internal error` (`INTERNAL`).
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            let has_code = error
+                .extensions
+                .as_ref()
+                .is_some_and(|ext| ext.get("code").is_some());
+            if has_code {
+                continue;
+            }
+            let client_mistake = error.path.is_empty()
+                || error.message.starts_with("Failed to parse")
+                || error.message.starts_with("Invalid value for argument");
+            let code = if client_mistake {
+                ErrorCode::BadUserInput
+            } else {
+                tracing::error!(error = %error.message, path = ?error.path, "internal error in a resolver");
+                error.message = "internal error".to_owned();
+                ErrorCode::Internal
+            };
+            error
+                .extensions
+                .get_or_insert_with(ErrorExtensionValues::default)
+                .set("code", code.as_str());
+        }
+        response
+    }
 }

@@ -1,18 +1,24 @@
 //! The schema (SPEC §3) and its resolvers.
 
-use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema};
+use async_graphql::futures_util::Stream;
+use async_graphql::futures_util::stream;
+use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
-use super::errors::{self, ErrorCode};
+use super::errors::{self, ErrorCode, ErrorCodes};
 use super::logging::FieldLogger;
 use super::parse_cache::ParseCache;
 use super::types::{
-    BulkUpdateEmailsPayload, CreateUserPayload, DeleteUserPayload, EmailUpdateInput, UpdateUserPayload,
-    UserInput, UserObject,
+    BulkUpdateEmailsPayload, CreateUserPayload, DeleteUserPayload, EmailUpdateInput, EventKind,
+    PatchUserInput, PatchUserPayload, UpdateUserPayload, UserConnection, UserEventObject, UserInput,
+    UserObject, UserOrderInput,
 };
 use crate::app::{
     AppServices, CreateUser, CreateUserError, DeleteUser, DeleteUserError, EmailChange, ListUsersError,
-    NewUser, UpdateUser, UpdateUserError, UserQuery, UserUpdate,
+    NewUser, PageFilter, PageUsersError, PatchUser, PatchUserError, UpdateUser, UpdateUserError, UserPatch,
+    UserQuery, UserUpdate,
 };
+use crate::domain::BulkMode;
+use crate::domain::pagination::PageRequest;
 
 /// How deeply a query may nest (SPEC §2).
 pub const MAX_DEPTH: usize = 20;
@@ -21,12 +27,13 @@ pub const MAX_DEPTH: usize = 20;
 pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// The executable schema.
-pub type RosterSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema over the use cases, with the limits and the logging extension.
 pub fn build_schema(services: AppServices) -> RosterSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
+        .extension(ErrorCodes)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .extension(FieldLogger)
@@ -36,7 +43,7 @@ pub fn build_schema(services: AppServices) -> RosterSchema {
 
 /// The schema's SDL, for `--print-schema` and the checked-in `schema.graphql`.
 pub fn schema_sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .finish()
         .sdl()
 }
@@ -83,6 +90,52 @@ impl QueryRoot {
             .await
             .map_err(|err| errors::storage(&err))?;
         Ok(user.map(UserObject))
+    }
+
+    /// The user with this email, ignoring case and surrounding spaces, or null.
+    async fn user_by_email(&self, ctx: &Context<'_>, email: String) -> Result<Option<UserObject>> {
+        let user = services(ctx)?
+            .find_user_by_email
+            .execute(&email)
+            .await
+            .map_err(|err| errors::storage(&err))?;
+        Ok(user.map(UserObject))
+    }
+
+    /// A page of users with cursors (a Relay connection): filtered like `allUsers`, ordered
+    /// by `orderBy` (default: createdAt ascending; ties by id). Cursors stay valid when other
+    /// users are added or removed. `first` and `last` are at most 1000; without either, a
+    /// page holds at most 1000 users.
+    #[allow(clippy::too_many_arguments)]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        search: Option<String>,
+        fuzzy: Option<String>,
+        #[graphql(default = 2)] max_distance: Option<i32>,
+        order_by: Option<UserOrderInput>,
+    ) -> Result<UserConnection> {
+        let filter = PageFilter {
+            search,
+            fuzzy,
+            max_distance,
+        };
+        let request = PageRequest {
+            first,
+            after,
+            last,
+            before,
+            order: order_by.map(Into::into).unwrap_or_default(),
+        };
+        match services(ctx)?.page_users.execute(filter, request).await {
+            Ok(page) => Ok(page.into()),
+            Err(PageUsersError::Storage(err)) => Err(errors::storage(&err)),
+            Err(invalid) => Err(ErrorCode::BadUserInput.error(invalid.to_string())),
+        }
     }
 }
 
@@ -142,11 +195,17 @@ impl MutationRoot {
 
     /// Changes many emails in one write, item by item in order; items that cannot be
     /// applied are listed in `failed` and do not stop the others.
+    ///
+    /// With `atomic: true` either every item applies or none does; with `dryRun: true`
+    /// nothing is written and the payload says what would happen.
     async fn bulk_update_emails(
         &self,
         ctx: &Context<'_>,
         updates: Vec<EmailUpdateInput>,
+        #[graphql(default = false)] atomic: bool,
+        #[graphql(default = false)] dry_run: bool,
     ) -> Result<BulkUpdateEmailsPayload> {
+        let mode = BulkMode { atomic, dry_run };
         let changes = updates
             .into_iter()
             .map(|item| EmailChange {
@@ -156,9 +215,63 @@ impl MutationRoot {
             .collect();
         let report = services(ctx)?
             .bulk_update_emails
-            .execute(changes)
+            .execute(changes, mode)
             .await
             .map_err(|err| errors::storage(&err))?;
-        Ok(report.into())
+        Ok(BulkUpdateEmailsPayload::new(&report, mode))
+    }
+
+    /// Changes only the fields given. With `expectedUpdatedAt`, refuses (`ok: false`, the
+    /// current user included) when someone changed the user since you read it.
+    async fn patch_user(&self, ctx: &Context<'_>, input: PatchUserInput) -> Result<PatchUserPayload> {
+        let patch = UserPatch {
+            id: input.id.0,
+            name: input.name,
+            email: input.email,
+            expected_updated_at: input.expected_updated_at,
+        };
+        match services(ctx)?.patch_user.execute(patch).await {
+            Ok(user) => Ok(PatchUserPayload {
+                ok: true,
+                message: PatchUser::SUCCESS.to_owned(),
+                user: Some(UserObject(user)),
+            }),
+            Err(PatchUserError::Storage(err)) => Err(errors::storage(&err)),
+            Err(PatchUserError::Conflict(current)) => Ok(PatchUserPayload {
+                ok: false,
+                message: PatchUserError::Conflict(current.clone()).to_string(),
+                user: Some(UserObject(current)),
+            }),
+            Err(refused) => Ok(PatchUserPayload {
+                ok: false,
+                message: refused.to_string(),
+                user: None,
+            }),
+        }
+    }
+}
+
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// Every user created, updated or deleted from now on, by this service, another
+    /// process on the same file, or a person editing it; `kinds` keeps only those kinds.
+    /// A subscriber that falls more than 1024 events behind gets an error
+    /// (`SUBSCRIPTION_LAGGED`) and the subscription ends; writers never wait for it.
+    async fn user_events(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Option<Vec<EventKind>>,
+    ) -> Result<impl Stream<Item = Result<UserEventObject>>> {
+        let kinds = kinds.map(|kinds| kinds.into_iter().map(Into::into).collect());
+        let feed = services(ctx)?.watch_user_events.execute(kinds);
+        Ok(stream::unfold(Some(feed), |feed| async move {
+            let mut feed = feed?;
+            match feed.next().await? {
+                Ok(event) => Some((Ok(UserEventObject(event)), Some(feed))),
+                Err(lagged) => Some((Err(ErrorCode::SubscriptionLagged.error(lagged.to_string())), None)),
+            }
+        }))
     }
 }

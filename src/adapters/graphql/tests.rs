@@ -97,7 +97,7 @@ fn the_sdl_has_the_names_and_shapes_of_the_contract() {
         "createUser(userData: UserInput!): CreateUserPayload!",
         "updateUser(userData: UserInput!): UpdateUserPayload!",
         "deleteUser(id: ID!): DeleteUserPayload!",
-        "bulkUpdateEmails(updates: [EmailUpdateInput!]!): BulkUpdateEmailsPayload!",
+        "bulkUpdateEmails(updates: [EmailUpdateInput!]!, atomic: Boolean! = false, dryRun: Boolean! = false): BulkUpdateEmailsPayload!",
         "createdAt: String",
         "updatedAt: String",
         "query: Query",

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use async_graphql::{ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::domain::{BulkReport, User};
+use super::errors::ErrorCode;
+use crate::domain::pagination::{Direction, OrderField, Page, UserOrder};
+use crate::domain::{BulkFailure, BulkFailureReason, BulkMode, BulkReport, User, UserEvent, UserEventKind};
 
 /// RFC 3339 in UTC with microseconds, the same form the data file holds.
 fn wire_time(at: DateTime<Utc>) -> String {
@@ -90,6 +92,10 @@ pub struct BulkUpdateEmailsPayload {
     pub failed: Vec<String>,
     /// A one-line summary.
     pub message: String,
+    /// The items not applied, with a code each.
+    pub failures: Vec<BulkFailureObject>,
+    /// True when nothing was written because the request asked for a dry run.
+    pub dry_run: bool,
 }
 
 impl CreateUserPayload {
@@ -112,15 +118,217 @@ impl UpdateUserPayload {
     }
 }
 
-impl From<BulkReport> for BulkUpdateEmailsPayload {
-    fn from(report: BulkReport) -> Self {
-        let applied = report.applied;
-        let total = applied + report.failures.len();
+impl BulkUpdateEmailsPayload {
+    /// The payload for a processed batch. `ok` is false only when an atomic batch was
+    /// refused (or would be, in a dry run) because an item failed.
+    pub fn new(report: &BulkReport, mode: BulkMode) -> Self {
+        let failed = report.failures.len();
+        let total = report.applied + failed;
+        let refused = mode.atomic && failed > 0;
+        let applied = if refused { 0 } else { report.applied };
+        let message = match (mode.dry_run, refused) {
+            (true, true) => {
+                format!("Dry run: nothing would be updated; {failed} of {total} items would fail.")
+            }
+            (true, false) => format!("Dry run: {applied} of {total} would be updated; nothing was written."),
+            (false, true) => {
+                format!("Nothing updated: {failed} of {total} items failed and the batch is atomic.")
+            }
+            (false, false) => format!("Updated {applied} of {total}."),
+        };
         Self {
-            ok: true,
+            ok: !refused,
             updated_count: i32::try_from(applied).unwrap_or(i32::MAX),
             failed: report.failures.iter().map(ToString::to_string).collect(),
-            message: format!("Updated {applied} of {total}."),
+            message,
+            failures: report.failures.iter().map(BulkFailureObject::from).collect(),
+            dry_run: mode.dry_run,
+        }
+    }
+}
+
+/// The kind of a user event.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(name = "UserEventKind")]
+pub enum EventKind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl From<EventKind> for UserEventKind {
+    fn from(kind: EventKind) -> Self {
+        match kind {
+            EventKind::Created => Self::Created,
+            EventKind::Updated => Self::Updated,
+            EventKind::Deleted => Self::Deleted,
+        }
+    }
+}
+
+impl From<UserEventKind> for EventKind {
+    fn from(kind: UserEventKind) -> Self {
+        match kind {
+            UserEventKind::Created => Self::Created,
+            UserEventKind::Updated => Self::Updated,
+            UserEventKind::Deleted => Self::Deleted,
+        }
+    }
+}
+
+/// A user created, updated or deleted, by this service, another process or a person
+/// editing the file. For a deletion, `user` is the user as it was.
+pub struct UserEventObject(pub UserEvent);
+
+#[Object(name = "UserEvent")]
+impl UserEventObject {
+    async fn kind(&self) -> EventKind {
+        self.0.kind.into()
+    }
+    async fn user(&self) -> UserObject {
+        UserObject(Arc::clone(&self.0.user))
+    }
+    /// When the change was seen: RFC 3339 in UTC.
+    async fn at(&self) -> String {
+        wire_time(self.0.at)
+    }
+}
+
+/// What `users` can be ordered by; ties are broken by id.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserOrderField {
+    Name,
+    Email,
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// Ascending or descending.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OrderDirection {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// An order for `users`.
+#[derive(InputObject)]
+pub struct UserOrderInput {
+    pub field: UserOrderField,
+    #[graphql(default)]
+    pub direction: OrderDirection,
+}
+
+impl From<UserOrderInput> for UserOrder {
+    fn from(input: UserOrderInput) -> Self {
+        Self {
+            field: match input.field {
+                UserOrderField::Name => OrderField::Name,
+                UserOrderField::Email => OrderField::Email,
+                UserOrderField::CreatedAt => OrderField::CreatedAt,
+                UserOrderField::UpdatedAt => OrderField::UpdatedAt,
+            },
+            direction: match input.direction {
+                OrderDirection::Asc => Direction::Asc,
+                OrderDirection::Desc => Direction::Desc,
+            },
+        }
+    }
+}
+
+/// A page of users (a Relay connection).
+#[derive(SimpleObject)]
+pub struct UserConnection {
+    pub edges: Vec<UserEdge>,
+    pub page_info: PageInfo,
+    /// How many users match the filters, over all pages.
+    pub total_count: i32,
+}
+
+/// One user of a page and the cursor that points at it.
+#[derive(SimpleObject)]
+pub struct UserEdge {
+    pub cursor: String,
+    pub node: UserObject,
+}
+
+/// Where a page sits in the whole ordered list.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+impl From<Page> for UserConnection {
+    fn from(page: Page) -> Self {
+        let start_cursor = page.edges.first().map(|(cursor, _)| cursor.clone());
+        let end_cursor = page.edges.last().map(|(cursor, _)| cursor.clone());
+        Self {
+            edges: page
+                .edges
+                .into_iter()
+                .map(|(cursor, user)| UserEdge {
+                    cursor,
+                    node: UserObject(user),
+                })
+                .collect(),
+            page_info: PageInfo {
+                has_next_page: page.has_next_page,
+                has_previous_page: page.has_previous_page,
+                start_cursor,
+                end_cursor,
+            },
+            total_count: i32::try_from(page.total_count).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+/// A partial update: only the fields given change.
+#[derive(InputObject)]
+pub struct PatchUserInput {
+    pub id: ID,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// The `updatedAt` you last read. When given and the stored value differs, nothing
+    /// changes and the payload says so, with the current user.
+    pub expected_updated_at: Option<String>,
+}
+
+/// The answer to `patchUser`.
+#[derive(SimpleObject)]
+pub struct PatchUserPayload {
+    pub ok: bool,
+    pub message: String,
+    /// The user as stored after the patch, or as it is now after a conflict.
+    pub user: Option<UserObject>,
+}
+
+/// One bulk item that was not applied.
+#[derive(SimpleObject)]
+#[graphql(name = "BulkFailure")]
+pub struct BulkFailureObject {
+    pub id: ID,
+    /// The address the item asked for.
+    pub email: String,
+    /// `NOT_FOUND`, `CONFLICT` (the email is in use) or `BAD_USER_INPUT` (invalid email).
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&BulkFailure> for BulkFailureObject {
+    fn from(failure: &BulkFailure) -> Self {
+        let (code, message) = match failure.reason {
+            BulkFailureReason::NotFound => (ErrorCode::NotFound, "Not found."),
+            BulkFailureReason::EmailInUse => (ErrorCode::Conflict, "Email in use."),
+            BulkFailureReason::InvalidEmail => (ErrorCode::BadUserInput, "Invalid email."),
+        };
+        Self {
+            id: ID(failure.id.as_str().to_owned()),
+            email: failure.email.clone(),
+            code: code.as_str().to_owned(),
+            message: message.to_owned(),
         }
     }
 }

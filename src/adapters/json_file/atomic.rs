@@ -29,11 +29,31 @@ fn temp_prefix(path: &Path) -> String {
     format!(".{name}.roster-tmp-")
 }
 
-/// Replaces the file at `path` with `bytes`, durably.
+/// Replaces the file at `path` with `bytes`, durably, and returns the new file's metadata.
+///
+/// The metadata is read from our own handle before the rename, not by path afterwards:
+/// an editor's save landing right after our rename would otherwise be mistaken for our
+/// write and later overwritten.
 ///
 /// # Errors
 /// Any I/O failure; the old file is then untouched and the temporary file removed.
-pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<fs::Metadata> {
+    replace_file_if(path, bytes, || Ok(true))?
+        .ok_or_else(|| io::Error::other("the replacement was called off"))
+}
+
+/// [`replace_file`], but `still_current` is asked once the new contents are durable and
+/// just before the rename; when it says no, the temporary file is removed, the target is
+/// left alone and `Ok(None)` is returned. The writer uses it to notice an edit that landed
+/// while it was writing, which would otherwise be overwritten.
+///
+/// # Errors
+/// Any I/O failure; the old file is then untouched and the temporary file removed.
+pub fn replace_file_if(
+    path: &Path,
+    bytes: &[u8],
+    still_current: impl FnOnce() -> io::Result<bool>,
+) -> io::Result<Option<fs::Metadata>> {
     let folder = folder_of(path);
     let temp = folder.join(format!(
         "{}{}-{}",
@@ -49,9 +69,15 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
         }
         file.write_all(bytes)?;
         file.sync_all()?;
+        let written = file.metadata()?;
         drop(file);
+        if !still_current()? {
+            fs::remove_file(&temp)?;
+            return Ok(None);
+        }
         fs::rename(&temp, path)?;
-        sync_folder(&folder)
+        sync_folder(&folder)?;
+        Ok(Some(written))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);

@@ -22,9 +22,9 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
-use crate::domain::{Change, ChangeOutcome, UserSnapshot};
+use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot, events};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
 use format::Document;
@@ -80,6 +80,20 @@ struct Shared {
     health: Mutex<StorageHealth>,
     /// Serialises setting corrupt files aside, so concurrent readers copy once.
     corrupt: Mutex<()>,
+    /// Live subscribers' feed. Bounded: a subscriber that falls behind loses its place
+    /// (and is told), the writer never waits.
+    events: broadcast::Sender<UserEvent>,
+}
+
+/// How many events a subscriber may fall behind before it is dropped.
+pub const EVENT_BUFFER: usize = 1024;
+
+/// Where a published snapshot's events come from.
+enum Events {
+    /// The writer knows exactly what its changes did.
+    Known(Vec<UserEvent>),
+    /// Someone else changed the file: compare the old and new lists.
+    Diff,
 }
 
 struct Published {
@@ -166,11 +180,17 @@ impl JsonFileUserRepository {
                 ..StorageHealth::default()
             }),
             corrupt: Mutex::new(()),
+            events: broadcast::channel(EVENT_BUFFER).0,
         });
         let loaded = shared
             .load()
             .map_err(|err| OpenError::new(&path, format!("cannot read it: {err}")))?;
-        shared.publish(None, loaded.stamp, Arc::new(loaded.document.users.snapshot()));
+        shared.publish(
+            None,
+            loaded.stamp,
+            Arc::new(loaded.document.users.snapshot()),
+            Events::Known(Vec::new()),
+        );
         let (jobs, queue) = mpsc::channel();
         let writer = writer::Writer::new(Arc::clone(&shared), lock, options.max_batch)
             .spawn(queue)
@@ -226,10 +246,27 @@ impl Shared {
 
     /// Publishes a snapshot. With `seen_version`, only if nothing was published since that
     /// version was read (a reader's reload must not replace a writer's newer state).
-    fn publish(&self, seen_version: Option<u64>, stamp: Option<Stamp>, snapshot: Arc<UserSnapshot>) {
+    fn publish(
+        &self,
+        seen_version: Option<u64>,
+        stamp: Option<Stamp>,
+        snapshot: Arc<UserSnapshot>,
+        events: Events,
+    ) {
         let mut published = self.published();
         if seen_version.is_some_and(|seen| seen != published.version) {
             return;
+        }
+        // Events go out under the lock, so subscribers see them in publishing order; the
+        // comparison only runs when someone listens.
+        if self.events.receiver_count() > 0 {
+            let events = match events {
+                Events::Known(events) => events,
+                Events::Diff => events::diff(&published.snapshot, &snapshot, Utc::now()),
+            };
+            for event in events {
+                let _ = self.events.send(event);
+            }
         }
         published.version += 1;
         published.stamp = stamp;
@@ -317,7 +354,12 @@ impl UserRepository for JsonFileUserRepository {
             .map_err(|err| unavailable(&shared.path, "read", err))?;
         tracing::info!(path = %shared.path.display(), users = loaded.document.users.users().len(), "reloaded the data file");
         let snapshot = Arc::new(loaded.document.users.snapshot());
-        shared.publish(Some(seen_version), loaded.stamp, Arc::clone(&snapshot));
+        shared.publish(
+            Some(seen_version),
+            loaded.stamp,
+            Arc::clone(&snapshot),
+            Events::Diff,
+        );
         Ok(snapshot)
     }
 
@@ -331,5 +373,9 @@ impl UserRepository for JsonFileUserRepository {
 
     fn health(&self) -> StorageHealth {
         self.shared.health().clone()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<UserEvent> {
+        self.shared.events.subscribe()
     }
 }

@@ -27,8 +27,9 @@ impl Stamp {
         }
     }
 
+    /// The stamp of a file whose metadata is already at hand.
     #[cfg(unix)]
-    fn from_metadata(meta: &std::fs::Metadata) -> Self {
+    pub fn from_metadata(meta: &std::fs::Metadata) -> Self {
         use std::os::unix::fs::MetadataExt;
         Self {
             len: meta.len(),
@@ -38,8 +39,9 @@ impl Stamp {
         }
     }
 
+    /// The stamp of a file whose metadata is already at hand.
     #[cfg(not(unix))]
-    fn from_metadata(meta: &std::fs::Metadata) -> Self {
+    pub fn from_metadata(meta: &std::fs::Metadata) -> Self {
         Self {
             len: meta.len(),
             modified: meta.modified().ok(),

@@ -18,12 +18,15 @@ use tokio::sync::oneshot;
 use super::format::Document;
 use super::lock::WriteLock;
 use super::stamp::Stamp;
-use super::{Shared, atomic, unavailable};
-use crate::domain::{Change, ChangeOutcome};
+use super::{Events, Shared, atomic, unavailable};
+use crate::domain::{Change, ChangeOutcome, events};
 use crate::ports::RepositoryError;
 
 /// The most changes one write carries by default; bounds the latency of a batch.
 pub const MAX_BATCH: usize = 4096;
+
+/// How many times a batch is applied again because the file changed under the writer.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// A queued change and where to send its answer.
 pub struct Job {
@@ -97,42 +100,79 @@ impl Writer {
         let _guard = lock
             .lock()
             .map_err(|err| self.failed(unavailable(&path, "lock", err)))?;
-        let current = Stamp::of(&path).map_err(|err| self.failed(unavailable(&path, "read", err)))?;
         let mut reloaded = false;
-        if self.state.as_ref().is_none_or(|(stamp, _)| *stamp != current) {
-            let loaded = self
-                .shared
-                .load()
-                .map_err(|err| self.failed(unavailable(&path, "read", err)))?;
-            if let Some(why) = loaded.unsafe_to_overwrite {
-                return Err(RepositoryError::Unavailable(why));
+        let mut attempts = 0;
+        let outcomes = loop {
+            attempts += 1;
+            let current = Stamp::of(&path).map_err(|err| self.failed(unavailable(&path, "read", err)))?;
+            if self.state.as_ref().is_none_or(|(stamp, _)| *stamp != current) {
+                let loaded = self
+                    .shared
+                    .load()
+                    .map_err(|err| self.failed(unavailable(&path, "read", err)))?;
+                if let Some(why) = loaded.unsafe_to_overwrite {
+                    return Err(RepositoryError::Unavailable(why));
+                }
+                self.state = Some((loaded.stamp, loaded.document));
+                reloaded = true;
             }
-            self.state = Some((loaded.stamp, loaded.document));
-            reloaded = true;
-        }
-        let Some((stamp, document)) = self.state.as_mut() else {
-            return Err(RepositoryError::Unavailable("the writer lost its state".into()));
-        };
-        let outcomes: Vec<ChangeOutcome> = changes.into_iter().map(|c| document.users.apply(c)).collect();
-        if outcomes.iter().any(ChangeOutcome::changed) {
+            let Some((stamp, document)) = self.state.as_mut() else {
+                return Err(RepositoryError::Unavailable("the writer lost its state".into()));
+            };
+            let outcomes: Vec<ChangeOutcome> =
+                changes.iter().cloned().map(|c| document.users.apply(c)).collect();
+            if !outcomes.iter().any(ChangeOutcome::changed) {
+                break outcomes;
+            }
+            // If someone replaced the file while we were writing ours, start over from
+            // theirs rather than rename ours over it (a few tries, then write anyway: a
+            // file edited faster than we can write it is not being edited by a person).
+            let expected = *stamp;
+            let still_current = || Ok(attempts >= MAX_ATTEMPTS || Stamp::of(&path)? == expected);
             let written = document
                 .render()
                 .map_err(|err| unavailable(&path, "encode", err))
                 .and_then(|bytes| {
-                    atomic::replace_file(&path, &bytes).map_err(|err| unavailable(&path, "write", err))
+                    atomic::replace_file_if(&path, &bytes, still_current)
+                        .map_err(|err| unavailable(&path, "write", err))
                 });
-            if let Err(err) = written {
-                return Err(self.failed(err));
+            match written {
+                Ok(Some(metadata)) => {
+                    *stamp = Some(Stamp::from_metadata(&metadata));
+                    let mut health = self.shared.health();
+                    health.write_error = None;
+                    health.last_write = Some(Utc::now());
+                    break outcomes;
+                }
+                Ok(None) => {
+                    tracing::info!(
+                        "the data file changed while writing; applying the batch again on top of it"
+                    );
+                    self.state = None;
+                }
+                Err(err) => return Err(self.failed(err)),
             }
-            *stamp = Stamp::of(&path).ok().flatten();
-            let mut health = self.shared.health();
-            health.write_error = None;
-            health.last_write = Some(Utc::now());
-        } else if !reloaded {
+        };
+        if !reloaded && !outcomes.iter().any(ChangeOutcome::changed) {
             return Ok(outcomes);
         }
+        let Some((stamp, document)) = self.state.as_ref() else {
+            return Err(RepositoryError::Unavailable("the writer lost its state".into()));
+        };
         let snapshot = Arc::new(document.users.snapshot());
-        self.shared.publish(None, *stamp, snapshot);
+        let events = if reloaded {
+            // Someone else's edit is folded in: only a comparison tells it all.
+            Events::Diff
+        } else {
+            let now = Utc::now();
+            Events::Known(
+                outcomes
+                    .iter()
+                    .flat_map(|o| events::from_outcome(o, now))
+                    .collect(),
+            )
+        };
+        self.shared.publish(None, *stamp, snapshot, events);
         Ok(outcomes)
     }
 
