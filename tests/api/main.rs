@@ -5,6 +5,7 @@ mod behaviour;
 mod durability;
 mod helpers;
 mod http;
+mod live_events;
 mod logging;
 mod reference;
 mod storage;

@@ -253,7 +253,7 @@ impl MutationRoot {
 
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every user created, updated or deleted from now on, by this service, another
     /// process on the same file, or a person editing it; `kinds` keeps only those kinds.

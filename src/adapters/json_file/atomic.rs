@@ -38,12 +38,12 @@ fn temp_prefix(path: &Path) -> String {
 /// # Errors
 /// Any I/O failure; the old file is then untouched and the temporary file removed.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<fs::Metadata> {
-    replace_file_if(path, bytes, || Ok(true))?
+    replace_file_if(path, bytes, |_| Ok(true))?
         .ok_or_else(|| io::Error::other("the replacement was called off"))
 }
 
-/// [`replace_file`], but `still_current` is asked once the new contents are durable and
-/// just before the rename; when it says no, the temporary file is removed, the target is
+/// [`replace_file`], but `still_current` is asked (with the new file's metadata) once the
+/// new contents are durable and just before the rename; when it says no, the temporary file is removed, the target is
 /// left alone and `Ok(None)` is returned. The writer uses it to notice an edit that landed
 /// while it was writing, which would otherwise be overwritten.
 ///
@@ -52,7 +52,7 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<fs::Metadata> {
 pub fn replace_file_if(
     path: &Path,
     bytes: &[u8],
-    still_current: impl FnOnce() -> io::Result<bool>,
+    still_current: impl FnOnce(&fs::Metadata) -> io::Result<bool>,
 ) -> io::Result<Option<fs::Metadata>> {
     let folder = folder_of(path);
     let temp = folder.join(format!(
@@ -71,7 +71,7 @@ pub fn replace_file_if(
         file.sync_all()?;
         let written = file.metadata()?;
         drop(file);
-        if !still_current()? {
+        if !still_current(&written)? {
             fs::remove_file(&temp)?;
             return Ok(None);
         }

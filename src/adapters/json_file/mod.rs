@@ -83,6 +83,8 @@ struct Shared {
     /// Live subscribers' feed. Bounded: a subscriber that falls behind loses its place
     /// (and is told), the writer never waits.
     events: broadcast::Sender<UserEvent>,
+    /// The stamp of the file the writer is renaming into place and has not yet published.
+    pending: Mutex<Option<Stamp>>,
 }
 
 /// How many events a subscriber may fall behind before it is dropped.
@@ -181,6 +183,7 @@ impl JsonFileUserRepository {
             }),
             corrupt: Mutex::new(()),
             events: broadcast::channel(EVENT_BUFFER).0,
+            pending: Mutex::new(None),
         });
         let loaded = shared
             .load()
@@ -238,6 +241,12 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn pending(&self) -> MutexGuard<'_, Option<Stamp>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn health(&self) -> MutexGuard<'_, StorageHealth> {
         self.health
             .lock()
@@ -253,6 +262,11 @@ impl Shared {
         snapshot: Arc<UserSnapshot>,
         events: Events,
     ) {
+        // A reader that loaded the file the writer is about to publish leaves it to the
+        // writer, whose events are exact; publishing here too would announce them twice.
+        if seen_version.is_some() && stamp.is_some() && *self.pending() == stamp {
+            return;
+        }
         let mut published = self.published();
         if seen_version.is_some_and(|seen| seen != published.version) {
             return;

@@ -128,7 +128,16 @@ impl Writer {
             // theirs rather than rename ours over it (a few tries, then write anyway: a
             // file edited faster than we can write it is not being edited by a person).
             let expected = *stamp;
-            let still_current = || Ok(attempts >= MAX_ATTEMPTS || Stamp::of(&path)? == expected);
+            let shared = &self.shared;
+            let still_current = |ours: &std::fs::Metadata| {
+                let current = attempts >= MAX_ATTEMPTS || Stamp::of(&path)? == expected;
+                if current {
+                    // Readers that load our file before we publish it must leave the
+                    // publishing (and its events) to us.
+                    *shared.pending() = Some(Stamp::from_metadata(ours));
+                }
+                Ok(current)
+            };
             let written = document
                 .render()
                 .map_err(|err| unavailable(&path, "encode", err))
@@ -150,7 +159,10 @@ impl Writer {
                     );
                     self.state = None;
                 }
-                Err(err) => return Err(self.failed(err)),
+                Err(err) => {
+                    *self.shared.pending() = None;
+                    return Err(self.failed(err));
+                }
             }
         };
         if !reloaded && !outcomes.iter().any(ChangeOutcome::changed) {
@@ -173,6 +185,7 @@ impl Writer {
             )
         };
         self.shared.publish(None, *stamp, snapshot, events);
+        *self.shared.pending() = None;
         Ok(outcomes)
     }
 

@@ -1,14 +1,9 @@
-//! Schema tests: the schema executed directly, without HTTP, over a real store in a
-//! temporary folder.
-
-use std::sync::Arc;
+//! The SPEC §3 contract: names, limits, payloads and coded errors.
 
 use serde_json::{Value, json};
 
-use super::{RosterSchema, build_schema, schema_sdl};
-use crate::adapters::json_file::JsonFileUserRepository;
-use crate::adapters::system::{SystemClock, UuidV4Generator};
-use crate::app::AppServices;
+use super::{run, schema};
+use crate::adapters::graphql::schema_sdl;
 
 /// The query GraphiQL sends to learn the schema.
 const INTROSPECTION: &str = r#"
@@ -41,17 +36,6 @@ fragment TypeRef on __Type {
     ofType { kind name ofType { kind name ofType { kind name } } } } } } }
 }
 "#;
-
-fn schema() -> (RosterSchema, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(JsonFileUserRepository::open(dir.path().join("users.json")).unwrap());
-    let services = AppServices::new(store, Arc::new(SystemClock), Arc::new(UuidV4Generator));
-    (build_schema(services), dir)
-}
-
-async fn run(schema: &RosterSchema, query: &str) -> Value {
-    serde_json::to_value(schema.execute(query).await).unwrap()
-}
 
 #[tokio::test]
 async fn the_standard_introspection_query_passes_the_limits() {
@@ -105,4 +89,14 @@ fn the_sdl_has_the_names_and_shapes_of_the_contract() {
     ] {
         assert!(sdl.contains(line), "missing `{line}` in\n{sdl}");
     }
+}
+
+#[test]
+fn the_checked_in_schema_file_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+    let file = std::fs::read_to_string(path).expect("schema.graphql is checked in");
+    assert!(
+        file == schema_sdl(),
+        "schema.graphql is out of date: run `cargo run -- --print-schema > schema.graphql`"
+    );
 }

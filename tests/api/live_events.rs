@@ -1,0 +1,188 @@
+//! Live updates over a real WebSocket speaking graphql-transport-ws: mutations through
+//! HTTP and a person's edit of the file arrive as the per-user events they amount to.
+
+use std::time::Duration;
+
+use async_graphql::futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{TestApp, spawn_app};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const EVENTS: &str =
+    "subscription($kinds: [UserEventKind!]) { userEvents(kinds: $kinds) { kind at user { id name email } } }";
+
+/// A graphql-transport-ws subscription to `userEvents`.
+struct Subscriber {
+    socket: Socket,
+}
+
+impl Subscriber {
+    async fn open(app: &TestApp, kinds: Value) -> Self {
+        let url = app.base.replace("http://", "ws://") + "/graphql";
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        let (mut socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket upgrade");
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        socket
+            .send(text(json!({ "type": "connection_init" })))
+            .await
+            .unwrap();
+        let ack = next_json(&mut socket).await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        let subscribe = json!({
+            "id": "1",
+            "type": "subscribe",
+            "payload": { "query": EVENTS, "variables": { "kinds": kinds } }
+        });
+        socket.send(text(subscribe)).await.unwrap();
+        Self { socket }
+    }
+
+    /// The next event as `(kind, name)`, or `None` if none comes within `wait`.
+    async fn next_event(&mut self, wait: Duration) -> Option<(String, String, Value)> {
+        let message = tokio::time::timeout(wait, next_json(&mut self.socket))
+            .await
+            .ok()?;
+        assert_eq!(message["type"], "next", "{message}");
+        let event = &message["payload"]["data"]["userEvents"];
+        let kind = event["kind"].as_str().unwrap_or_default().to_owned();
+        let name = event["user"]["name"].as_str().unwrap_or_default().to_owned();
+        Some((kind, name, event.clone()))
+    }
+
+    /// Waits until the subscription is live: the server registers it asynchronously, so
+    /// probe with a create until its event arrives, then drain the probes.
+    async fn sync(&mut self, app: &TestApp, probe: &str) {
+        for attempt in 0..50 {
+            app.create_ok(probe, &format!("{probe}-{attempt}@probe.test"))
+                .await;
+            if self.next_event(Duration::from_millis(200)).await.is_some() {
+                while self.next_event(Duration::from_millis(150)).await.is_some() {}
+                return;
+            }
+        }
+        panic!("the subscription never delivered an event");
+    }
+}
+
+fn text(value: Value) -> Message {
+    Message::text(value.to_string())
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        match socket
+            .next()
+            .await
+            .expect("the socket stays open")
+            .expect("a frame")
+        {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_receive_each_change_from_http_and_from_a_hand_edit_in_order() {
+    let app = spawn_app().await;
+    let mut all = Subscriber::open(&app, Value::Null).await;
+    all.sync(&app, "Probe").await;
+    let mut deletions = Subscriber::open(&app, json!(["DELETED"])).await;
+    // Sync the filtered subscriber with a throwaway user's deletion.
+    for attempt in 0.. {
+        let id = app.create_ok("Gone", &format!("gone{attempt}@x.test")).await;
+        app.delete_user(&id).await;
+        if deletions.next_event(Duration::from_millis(200)).await.is_some() {
+            break;
+        }
+        assert!(attempt < 50, "the filtered subscription never went live");
+    }
+    while all.next_event(Duration::from_millis(150)).await.is_some() {}
+    while deletions.next_event(Duration::from_millis(150)).await.is_some() {}
+
+    let ann = app.create_ok("Ann", "ann@x.test").await;
+    let patched = app
+        .gql(
+            "mutation($i: PatchUserInput!) { patchUser(input: $i) { ok } }",
+            json!({ "i": { "id": ann, "name": "Anne" } }),
+        )
+        .await;
+    assert_eq!(patched["data"]["patchUser"]["ok"], true, "{patched}");
+    let bob = app.create_ok("Bob", "bob@x.test").await;
+    app.delete_user(&ann).await;
+
+    // A person edits the file: renames Bob and adds a user, saving by rename like an editor.
+    let mut records: Vec<Value> = app.file_records();
+    for record in &mut records {
+        if record["id"] == bob.as_str() {
+            record["name"] = json!("Robert");
+        }
+    }
+    records.push(json!({ "id": "typed-by-hand", "name": "Hand", "email": "hand@x.test" }));
+    let staging = app.dir.path().join("users.json.swp");
+    std::fs::write(&staging, serde_json::to_vec_pretty(&records).unwrap()).unwrap();
+    std::fs::rename(&staging, &app.data_file).unwrap();
+
+    let mut seen = Vec::new();
+    while let Some((kind, name, event)) = all.next_event(Duration::from_secs(2)).await {
+        assert!(
+            event["at"].as_str().is_some_and(|at| at.ends_with('Z')),
+            "{event}"
+        );
+        seen.push((kind, name));
+        if seen.len() == 6 {
+            break;
+        }
+    }
+    let expected = [
+        ("CREATED", "Ann"),
+        ("UPDATED", "Anne"),
+        ("CREATED", "Bob"),
+        ("DELETED", "Anne"),
+        ("UPDATED", "Robert"),
+        ("CREATED", "Hand"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, n)| (k.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(
+        all.next_event(Duration::from_millis(300)).await.is_none(),
+        "no extra events"
+    );
+
+    let (kind, name, _) = deletions
+        .next_event(Duration::from_secs(2))
+        .await
+        .expect("the deletion");
+    assert_eq!((kind.as_str(), name.as_str()), ("DELETED", "Anne"));
+    assert!(
+        deletions.next_event(Duration::from_millis(300)).await.is_none(),
+        "only deletions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_get_of_the_endpoint_still_serves_graphiql() {
+    let app = spawn_app().await;
+    let response = app.get("/graphql").await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("graphiql") || page.contains("GraphiQL"));
+}
