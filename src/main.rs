@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         print!("{}", roster::adapters::graphql::schema_sdl());
         return ExitCode::SUCCESS;
     }
-    roster::telemetry::init();
+    let _flush_logs_on_exit = roster::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
