@@ -4,98 +4,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// A `roster` process started from the built binary.
-struct RosterProcess {
-    child: tokio::process::Child,
-    base: String,
-    client: reqwest::Client,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
-}
-
-impl RosterProcess {
-    async fn start(data_file: &Path) -> Self {
-        let port = free_port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data-file"])
-            .arg(data_file)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("roster starts");
-        let process = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let health = process
-                .client
-                .get(format!("{}/health", process.base))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return process;
-            }
-            assert!(Instant::now() < deadline, "roster did not become healthy");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    async fn gql(&self, query: &str, variables: Value) -> Result<Value, reqwest::Error> {
-        self.client
-            .post(format!("{}/graphql", self.base))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await?
-            .json()
-            .await
-    }
-
-    /// `Ok(Some(id))` when acknowledged, `Ok(None)` when refused, `Err` when the request died.
-    async fn create(&self, name: &str, email: &str) -> Result<Option<String>, reqwest::Error> {
-        let answer = self
-            .gql(
-                "mutation($u: UserInput!) { createUser(userData: $u) { ok user { id } } }",
-                json!({ "u": { "name": name, "email": email } }),
-            )
-            .await?;
-        let payload = &answer["data"]["createUser"];
-        Ok((payload["ok"] == true).then(|| payload["user"]["id"].as_str().unwrap_or_default().to_owned()))
-    }
-
-    async fn emails(&self) -> Vec<String> {
-        let answer = self
-            .gql("{ allUsers { email } }", json!({}))
-            .await
-            .expect("allUsers");
-        answer["data"]["allUsers"]
-            .as_array()
-            .expect("a list")
-            .iter()
-            .map(|u| u["email"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    async fn kill9(&mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        self.child.wait().await.expect("the process ends");
-    }
-}
+use crate::process::RosterProcess;
 
 fn file_users(path: &Path) -> Vec<Value> {
     let bytes = std::fs::read(path).expect("the data file exists");

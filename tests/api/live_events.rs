@@ -11,6 +11,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{TestApp, spawn_app};
+use crate::process::RosterProcess;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -175,6 +176,29 @@ async fn subscribers_receive_each_change_from_http_and_from_a_hand_edit_in_order
     assert!(
         deletions.next_event(Duration::from_millis(300)).await.is_none(),
         "only deletions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_by_another_process_on_the_same_file_reach_subscribers() {
+    let app = spawn_app().await;
+    let mut subscriber = Subscriber::open(&app, Value::Null).await;
+    subscriber.sync(&app, "Probe").await;
+    let other = RosterProcess::start(&app.data_file).await;
+    let id = other
+        .create("Other", "other@x.test")
+        .await
+        .unwrap()
+        .expect("created by the other process");
+    let (kind, name, event) = subscriber
+        .next_event(Duration::from_secs(3))
+        .await
+        .expect("an event");
+    assert_eq!((kind.as_str(), name.as_str()), ("CREATED", "Other"));
+    assert_eq!(event["user"]["id"], id.as_str());
+    assert!(
+        subscriber.next_event(Duration::from_millis(300)).await.is_none(),
+        "announced once"
     );
 }
 

@@ -7,5 +7,6 @@ mod helpers;
 mod http;
 mod live_events;
 mod logging;
+mod process;
 mod reference;
 mod storage;
