@@ -25,7 +25,8 @@ use crate::ports::RepositoryError;
 /// The most changes one write carries by default; bounds the latency of a batch.
 pub const MAX_BATCH: usize = 4096;
 
-/// How many times a batch is applied again because the file changed under the writer.
+/// How many times a batch is tried when the file keeps changing under the writer, before
+/// the batch fails rather than overwrite someone else's edit.
 const MAX_ATTEMPTS: u32 = 5;
 
 /// A queued change and where to send its answer.
@@ -125,12 +126,11 @@ impl Writer {
                 break outcomes;
             }
             // If someone replaced the file while we were writing ours, start over from
-            // theirs rather than rename ours over it (a few tries, then write anyway: a
-            // file edited faster than we can write it is not being edited by a person).
+            // theirs rather than rename ours over it.
             let expected = *stamp;
             let shared = &self.shared;
             let still_current = |ours: &std::fs::Metadata| {
-                let current = attempts >= MAX_ATTEMPTS || Stamp::of(&path)? == expected;
+                let current = Stamp::of(&path)? == expected;
                 if current {
                     // Readers that load our file before we publish it must leave the
                     // publishing (and its events) to us.
@@ -154,10 +154,17 @@ impl Writer {
                     break outcomes;
                 }
                 Ok(None) => {
+                    self.state = None;
+                    if attempts >= MAX_ATTEMPTS {
+                        // Never overwrite someone else's edit: give up and let callers retry.
+                        return Err(RepositoryError::Unavailable(format!(
+                            "{} kept changing while it was being written ({MAX_ATTEMPTS} attempts); nothing was changed",
+                            path.display()
+                        )));
+                    }
                     tracing::info!(
                         "the data file changed while writing; applying the batch again on top of it"
                     );
-                    self.state = None;
                 }
                 Err(err) => {
                     *self.shared.pending() = None;
