@@ -1,6 +1,7 @@
 //! The composition root: the one place outside `adapters` that names concrete adapters.
 //!
-//! JSON file store → cache in front of it → watcher invalidating the cache → use cases →
+//! JSON file store → cache in front of it → watcher invalidating the cache (and waking a
+//! refresher that reloads the store, so subscribers hear of external edits) → use cases →
 //! GraphQL schema → HTTP router → listener.
 
 use std::future::Future;
