@@ -238,3 +238,21 @@ async fn every_error_carries_a_code() {
         }
     }
 }
+
+#[tokio::test]
+async fn cached_parsing_and_validation_still_judge_every_request() {
+    let (schema, _dir) = schema();
+    create(&schema, "Ann", "ann@x.com").await;
+    let query = "query($l: Int) { allUsers(limit: $l) { name } }";
+    for _ in 0..2 {
+        let ok = run_with(&schema, query, json!({ "l": 1 })).await;
+        assert_eq!(ok["data"]["allUsers"], json!([{ "name": "Ann" }]), "{ok}");
+        let bad = run_with(&schema, query, json!({ "l": "one" })).await;
+        assert_eq!(bad["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{bad}");
+        let unknown = run(&schema, "{ nope }").await;
+        assert_eq!(
+            unknown["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{unknown}"
+        );
+    }
+}
