@@ -52,7 +52,7 @@ fn raw_fsync_rate(folder: &Path) -> f64 {
 }
 
 fn seed(path: &Path, users: usize) {
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let now = roster::domain::timestamp_text(Utc::now());
     let records: Vec<serde_json::Value> = (0..users)
         .map(|n| {
             serde_json::json!({

@@ -20,6 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::graphql::RosterSchema;
 use crate::app::AppServices;
+use crate::domain::timestamp_text;
 
 /// The largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -148,9 +149,7 @@ async fn graphiql_or_websocket(State(state): State<AppState>, request: Request) 
 async fn health(State(state): State<AppState>) -> Response {
     let report = state.services.check_health.execute().await;
     let storage = &report.storage;
-    let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
-        at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-    };
+    let time = |at: Option<chrono::DateTime<chrono::Utc>>| at.map(timestamp_text);
     let body = json!({
         "status": if report.healthy { "ok" } else { "unavailable" },
         "timestamp": time(Some(report.checked_at)),

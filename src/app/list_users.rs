@@ -29,12 +29,19 @@ pub enum ListUsersError {
     NegativeLimit(i32),
     #[error("offset must not be negative (got {0}).")]
     NegativeOffset(i32),
+    #[error(transparent)]
+    InvalidFilter(#[from] FilterError),
+    #[error(transparent)]
+    Storage(#[from] RepositoryError),
+}
+
+/// Why the search arguments shared by `allUsers` and `users` were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
     #[error("maxDistance must be between 0 and {MAX_FUZZY_DISTANCE} (got {0}).")]
     MaxDistanceOutOfRange(i32),
     #[error("fuzzy must be at most {MAX_FUZZY_CHARS} characters (got {0}).")]
     FuzzyTooLong(usize),
-    #[error(transparent)]
-    Storage(#[from] RepositoryError),
 }
 
 /// Validates the search arguments shared by `allUsers` and `users`.
@@ -45,14 +52,14 @@ pub fn user_filter(
     search: Option<String>,
     fuzzy: Option<String>,
     max_distance: Option<i32>,
-) -> Result<UserFilter, ListUsersError> {
+) -> Result<UserFilter, FilterError> {
     let max_distance = max_distance.unwrap_or(DEFAULT_FUZZY_DISTANCE);
     if !(0..=MAX_FUZZY_DISTANCE).contains(&max_distance) {
-        return Err(ListUsersError::MaxDistanceOutOfRange(max_distance));
+        return Err(FilterError::MaxDistanceOutOfRange(max_distance));
     }
     let fuzzy = match fuzzy.filter(|q| !q.is_empty()) {
         Some(q) if q.chars().count() > MAX_FUZZY_CHARS => {
-            return Err(ListUsersError::FuzzyTooLong(q.chars().count()));
+            return Err(FilterError::FuzzyTooLong(q.chars().count()));
         }
         Some(q) => Some(FuzzyQuery::new(&q, max_distance as usize)),
         None => None,

@@ -27,7 +27,7 @@ pub use create_user::{CreateUser, CreateUserError, NewUser};
 pub use delete_user::{DeleteUser, DeleteUserError};
 pub use find_user_by_email::FindUserByEmail;
 pub use get_user::GetUser;
-pub use list_users::{ListUsers, ListUsersError, UserQuery};
+pub use list_users::{FilterError, ListUsers, ListUsersError, UserQuery};
 pub use page_users::{PageFilter, PageUsers, PageUsersError};
 pub use patch_user::{PatchUser, PatchUserError, UserPatch};
 pub use update_user::{UpdateUser, UpdateUserError, UserUpdate};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::list_users::{ListUsersError, user_filter};
+use super::list_users::{FilterError, user_filter};
 use crate::domain::pagination::{Page, PageError, PageRequest, paginate};
 use crate::ports::{RepositoryError, UserRepository};
 
@@ -10,7 +10,7 @@ use crate::ports::{RepositoryError, UserRepository};
 #[derive(Debug, thiserror::Error)]
 pub enum PageUsersError {
     #[error(transparent)]
-    InvalidFilter(ListUsersError),
+    InvalidFilter(#[from] FilterError),
     #[error(transparent)]
     InvalidPage(#[from] PageError),
     #[error(transparent)]
@@ -40,11 +40,7 @@ impl PageUsers {
     /// # Errors
     /// Invalid search or page arguments, or a storage failure.
     pub async fn execute(&self, filter: PageFilter, request: PageRequest) -> Result<Page, PageUsersError> {
-        let filter =
-            user_filter(filter.search, filter.fuzzy, filter.max_distance).map_err(|err| match err {
-                ListUsersError::Storage(err) => PageUsersError::Storage(err),
-                invalid => PageUsersError::InvalidFilter(invalid),
-            })?;
+        let filter = user_filter(filter.search, filter.fuzzy, filter.max_distance)?;
         let snapshot = self.repo.snapshot().await?;
         let matching = snapshot.select(&filter, 0, None);
         Ok(paginate(matching, &request)?)

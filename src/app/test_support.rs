@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::domain::{User, UserId, UserSet};
+use crate::domain::user::stored_users;
+use crate::domain::{UserId, UserSet};
 use crate::ports::{MockClock, MockIdGenerator, MockUserRepository, UserRepository};
 
 pub fn start() -> DateTime<Utc> {
@@ -31,20 +32,7 @@ pub fn sequential_ids() -> Arc<MockIdGenerator> {
 
 /// A mock repository over a shared in-memory set of `(id, name, email)` users.
 pub fn in_memory_repo(users: &[(&str, &str, &str)]) -> (Arc<dyn UserRepository>, Arc<Mutex<UserSet>>) {
-    let set = Arc::new(Mutex::new(UserSet::new(
-        users
-            .iter()
-            .map(|(id, name, email)| {
-                Arc::new(User::restore(
-                    UserId::new(*id),
-                    name.to_string(),
-                    email.to_string(),
-                    None,
-                    None,
-                ))
-            })
-            .collect(),
-    )));
+    let set = Arc::new(Mutex::new(UserSet::new(stored_users(users))));
     let mut repo = MockUserRepository::new();
     let for_apply = Arc::clone(&set);
     repo.expect_apply()

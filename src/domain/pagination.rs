@@ -8,8 +8,6 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use chrono::SecondsFormat;
-
 use super::user::User;
 
 /// The largest `first` or `last`.
@@ -90,8 +88,7 @@ impl UserOrder {
     /// missing, so users without one come first in ascending order).
     fn key(self, user: &User) -> String {
         let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
-            at.map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))
-                .unwrap_or_default()
+            at.map(super::user::timestamp_text).unwrap_or_default()
         };
         match self.field {
             OrderField::Name => user.name().to_lowercase(),

@@ -130,19 +130,7 @@ mod tests {
     use super::*;
 
     fn users(rows: &[(&str, &str, &str)]) -> UserSnapshot {
-        UserSnapshot::new(
-            rows.iter()
-                .map(|(id, name, email)| {
-                    Arc::new(User::restore(
-                        UserId::new(*id),
-                        name.to_string(),
-                        email.to_string(),
-                        None,
-                        None,
-                    ))
-                })
-                .collect(),
-        )
+        UserSnapshot::new(crate::domain::user::stored_users(rows))
     }
 
     fn names(found: Vec<Arc<User>>) -> Vec<String> {

@@ -124,6 +124,12 @@ impl Email {
     }
 }
 
+/// A timestamp as the file and the API carry it: RFC 3339 in UTC with microseconds, e.g.
+/// `2024-05-01T10:00:00.123456Z` (fixed width, so the text sorts like the time).
+pub fn timestamp_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// The uniqueness key of any stored address, validated or not.
 pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
@@ -211,6 +217,22 @@ impl User {
         self.email = email.0;
         self.updated_at = Some(now);
     }
+}
+
+/// Users as storage would hold them, from `(id, name, email)` rows without timestamps.
+#[cfg(test)]
+pub(crate) fn stored_users(rows: &[(&str, &str, &str)]) -> Vec<std::sync::Arc<User>> {
+    rows.iter()
+        .map(|(id, name, email)| {
+            std::sync::Arc::new(User::restore(
+                UserId::new(*id),
+                name.to_string(),
+                email.to_string(),
+                None,
+                None,
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

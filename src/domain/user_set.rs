@@ -12,7 +12,7 @@ use super::change::{
     BulkFailure, BulkFailureReason, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
 };
 use super::snapshot::UserSnapshot;
-use super::user::{User, UserId, email_key};
+use super::user::{User, UserId};
 
 /// An ordered list of users with indexes by id and by email key.
 ///
@@ -207,16 +207,6 @@ impl UserSet {
         }
         report
     }
-
-    /// Whether any user holds the email key of `email`.
-    pub fn has_email(&self, email: &str) -> bool {
-        let key = email_key(email);
-        if self.indexed {
-            self.emails.contains_key(&key)
-        } else {
-            self.users.iter().any(|user| user.email_key() == key)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -293,7 +283,11 @@ mod tests {
         assert!(matches!(outcome, ChangeOutcome::Deleted(ref u) if u.id().as_str() == "a"));
         assert!(set.get(&UserId::new("a")).is_none());
         assert!(set.get(&UserId::new("b")).is_some());
-        assert!(!set.has_email("ada@x.com"));
+        let reuse = set.apply(Change::Create(user("c", "C", "ADA@x.com")));
+        assert!(
+            matches!(reuse, ChangeOutcome::Created(_)),
+            "the email is free again: {reuse:?}"
+        );
         let again = set.apply(Change::Delete { id: UserId::new("a") });
         assert_eq!(again, ChangeOutcome::Rejected(Rejection::NotFound));
     }

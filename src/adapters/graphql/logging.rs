@@ -57,7 +57,10 @@ impl Extension for FieldLogging {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        *self.variables.lock().unwrap_or_else(|p| p.into_inner()) = variables.clone();
+        // Only the `info` line uses the variables; do not copy them when it is off.
+        if tracing::enabled!(tracing::Level::INFO) {
+            *self.variables.lock().unwrap_or_else(|p| p.into_inner()) = variables.clone();
+        }
         next.run(ctx, query, variables).await
     }
 
@@ -67,7 +70,8 @@ impl Extension for FieldLogging {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        let field = info.name.to_owned();
+        // The name borrows the query document, not `info`, so it outlives the call below.
+        let field = info.name;
         if info.path_node.parent.is_none() && !info.is_for_introspection {
             tracing::info!(field = %field, args = %self.describe_arguments(&info), "graphql field");
         } else {

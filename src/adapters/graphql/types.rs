@@ -4,16 +4,12 @@
 use std::sync::Arc;
 
 use async_graphql::{ID, InputObject, Object, SimpleObject};
-use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::errors::ErrorCode;
 use crate::domain::pagination::{Direction, OrderField, Page, UserOrder};
-use crate::domain::{BulkFailure, BulkFailureReason, BulkMode, BulkReport, User, UserEvent, UserEventKind};
-
-/// RFC 3339 in UTC with microseconds, the same form the data file holds.
-fn wire_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+use crate::domain::{
+    BulkFailure, BulkFailureReason, BulkMode, BulkReport, User, UserEvent, UserEventKind, timestamp_text,
+};
 
 /// A user as clients see it.
 pub struct UserObject(pub Arc<User>);
@@ -31,11 +27,11 @@ impl UserObject {
     }
     /// When the user was created: RFC 3339 in UTC, or null when the file has no time.
     async fn created_at(&self) -> Option<String> {
-        self.0.created_at().map(wire_time)
+        self.0.created_at().map(timestamp_text)
     }
     /// When the user last changed: RFC 3339 in UTC, or null when the file has no time.
     async fn updated_at(&self) -> Option<String> {
-        self.0.updated_at().map(wire_time)
+        self.0.updated_at().map(timestamp_text)
     }
 }
 
@@ -190,7 +186,7 @@ impl UserEventObject {
     }
     /// When the change was seen: RFC 3339 in UTC.
     async fn at(&self) -> String {
-        wire_time(self.0.at)
+        timestamp_text(self.0.at)
     }
 }
 

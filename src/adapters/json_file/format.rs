@@ -9,14 +9,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::{User, UserId, UserSet};
+use crate::domain::{User, UserId, UserSet, timestamp_text};
 
 /// The parsed contents of a data file.
 #[derive(Clone, Debug, Default)]
@@ -211,8 +212,8 @@ impl<'a> Record<'a> {
             id: user.id().as_str(),
             name: user.name(),
             email: user.email(),
-            created_at: user.created_at().map(format_timestamp),
-            updated_at: user.updated_at().map(format_timestamp),
+            created_at: user.created_at().map(timestamp_text),
+            updated_at: user.updated_at().map(timestamp_text),
             extras,
         }
     }
@@ -349,12 +350,15 @@ fn classify(entries: Vec<(Key, Value)>) -> Item {
             (Key::Id, Value::String(v)) => id = v,
             (Key::Name, Value::String(v)) => name = v,
             (Key::Email, Value::String(v)) => email = v,
-            (Key::CreatedAt, Value::String(v)) if parse_timestamp(&v).is_some() => {
-                created_at = parse_timestamp(&v);
-            }
-            (Key::UpdatedAt, Value::String(v)) if parse_timestamp(&v).is_some() => {
-                updated_at = parse_timestamp(&v);
-            }
+            (key @ (Key::CreatedAt | Key::UpdatedAt), Value::String(v)) => match parse_timestamp(&v) {
+                Some(at) if matches!(key, Key::CreatedAt) => created_at = Some(at),
+                Some(at) => updated_at = Some(at),
+                None => {
+                    extras
+                        .get_or_insert_with(Map::new)
+                        .insert(key.into_name(), Value::String(v));
+                }
+            },
             (Key::CreatedAt | Key::UpdatedAt, Value::Null) => {}
             // Anything else (another key, an unparseable timestamp) is kept as it was.
             (key, value) => {
@@ -376,11 +380,6 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .ok()
         .map(|naive| naive.and_utc())
-}
-
-/// RFC 3339 in UTC with microseconds, e.g. `2024-05-01T10:00:00.123456Z`.
-pub fn format_timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]
@@ -415,7 +414,7 @@ mod tests {
         .unwrap();
         let user = &doc.users.users()[0];
         assert_eq!(
-            user.created_at().map(format_timestamp).unwrap(),
+            user.created_at().map(timestamp_text).unwrap(),
             "2024-05-01T10:00:00.123456Z"
         );
     }

@@ -228,7 +228,10 @@ impl Shared {
     fn current(&self) -> Result<Result<Arc<UserSnapshot>, u64>, RepositoryError> {
         let stamp = Stamp::of(&self.path).map_err(|err| unavailable(&self.path, "read", err))?;
         let published = self.published();
-        if published.stamp == stamp {
+        // The file the writer is renaming into place is not acknowledged yet: keep serving
+        // what is published and leave the new file (and its exact events) to the writer,
+        // rather than parse it here and announce its changes a second time.
+        if published.stamp == stamp || (stamp.is_some() && *self.pending() == stamp) {
             Ok(Ok(Arc::clone(&published.snapshot)))
         } else {
             Ok(Err(published.version))
@@ -262,11 +265,6 @@ impl Shared {
         snapshot: Arc<UserSnapshot>,
         events: Events,
     ) {
-        // A reader that loaded the file the writer is about to publish leaves it to the
-        // writer, whose events are exact; publishing here too would announce them twice.
-        if seen_version.is_some() && stamp.is_some() && *self.pending() == stamp {
-            return;
-        }
         let mut published = self.published();
         if seen_version.is_some_and(|seen| seen != published.version) {
             return;

@@ -132,8 +132,8 @@ impl Writer {
             let still_current = |ours: &std::fs::Metadata| {
                 let current = Stamp::of(&path)? == expected;
                 if current {
-                    // Readers that load our file before we publish it must leave the
-                    // publishing (and its events) to us.
+                    // Readers that see our file before we publish it keep serving the
+                    // published snapshot and leave the publishing (and its events) to us.
                     *shared.pending() = Some(Stamp::from_metadata(ours));
                 }
                 Ok(current)
