@@ -1,16 +1,20 @@
-//! The `roster` binary: config → telemetry → bootstrap → serve until SIGINT or SIGTERM.
+//! The `roster` binary: config → telemetry → bootstrap → serve until SIGINT or SIGTERM, or
+//! one of the subcommands (`check`, `import`, `export`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use roster::bootstrap::Application;
-use roster::config::Config;
+use roster::config::{Command, Config};
 
 fn main() -> ExitCode {
     let config = Config::parse();
     if config.print_schema {
         print!("{}", roster::adapters::graphql::schema_sdl());
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Check { file }) = &config.command {
+        return roster::adapters::file_check::run(file.as_deref().unwrap_or(&config.data_file));
     }
     let _flush_logs_on_exit = roster::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -20,27 +24,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
-        let data_file = config.data_file.clone();
-        let app = match Application::build(config).await {
-            Ok(app) => app,
-            Err(err) => {
-                eprintln!("roster: {err}");
-                return ExitCode::FAILURE;
-            }
-        };
-        tracing::info!(address = %app.local_addr(), data_file = %data_file.display(), "roster is listening");
-        match app.run(shutdown_signal()).await {
-            Ok(()) => {
-                tracing::info!("roster stopped");
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "server error");
-                ExitCode::FAILURE
-            }
+    match config.command.clone() {
+        Some(command) => runtime.block_on(roster::adapters::transfer::run(command, config)),
+        None => runtime.block_on(serve(config)),
+    }
+}
+
+/// Serves until SIGINT or SIGTERM.
+async fn serve(config: Config) -> ExitCode {
+    let data_file = config.data_file.clone();
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("roster: {err}");
+            return ExitCode::FAILURE;
         }
-    })
+    };
+    tracing::info!(address = %app.local_addr(), data_file = %data_file.display(), "roster is listening");
+    match app.run(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("roster stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "server error");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

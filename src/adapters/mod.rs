@@ -5,10 +5,13 @@
 //! The watcher connects file-system events to the cache.
 
 pub mod cache;
+pub mod console;
+pub mod file_check;
 pub mod graphql;
 pub mod http;
 pub mod json_file;
 #[cfg(test)]
 mod repository_contract;
 pub mod system;
+pub mod transfer;
 pub mod watcher;

@@ -51,14 +51,21 @@ pub async fn spawn_app_with_users(users: &Value) -> TestApp {
     spawn_app_with(serde_json::to_vec_pretty(users).expect("serialise the seed")).await
 }
 
+/// The configuration of a test server over `data_file` on a free loopback port, with
+/// `extra` flags; the environment is ignored.
+pub fn test_config(data_file: &Path, extra: &[&str]) -> Config {
+    let mut flags: Vec<std::ffi::OsString> = ["--host", "127.0.0.1", "--port", "0", "--data-file"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    flags.push(data_file.as_os_str().to_owned());
+    flags.extend(extra.iter().map(Into::into));
+    Config::from_flags(flags).expect("test flags parse")
+}
+
 async fn start(dir: TempDir) -> TestApp {
     let data_file = dir.path().join("users.json");
-    let config = Config {
-        data_file: data_file.clone(),
-        host: "127.0.0.1".into(),
-        port: 0,
-        print_schema: false,
-    };
+    let config = test_config(&data_file, &[]);
     let app = Application::build(config).await.expect("the app builds");
     let address = app.local_addr();
     assert!(address.ip().is_loopback(), "bound to {address}");
