@@ -2,6 +2,7 @@
 
 mod architecture;
 mod behaviour;
+mod browser;
 mod durability;
 mod helpers;
 mod http;

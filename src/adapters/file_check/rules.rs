@@ -156,7 +156,8 @@ impl<'a> Checker<'a> {
             self.report.notes[index].count += 1;
             return;
         }
-        self.note_index.insert(message.to_owned(), self.report.notes.len());
+        self.note_index
+            .insert(message.to_owned(), self.report.notes.len());
         self.report.notes.push(Note {
             first: at(),
             count: 1,
@@ -190,14 +191,20 @@ impl<'a> Checker<'a> {
             }
         }
         if !why_not.is_empty() {
-            self.problem(at, format!("not a user record ({}): {HIDDEN}", why_not.join(", ")));
+            self.problem(
+                at,
+                format!("not a user record ({}): {HIDDEN}", why_not.join(", ")),
+            );
             return;
         }
         self.report.users += 1;
         self.repeated_keys(&record, &entries);
         for (key, _) in &entries {
             if !KNOWN_KEYS.contains(&key.as_ref()) {
-                let message = format!("unknown key {} is kept as written but not served by the API", quoted(key));
+                let message = format!(
+                    "unknown key {} is kept as written but not served by the API",
+                    quoted(key)
+                );
                 self.note(&message, || record.key(key));
             }
         }
@@ -365,7 +372,8 @@ mod tests {
         found.remove(0)
     }
 
-    const ANN: &str = r#"{"id": "1", "name": "Ann", "email": "ann@x.com", "created_at": "2024-05-01T10:00:00.123456Z"}"#;
+    const ANN: &str =
+        r#"{"id": "1", "name": "Ann", "email": "ann@x.com", "created_at": "2024-05-01T10:00:00.123456Z"}"#;
 
     #[test]
     fn a_file_the_service_writes_is_clean() {
@@ -385,24 +393,36 @@ mod tests {
         let found = problems(text);
         assert_eq!(found.len(), 3, "{found:?}");
         assert_eq!(found[0].0, 2);
-        assert!(found[0].1.starts_with("not a user record but a number"), "{found:?}");
+        assert!(
+            found[0].1.starts_with("not a user record but a number"),
+            "{found:?}"
+        );
         assert_eq!(found[1].0, 3);
         assert!(
             found[1].1.contains("`id` is a number, `email` is missing"),
             "{found:?}"
         );
         assert!(found[1].1.contains("hides it from the API"), "{found:?}");
-        assert!(found[2].1.starts_with("not a user record but an array"), "{found:?}");
+        assert!(
+            found[2].1.starts_with("not a user record but an array"),
+            "{found:?}"
+        );
         let report = check(text.as_bytes()).unwrap();
         assert_eq!((report.records, report.users), (3, 0));
     }
 
     #[test]
     fn a_repeated_id_points_back_to_the_first_record() {
-        let text = format!("[\n{ANN},\n\n{}\n]", r#"{"id": "1", "name": "Bo", "email": "bo@x.com"}"#);
+        let text = format!(
+            "[\n{ANN},\n\n{}\n]",
+            r#"{"id": "1", "name": "Bo", "email": "bo@x.com"}"#
+        );
         let (line, message) = only_problem(&text);
         assert_eq!(line, 4);
-        assert!(message.starts_with("id \"1\" is also the id of the record at line 2"), "{message}");
+        assert!(
+            message.starts_with("id \"1\" is also the id of the record at line 2"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -414,7 +434,8 @@ mod tests {
         let (line, message) = only_problem(&text);
         assert_eq!(line, 3);
         assert!(
-            message.starts_with("email \" ANN@X.com\" is the address of the record at line 2 (\"ann@x.com\")"),
+            message
+                .starts_with("email \" ANN@X.com\" is the address of the record at line 2 (\"ann@x.com\")"),
             "{message}"
         );
     }
@@ -449,12 +470,25 @@ mod tests {
         );
         let found = problems(text);
         assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[0].1.starts_with("`created_at` \"yesterday\" is not a timestamp"), "{found:?}");
-        assert!(found[1].1.starts_with("`updated_at` is a number, not a timestamp"), "{found:?}");
+        assert!(
+            found[0]
+                .1
+                .starts_with("`created_at` \"yesterday\" is not a timestamp"),
+            "{found:?}"
+        );
+        assert!(
+            found[1]
+                .1
+                .starts_with("`updated_at` is a number, not a timestamp"),
+            "{found:?}"
+        );
         let noted = notes(text);
         assert_eq!(noted.len(), 2, "{noted:?}");
         assert_eq!((noted[0].0, noted[0].1), (3, 2), "{noted:?}");
-        assert!(noted[0].2.starts_with("timestamps not in RFC 3339 UTC"), "{noted:?}");
+        assert!(
+            noted[0].2.starts_with("timestamps not in RFC 3339 UTC"),
+            "{noted:?}"
+        );
         assert!(noted[1].2.starts_with("a null timestamp"), "{noted:?}");
     }
 

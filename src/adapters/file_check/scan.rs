@@ -8,8 +8,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// A place in the file, as editors count it: lines from 1, columns in bytes from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -128,11 +128,7 @@ pub fn elements(bytes: &[u8]) -> Elements<'_> {
     } else {
         offset = bytes.len();
     }
-    Elements {
-        bytes,
-        offset,
-        done,
-    }
+    Elements { bytes, offset, done }
 }
 
 /// Iterator behind [`elements`].
@@ -150,7 +146,8 @@ impl<'a> Iterator for Elements<'a> {
             return None;
         }
         let start = self.offset;
-        let mut stream = serde_json::Deserializer::from_slice(&self.bytes[start..]).into_iter::<Element<'a>>();
+        let mut stream =
+            serde_json::Deserializer::from_slice(&self.bytes[start..]).into_iter::<Element<'a>>();
         let element = match stream.next()? {
             Ok(element) => element,
             Err(err) => {
@@ -164,11 +161,7 @@ impl<'a> Iterator for Elements<'a> {
             Some(b',') => self.offset = skip_whitespace(self.bytes, after + 1),
             _ => self.done = true,
         }
-        Some(Ok(Located {
-            start,
-            end,
-            element,
-        }))
+        Some(Ok(Located { start, end, element }))
     }
 }
 
