@@ -45,7 +45,8 @@ async fn the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopb
         command.args(["--user", "--map-root-user"]);
     }
     let child = command
-        .args(["--net", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .args(["--net", "sh", "-c", "\"$0\" link set lo up && exec \"$@\""])
+        .arg(&tools.ip)
         .arg(test_binary)
         .args([THIS_TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env(INSIDE, "1")
@@ -257,6 +258,7 @@ async fn wait_for(client: &Client, what: &str, predicate: &str) {
 struct Tools {
     chromium: PathBuf,
     chromedriver: PathBuf,
+    ip: PathBuf,
 }
 
 fn browser_tools() -> Option<Tools> {
@@ -280,13 +282,23 @@ fn browser_tools() -> Option<Tools> {
     if on_path("unshare").is_none() {
         missing.push("unshare (util-linux)");
     }
-    if on_path("ip").is_none() {
+    // Not always on a user's PATH, being an administrator's tool.
+    let ip = on_path("ip").or_else(|| {
+        ["/usr/sbin/ip", "/sbin/ip"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file())
+    });
+    if ip.is_none() {
         missing.push("ip (iproute2)");
     }
-    if let (Some(chromium), Some(chromedriver), true) = (chromium, chromedriver, missing.is_empty()) {
+    if let (Some(chromium), Some(chromedriver), Some(ip)) = (chromium, chromedriver, ip)
+        && missing.is_empty()
+    {
         return Some(Tools {
             chromium,
             chromedriver,
+            ip,
         });
     }
     let why = format!("not installed: {}", missing.join(", "));

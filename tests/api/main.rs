@@ -3,6 +3,7 @@
 mod architecture;
 mod behaviour;
 mod browser;
+mod check;
 mod durability;
 mod helpers;
 mod http;

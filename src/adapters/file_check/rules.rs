@@ -8,12 +8,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::scan::{self, Cursor, Element, Field, Kind, Located, Position};
+use super::scan::{self, Cursor, Element, Field, Key, Kind, Located, Position};
 use crate::domain::{Email, UserName, email_key, timestamp_text};
-
-/// The keys of a user record; any other key is kept as written and not served.
-const KNOWN_KEYS: [&str; 5] = ["id", "name", "email", "created_at", "updated_at"];
-const TIMESTAMP_KEYS: [&str; 2] = ["created_at", "updated_at"];
 
 /// Everything found in a file that is a JSON array.
 #[derive(Debug, Default)]
@@ -181,13 +177,13 @@ impl<'a> Checker<'a> {
                 return;
             }
         };
-        let last = |key: &str| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
+        let last = |key: &Key<'_>| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
         let mut why_not = Vec::new();
-        for key in ["id", "name", "email"] {
-            match last(key) {
+        for key in [Key::Id, Key::Name, Key::Email] {
+            match last(&key) {
                 Some(Field::Text(_)) => {}
-                Some(Field::Other(kind)) => why_not.push(format!("`{key}` is {kind}")),
-                None => why_not.push(format!("`{key}` is missing")),
+                Some(Field::Other(kind)) => why_not.push(format!("`{}` is {kind}", key.as_str())),
+                None => why_not.push(format!("`{}` is missing", key.as_str())),
             }
         }
         if !why_not.is_empty() {
@@ -200,7 +196,7 @@ impl<'a> Checker<'a> {
         self.report.users += 1;
         self.repeated_keys(&record, &entries);
         for (key, _) in &entries {
-            if !KNOWN_KEYS.contains(&key.as_ref()) {
+            if let Key::Other(key) = key {
                 let message = format!(
                     "unknown key {} is kept as written but not served by the API",
                     quoted(key)
@@ -208,35 +204,36 @@ impl<'a> Checker<'a> {
                 self.note(&message, || record.key(key));
             }
         }
-        let text = |key: &str| match last(key) {
+        let text = |key: Key<'_>| match last(&key) {
             Some(Field::Text(text)) => text.clone(),
             _ => Cow::Borrowed(""),
         };
-        self.id(&record, text("id"));
-        self.name(&record, &text("name"));
-        self.email(&record, text("email"));
-        for key in TIMESTAMP_KEYS {
-            self.timestamp(&record, key, last(key));
+        self.id(&record, text(Key::Id));
+        self.name(&record, &text(Key::Name));
+        self.email(&record, text(Key::Email));
+        for key in [Key::CreatedAt, Key::UpdatedAt] {
+            self.timestamp(&record, key.as_str(), last(&key));
         }
     }
 
-    fn repeated_keys(&mut self, record: &Record<'_>, entries: &[(Cow<'a, str>, Field<'a>)]) {
-        if entries.len() < 2 {
+    fn repeated_keys(&mut self, record: &Record<'_>, entries: &[(Key<'a>, Field<'a>)]) {
+        let repeats = |at: usize| entries[..at].iter().any(|(key, _)| *key == entries[at].0);
+        if !(1..entries.len()).any(repeats) {
             return;
         }
-        let mut counts: Vec<(&str, usize)> = Vec::new();
+        let mut counts: Vec<(&Key<'a>, usize)> = Vec::new();
         for (key, _) in entries {
-            match counts.iter_mut().find(|(k, _)| *k == key.as_ref()) {
+            match counts.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, count)) => *count += 1,
                 None => counts.push((key, 1)),
             }
         }
         for (key, count) in counts.into_iter().filter(|(_, count)| *count > 1) {
             self.problem(
-                record.key(key),
+                record.key(key.as_str()),
                 format!(
                     "key {} appears {count} times in this record: the service reads the last one and drops the others when it next writes the file",
-                    quoted(key)
+                    quoted(key.as_str())
                 ),
             );
         }
@@ -261,7 +258,8 @@ impl<'a> Checker<'a> {
     fn name(&mut self, record: &Record<'_>, name: &str) {
         match UserName::parse(name) {
             Err(err) => self.problem(record.key("name"), format!("name {}: {err}", quoted(name))),
-            Ok(valid) if valid.as_str() != name => self.note(
+            // Trimming only removes, so a change shows in the length.
+            Ok(valid) if valid.as_str().len() != name.len() => self.note(
                 "a name with spaces around it is served as written; an edit through the API trims it",
                 || record.key("name"),
             ),
@@ -272,7 +270,7 @@ impl<'a> Checker<'a> {
     fn email(&mut self, record: &Record<'_>, email: Cow<'a, str>) {
         match Email::parse(&email) {
             Err(err) => self.problem(record.key("email"), format!("email {}: {err}", quoted(&email))),
-            Ok(valid) if valid.as_str() != email => self.note(
+            Ok(valid) if valid.as_str().len() != email.len() => self.note(
                 "an email with spaces around it is served as written; an edit through the API trims it",
                 || record.key("email"),
             ),
