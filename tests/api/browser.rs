@@ -24,6 +24,9 @@ const SESSION: Duration = Duration::from_secs(300);
 const INSIDE: &str = "ROSTER_BROWSER_TEST_INSIDE";
 const THIS_TEST: &str = "browser::the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopback";
 
+/// What the test types into the Authorization box.
+const TOKEN: &str = "Bearer console-test-token";
+
 /// The README's subscription example, as a person would paste it.
 const README_SUBSCRIPTION: &str =
     "subscription { userEvents(kinds: [CREATED, UPDATED, DELETED]) { kind at user { id name email } } }";
@@ -103,7 +106,14 @@ async fn browser_session() {
         "the icon loads: {icon}"
     );
 
-    // A query typed by hand, run with Ctrl+Enter.
+    // A query typed by hand, run with Ctrl+Enter, with an Authorization header set.
+    client
+        .find(Locator::Id("authorization"))
+        .await
+        .expect("the Authorization box")
+        .send_keys(TOKEN)
+        .await
+        .expect("type the header");
     type_operation(client, "{ allUsers { name email } }").await;
     let query = client.find(Locator::Id("query")).await.expect("the editor");
     query
@@ -155,16 +165,8 @@ async fn browser_session() {
 
     // Every request the page made over the network, as the browser's own network log records
     // it (requests the browser refused included), went to the server under test.
-    let requested: Vec<String> = browser
-        .requested_urls()
-        .await
-        .into_iter()
-        .filter(|url| {
-            ["http:", "https:", "ws:", "wss:"]
-                .iter()
-                .any(|scheme| url.starts_with(scheme))
-        })
-        .collect();
+    let network = browser.network_events().await;
+    let requested = network_urls(&network);
     let socket = app.base.replacen("http://", "ws://", 1);
     for wanted in [
         "/graphql",
@@ -186,7 +188,47 @@ async fn browser_session() {
             app.base
         );
     }
+
+    // The Authorization header went with the POSTs made after it was set, and in the
+    // WebSocket's connection_init.
+    let posted_with_token = network.iter().any(|event| {
+        let request = &event["params"]["request"];
+        event["method"] == "Network.requestWillBeSent"
+            && request["method"] == "POST"
+            && request["headers"]["Authorization"] == TOKEN
+    });
+    assert!(posted_with_token, "no POST carried the Authorization header");
+    let init = network
+        .iter()
+        .filter(|event| event["method"] == "Network.webSocketFrameSent")
+        .filter_map(|event| event["params"]["response"]["payloadData"].as_str())
+        .filter_map(|frame| serde_json::from_str::<Value>(frame).ok())
+        .find(|message| message["type"] == "connection_init")
+        .expect("a connection_init frame");
+    assert_eq!(init["payload"], json!({ "Authorization": TOKEN }));
     browser.close().await;
+}
+
+/// The network URLs (not `data:` or `chrome:`) of every request and WebSocket in `events`.
+fn network_urls(events: &[Value]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for event in events {
+        let url = match event["method"].as_str() {
+            Some("Network.requestWillBeSent") => &event["params"]["request"]["url"],
+            Some("Network.webSocketCreated") => &event["params"]["url"],
+            _ => continue,
+        };
+        let Some(url) = url.as_str() else {
+            continue;
+        };
+        let network = ["http:", "https:", "ws:", "wss:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        if network && !urls.iter().any(|seen| seen == url) {
+            urls.push(url.to_owned());
+        }
+    }
+    urls
 }
 
 /// Creates users over HTTP until one shows up as an event: a subscription is live only once
@@ -373,9 +415,9 @@ impl Browser {
         }
     }
 
-    /// The URL of every request and WebSocket the page started so far, from Chromium's
-    /// performance log (the DevTools network events chromedriver collects).
-    async fn requested_urls(&self) -> Vec<String> {
+    /// The DevTools network events of the page so far (`{method, params}`), from Chromium's
+    /// performance log as chromedriver collects it. Reading the log empties it.
+    async fn network_events(&self) -> Vec<Value> {
         let session = self
             .client
             .session_id()
@@ -392,25 +434,19 @@ impl Browser {
             .await
             .expect("the performance log as JSON");
         let entries = log["value"].as_array().cloned().unwrap_or_default();
-        let mut urls = Vec::new();
-        for entry in entries {
-            let Some(message) = entry["message"].as_str() else {
-                continue;
-            };
-            let event: Value = serde_json::from_str(message).expect("a DevTools event");
-            let event = &event["message"];
-            let url = match event["method"].as_str() {
-                Some("Network.requestWillBeSent") => &event["params"]["request"]["url"],
-                Some("Network.webSocketCreated") => &event["params"]["url"],
-                _ => continue,
-            };
-            if let Some(url) = url.as_str()
-                && !urls.iter().any(|seen| seen == url)
-            {
-                urls.push(url.to_owned());
-            }
-        }
-        urls
+        entries
+            .iter()
+            .filter_map(|entry| entry["message"].as_str())
+            .map(|message| {
+                let mut event: Value = serde_json::from_str(message).expect("a DevTools event");
+                event["message"].take()
+            })
+            .filter(|event| {
+                event["method"]
+                    .as_str()
+                    .is_some_and(|method| method.starts_with("Network."))
+            })
+            .collect()
     }
 
     async fn close(self) {
@@ -456,4 +492,71 @@ async fn wait_for_driver(webdriver: &str) {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn the_console_and_every_file_it_refers_to_come_from_roster_under_a_strict_policy() {
+    let app = crate::helpers::spawn_app().await;
+    let response = app.get("/graphql").await;
+    assert_eq!(response.status(), 200);
+    let policy = response.headers()["content-security-policy"]
+        .to_str()
+        .expect("a policy")
+        .to_owned();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let page = response.text().await.expect("the page");
+
+    let mut referred: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|piece| piece.starts_with("console/"))
+        .collect();
+    referred.sort_unstable();
+    referred.dedup();
+    assert_eq!(
+        referred,
+        ["console/console.css", "console/console.js", "console/icon.svg"]
+    );
+    for (file, content_type) in referred
+        .iter()
+        .zip(["text/css", "text/javascript", "image/svg+xml"])
+    {
+        let response = app.get(&format!("/{file}")).await;
+        assert_eq!(response.status(), 200, "{file}");
+        let headers = response.headers().clone();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .expect("a type")
+                .starts_with(content_type),
+            "{file}: {:?}",
+            headers["content-type"]
+        );
+        let etag = headers["etag"].clone();
+        let again = app
+            .client
+            .get(app.url(&format!("/{file}")))
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .expect("a conditional GET");
+        assert_eq!(again.status(), 304, "{file}");
+    }
+
+    let refused = app
+        .client
+        .post(app.url("/console/console.js"))
+        .send()
+        .await
+        .expect("a POST");
+    assert_eq!(refused.status(), 405);
+    let body: Value = refused.json().await.expect("a JSON error");
+    assert!(body["errors"][0]["message"].is_string(), "a JSON error: {body}");
 }
