@@ -21,6 +21,14 @@ fn roster_check(args: &[&str], file: Option<&Path>) -> Output {
         .expect("roster check runs")
 }
 
+/// Runs `roster check` on a file holding `contents`; returns the file's name and the outcome.
+fn check_contents(contents: &str) -> (String, Output) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("users.json");
+    std::fs::write(&file, contents).expect("write the file");
+    (file.display().to_string(), roster_check(&["check"], Some(&file)))
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -58,12 +66,8 @@ async fn a_file_the_service_wrote_itself_is_clean() {
 
 #[test]
 fn each_problem_is_named_at_its_line_and_the_exit_code_is_1() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let file = dir.path().join("users.json");
-    std::fs::write(&file, HAND_EDITED).expect("write the file");
-    let output = roster_check(&["check"], Some(&file));
+    let (name, output) = check_contents(HAND_EDITED);
     assert_eq!(code(&output), 1, "{}", stdout(&output));
-    let name = file.display().to_string();
     let report = stdout(&output);
     let lines: Vec<&str> = report.lines().collect();
     let expected = [
@@ -121,12 +125,8 @@ async fn the_records_check_calls_hidden_are_the_ones_the_service_hides() {
 
 #[test]
 fn broken_json_exits_2_with_the_parsers_line_and_column() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let file = dir.path().join("users.json");
-    std::fs::write(&file, "[\n  {\"id\": \"1\", \"name\": \"Ann\",}\n]\n").expect("write the file");
-    let output = roster_check(&["check"], Some(&file));
+    let (name, output) = check_contents("[\n  {\"id\": \"1\", \"name\": \"Ann\",}\n]\n");
     assert_eq!(code(&output), 2, "{}", stdout(&output));
-    let name = file.display().to_string();
     let report = stdout(&output);
     assert!(
         report.starts_with(&format!(
@@ -139,10 +139,7 @@ fn broken_json_exits_2_with_the_parsers_line_and_column() {
 
 #[test]
 fn a_top_level_that_is_not_an_array_exits_2() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let file = dir.path().join("users.json");
-    std::fs::write(&file, "{\"users\": []}\n").expect("write the file");
-    let output = roster_check(&["check"], Some(&file));
+    let (_, output) = check_contents("{\"users\": []}\n");
     assert_eq!(code(&output), 2);
     assert!(
         stdout(&output).contains(":1:1: problem: the top level is an object, not an array of users"),

@@ -254,6 +254,44 @@ fn key_is(quoted: &[u8], key: &str) -> bool {
     serde_json::from_slice::<String>(quoted).is_ok_and(|text| text == key)
 }
 
+/// The visit methods for values of which only the kind is kept: scalars and arrays
+/// (drained, so that nothing is built for them).
+macro_rules! keep_only_the_kind {
+    () => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Kind::Boolean.into())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Kind::Number.into())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Kind::Number.into())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Kind::Number.into())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Kind::Null.into())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Kind::Array.into())
+        }
+    };
+}
+
+impl From<Kind> for Element<'_> {
+    fn from(kind: Kind) -> Self {
+        Self::Other(kind)
+    }
+}
+
+impl From<Kind> for Field<'_> {
+    fn from(kind: Kind) -> Self {
+        Self::Other(kind)
+    }
+}
+
 impl<'de> Deserialize<'de> for Element<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(ElementVisitor)
@@ -275,27 +313,10 @@ impl<'de> Visitor<'de> for ElementVisitor {
         }
         Ok(Element::Object(entries))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        drain_seq(seq).map(Element::Other)
-    }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
         Ok(Element::Other(Kind::Text))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Element::Other(Kind::Boolean))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Element::Other(Kind::Number))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Element::Other(Kind::Number))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Element::Other(Kind::Number))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Element::Other(Kind::Null))
-    }
+    keep_only_the_kind!();
 }
 
 impl<'de> Deserialize<'de> for Field<'de> {
@@ -322,29 +343,7 @@ impl<'de> Visitor<'de> for FieldVisitor {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Field::Other(Kind::Object))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        drain_seq(seq).map(Field::Other)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Field::Other(Kind::Boolean))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Field::Other(Kind::Number))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Field::Other(Kind::Number))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Field::Other(Kind::Number))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Field::Other(Kind::Null))
-    }
-}
-
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Kind, A::Error> {
-    while seq.next_element::<IgnoredAny>()?.is_some() {}
-    Ok(Kind::Array)
+    keep_only_the_kind!();
 }
 
 impl<'de> Deserialize<'de> for Key<'de> {
