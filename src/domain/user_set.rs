@@ -12,7 +12,7 @@ use super::change::{
     BulkFailure, BulkFailureReason, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
 };
 use super::snapshot::UserSnapshot;
-use super::user::{User, UserId};
+use super::user::{User, UserId, to_micros};
 
 /// An ordered list of users with indexes by id and by email key.
 ///
@@ -111,10 +111,14 @@ impl UserSet {
                 let Some(&index) = self.by_id.get(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
+                let current = &self.users[index];
+                if current.name() == name.as_str() && current.email() == email.as_str() {
+                    return ChangeOutcome::Unchanged(Arc::clone(current));
+                }
                 if self.email_taken(&email.key(), Some(index)) {
                     return ChangeOutcome::Rejected(Rejection::EmailInUse);
                 }
-                let mut user = User::clone(&self.users[index]);
+                let mut user = User::clone(current);
                 user.rename(name, email, at);
                 ChangeOutcome::Updated(self.replace(index, user))
             }
@@ -137,8 +141,17 @@ impl UserSet {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
                 let current = &self.users[index];
-                if expected_updated_at.is_some_and(|expected| expected != current.updated_at()) {
+                // Compared at the precision clients read and the file keeps.
+                if expected_updated_at.is_some_and(|expected| expected.map(to_micros) != current.updated_at())
+                {
                     return ChangeOutcome::Conflict(Arc::clone(current));
+                }
+                let same_name = name.as_ref().is_none_or(|name| name.as_str() == current.name());
+                let same_email = email
+                    .as_ref()
+                    .is_none_or(|email| email.as_str() == current.email());
+                if same_name && same_email {
+                    return ChangeOutcome::Unchanged(Arc::clone(current));
                 }
                 if let Some(email) = &email
                     && self.email_taken(&email.key(), Some(index))
@@ -193,6 +206,11 @@ impl UserSet {
                 report.failures.push(fail(BulkFailureReason::InvalidEmail));
                 continue;
             };
+            if self.users[index].email() == email.as_str() {
+                // Already so: it counts as applied and changes nothing.
+                report.applied += 1;
+                continue;
+            }
             if self.email_taken(&email.key(), Some(index)) {
                 report.failures.push(fail(BulkFailureReason::EmailInUse));
                 continue;
@@ -348,6 +366,48 @@ mod tests {
         };
         assert_eq!(report.applied, 1, "the dry run says what would apply");
         assert_eq!(set.get(&UserId::new("a")).unwrap().email(), "a@x.com");
+    }
+
+    #[test]
+    fn changes_that_ask_for_what_the_user_already_is_change_nothing() {
+        let mut set = set_of(&[("a", "Ann@x.com")]);
+        let before = Arc::clone(&set.users()[0]);
+        let same = set.apply(Change::Update {
+            id: UserId::new("a"),
+            name: UserName::parse(" a ").unwrap(),
+            email: Email::parse("Ann@x.com").unwrap(),
+            at: at(9),
+        });
+        assert!(
+            matches!(same, ChangeOutcome::Unchanged(ref u) if Arc::ptr_eq(u, &before)),
+            "{same:?}"
+        );
+        assert!(!same.changed());
+        let patch = set.apply(Change::Patch {
+            id: UserId::new("a"),
+            name: None,
+            email: Some(Email::parse("Ann@x.com").unwrap()),
+            expected_updated_at: Some(Some(at(0))),
+            at: at(9),
+        });
+        assert!(matches!(patch, ChangeOutcome::Unchanged(_)), "{patch:?}");
+        let ChangeOutcome::BulkUpdated(report) = set.apply(Change::BulkUpdateEmails {
+            items: vec![valid("a", "Ann@x.com")],
+            at: at(9),
+            mode: BulkMode::default(),
+        }) else {
+            panic!()
+        };
+        assert_eq!((report.applied, report.updated.len()), (1, 0));
+        assert!(Arc::ptr_eq(&set.users()[0], &before));
+        // Case is kept as given, so a change of case is a change.
+        let case = set.apply(Change::Update {
+            id: UserId::new("a"),
+            name: UserName::parse("a").unwrap(),
+            email: Email::parse("ann@x.com").unwrap(),
+            at: at(9),
+        });
+        assert!(matches!(case, ChangeOutcome::Updated(ref u) if u.updated_at() == Some(at(9))));
     }
 
     #[test]
