@@ -5,8 +5,10 @@
 //! state the earlier items left, so the rules are identical whatever the storage and however
 //! many changes a write carries.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use super::change::{
     BulkFailure, BulkFailureReason, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
@@ -16,16 +18,20 @@ use super::user::{User, UserId, to_micros};
 
 /// An ordered list of users with indexes by id and by email key.
 ///
-/// The indexes are built on the first change, not on load: a reader that only needs a
-/// snapshot of a freshly loaded file never pays for them.
+/// The indexes hold positions only (four bytes a user), reading ids and addresses from the
+/// list itself: indexes of copied strings cost about as much memory as the file. They are
+/// built on the first change, not on load: a reader that only needs a snapshot of a
+/// freshly loaded file never pays for them.
 #[derive(Clone, Debug, Default)]
 pub struct UserSet {
     users: Vec<Arc<User>>,
     indexed: bool,
-    by_id: HashMap<UserId, usize>,
-    /// How many users hold each email key. Hand-edited files may hold duplicates; a count
-    /// keeps the check right for them too.
-    emails: HashMap<String, usize>,
+    hasher: RandomState,
+    /// Positions by id (the first, when a hand-edited file repeats an id).
+    by_id: HashTable<u32>,
+    /// Positions by email key, one entry per user: hand-edited files may hold an address
+    /// twice, and every holder counts.
+    by_email: HashTable<u32>,
 }
 
 impl UserSet {
@@ -45,12 +51,41 @@ impl UserSet {
 
     fn reindex(&mut self) {
         self.indexed = true;
-        self.by_id.clear();
-        self.emails.clear();
-        for (at, user) in self.users.iter().enumerate() {
-            self.by_id.entry(user.id().clone()).or_insert(at);
-            *self.emails.entry(user.email_key()).or_default() += 1;
+        self.by_id = HashTable::with_capacity(self.users.len());
+        self.by_email = HashTable::with_capacity(self.users.len());
+        for at in 0..self.users.len() {
+            self.index_email(at);
+            let id = self.users[at].id();
+            if self.position(id).is_none() {
+                let hash = self.hasher.hash_one(id);
+                let (users, hasher) = (&self.users, &self.hasher);
+                self.by_id
+                    .insert_unique(hash, at as u32, |&i| hasher.hash_one(users[i as usize].id()));
+            }
         }
+    }
+
+    fn index_email(&mut self, at: usize) {
+        let hash = self.hasher.hash_one(self.users[at].email_key());
+        let (users, hasher) = (&self.users, &self.hasher);
+        self.by_email.insert_unique(hash, at as u32, |&i| {
+            hasher.hash_one(users[i as usize].email_key())
+        });
+    }
+
+    fn unindex_email(&mut self, at: usize) {
+        let hash = self.hasher.hash_one(self.users[at].email_key());
+        if let Ok(entry) = self.by_email.find_entry(hash, |&i| i as usize == at) {
+            entry.remove();
+        }
+    }
+
+    /// The position of the first user with `id`, once indexed.
+    fn position(&self, id: &UserId) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        self.by_id
+            .find(hash, |&i| self.users[i as usize].id() == id)
+            .map(|&i| i as usize)
     }
 
     /// The users in order.
@@ -61,7 +96,7 @@ impl UserSet {
     /// The user with `id`, if any (the first, if a hand-edited file repeats an id).
     pub fn get(&self, id: &UserId) -> Option<&Arc<User>> {
         if self.indexed {
-            self.by_id.get(id).map(|&at| &self.users[at])
+            self.position(id).map(|at| &self.users[at])
         } else {
             self.users.iter().find(|user| user.id() == id)
         }
@@ -74,22 +109,55 @@ impl UserSet {
 
     /// Whether `key` is used by any user other than the one at `except`.
     fn email_taken(&self, key: &str, except: Option<usize>) -> bool {
-        let holders = self.emails.get(key).copied().unwrap_or(0);
-        let own = except.is_some_and(|at| self.users[at].email_key() == key);
-        holders > usize::from(own)
+        let hash = self.hasher.hash_one(key);
+        self.by_email
+            .iter_hash(hash)
+            .any(|&i| Some(i as usize) != except && self.users[i as usize].email_key() == key)
     }
 
     fn replace(&mut self, at: usize, user: User) -> Arc<User> {
-        let old_key = self.users[at].email_key();
-        if let Some(count) = self.emails.get_mut(&old_key) {
-            *count -= 1;
-            if *count == 0 {
-                self.emails.remove(&old_key);
-            }
-        }
-        *self.emails.entry(user.email_key()).or_default() += 1;
+        self.unindex_email(at);
         let user = Arc::new(user);
         self.users[at] = Arc::clone(&user);
+        self.index_email(at);
+        user
+    }
+
+    fn push(&mut self, user: Arc<User>) {
+        let at = self.users.len();
+        self.users.push(user);
+        self.index_email(at);
+        let id = self.users[at].id();
+        if self.position(id).is_none() {
+            let hash = self.hasher.hash_one(id);
+            let (users, hasher) = (&self.users, &self.hasher);
+            self.by_id
+                .insert_unique(hash, at as u32, |&i| hasher.hash_one(users[i as usize].id()));
+        }
+    }
+
+    fn remove(&mut self, at: usize) -> Arc<User> {
+        self.unindex_email(at);
+        let hash = self.hasher.hash_one(self.users[at].id());
+        if let Ok(entry) = self.by_id.find_entry(hash, |&i| i as usize == at) {
+            entry.remove();
+        }
+        let user = self.users.remove(at);
+        // Later users moved up by one; a record sharing the id may now be the first.
+        for table in [&mut self.by_id, &mut self.by_email] {
+            for i in table.iter_mut() {
+                if *i as usize > at {
+                    *i -= 1;
+                }
+            }
+        }
+        if let Some(next) = self.users.iter().position(|u| u.id() == user.id())
+            && self.position(user.id()).is_none()
+        {
+            let (users, hasher) = (&self.users, &self.hasher);
+            self.by_id
+                .insert_unique(hash, next as u32, |&i| hasher.hash_one(users[i as usize].id()));
+        }
         user
     }
 
@@ -102,13 +170,11 @@ impl UserSet {
                     return ChangeOutcome::Rejected(Rejection::EmailExists);
                 }
                 let user = Arc::new(user);
-                self.by_id.entry(user.id().clone()).or_insert(self.users.len());
-                *self.emails.entry(user.email_key()).or_default() += 1;
-                self.users.push(Arc::clone(&user));
+                self.push(Arc::clone(&user));
                 ChangeOutcome::Created(user)
             }
             Change::Update { id, name, email, at } => {
-                let Some(&index) = self.by_id.get(&id) else {
+                let Some(index) = self.position(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
                 let current = &self.users[index];
@@ -123,12 +189,10 @@ impl UserSet {
                 ChangeOutcome::Updated(self.replace(index, user))
             }
             Change::Delete { id } => {
-                let Some(&index) = self.by_id.get(&id) else {
+                let Some(index) = self.position(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
-                let user = self.users.remove(index);
-                self.reindex();
-                ChangeOutcome::Deleted(user)
+                ChangeOutcome::Deleted(self.remove(index))
             }
             Change::Patch {
                 id,
@@ -137,7 +201,7 @@ impl UserSet {
                 expected_updated_at,
                 at,
             } => {
-                let Some(&index) = self.by_id.get(&id) else {
+                let Some(index) = self.position(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
                 let current = &self.users[index];
@@ -198,7 +262,7 @@ impl UserSet {
                 email: asked.clone(),
                 reason,
             };
-            let Some(&index) = self.by_id.get(&id) else {
+            let Some(index) = self.position(&id) else {
                 report.failures.push(fail(BulkFailureReason::NotFound));
                 continue;
             };

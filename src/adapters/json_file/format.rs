@@ -93,30 +93,18 @@ impl Document {
         if is_blank(bytes) {
             return Ok(Self::default());
         }
-        let items: Vec<Item> = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
-            // Every element is accepted, so a data error can only be a top level that is
-            // valid JSON but not an array.
-            serde_json::error::Category::Data => FormatError::NotAnArray,
-            _ => FormatError::NotJson(err),
-        })?;
-        let mut document = Self::default();
-        let mut users = Vec::with_capacity(items.len());
-        for item in items {
-            match item {
-                Item::User(user, extras) => {
-                    let user = Arc::new(user);
-                    if extras.is_some() {
-                        document.kept_for(&user).extras = extras;
-                    }
-                    users.push(user);
-                }
-                Item::Raw(raw) => match users.last() {
-                    Some(previous) => document.kept_for(previous).following.push(raw),
-                    None => document.leading.push(raw),
-                },
-            }
-        }
-        document.users = UserSet::new(users);
+        // Straight into the document, one record at a time: a vector of every parsed
+        // record first would double the transient memory of each load.
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let document = deserializer
+            .deserialize_seq(DocumentVisitor)
+            .and_then(|document| deserializer.end().map(|()| document))
+            .map_err(|err| match err.classify() {
+                // Every element is accepted, so a data error can only be a top level that
+                // is valid JSON but not an array.
+                serde_json::error::Category::Data => FormatError::NotAnArray,
+                _ => FormatError::NotJson(err),
+            })?;
         Ok(document)
     }
 
@@ -239,6 +227,40 @@ impl<'a> Record<'a> {
             updated_at: user.updated_at().map(timestamp_text),
             extras,
         }
+    }
+}
+
+/// The top-level array, read record by record into a [`Document`].
+struct DocumentVisitor;
+
+impl<'de> Visitor<'de> for DocumentVisitor {
+    type Value = Document;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of users")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Document, A::Error> {
+        let mut document = Document::default();
+        let mut users: Vec<Arc<User>> = Vec::new();
+        while let Some(item) = seq.next_element::<Item>()? {
+            match item {
+                Item::User(user, extras) => {
+                    let user = Arc::new(user);
+                    if extras.is_some() {
+                        document.kept_for(&user).extras = extras;
+                    }
+                    users.push(user);
+                }
+                Item::Raw(raw) => match users.last() {
+                    Some(previous) => document.kept_for(previous).following.push(raw),
+                    None => document.leading.push(raw),
+                },
+            }
+        }
+        users.shrink_to_fit();
+        document.users = UserSet::new(users);
+        Ok(document)
     }
 }
 

@@ -1,11 +1,10 @@
 //! `JsonFileUserRepository`: the users live in one JSON file a person can edit.
 //!
-//! Who owns what:
-//! - the owner thread ([`owner`]) owns the document, the file's stamp, the health record,
-//!   the event feed and the lock, and does every load, reload, corrupt copy and write;
-//! - callers own nothing: they send it [`message`]s (apply a change, revalidate) and await;
-//! - readers read the published cell (snapshot, stamp, health), replaced whole by the owner;
-//! - the small pieces it uses: [`format`], [`atomic`] write, [`lock`], [`stamp`], [`corrupt`].
+//! - The owner thread ([`owner`]) owns the document, stamp, health, lock and event feed.
+//! - It alone loads, reloads, revalidates, copies corrupt files aside and writes.
+//! - Callers own nothing: they send it [`message`]s (apply a change, revalidate) and wait.
+//! - Readers read the published cell (snapshot, stamp, health); only the owner replaces it.
+//! - Its small pieces: [`format`], [`atomic`] write, [`lock`], [`stamp`], [`corrupt`] copy.
 
 mod atomic;
 mod corrupt;
