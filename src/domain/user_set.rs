@@ -55,13 +55,18 @@ impl UserSet {
         self.by_email = HashTable::with_capacity(self.users.len());
         for at in 0..self.users.len() {
             self.index_email(at);
-            let id = self.users[at].id();
-            if self.position(id).is_none() {
-                let hash = self.hasher.hash_one(id);
-                let (users, hasher) = (&self.users, &self.hasher);
-                self.by_id
-                    .insert_unique(hash, at as u32, |&i| hasher.hash_one(users[i as usize].id()));
-            }
+            self.index_id(at);
+        }
+    }
+
+    /// Indexes the user at `at` by id, unless an earlier record holds the id.
+    fn index_id(&mut self, at: usize) {
+        let id = self.users[at].id();
+        if self.position(id).is_none() {
+            let hash = self.hasher.hash_one(id);
+            let (users, hasher) = (&self.users, &self.hasher);
+            self.by_id
+                .insert_unique(hash, at as u32, |&i| hasher.hash_one(users[i as usize].id()));
         }
     }
 
@@ -127,13 +132,7 @@ impl UserSet {
         let at = self.users.len();
         self.users.push(user);
         self.index_email(at);
-        let id = self.users[at].id();
-        if self.position(id).is_none() {
-            let hash = self.hasher.hash_one(id);
-            let (users, hasher) = (&self.users, &self.hasher);
-            self.by_id
-                .insert_unique(hash, at as u32, |&i| hasher.hash_one(users[i as usize].id()));
-        }
+        self.index_id(at);
     }
 
     fn remove(&mut self, at: usize) -> Arc<User> {
@@ -151,12 +150,8 @@ impl UserSet {
                 }
             }
         }
-        if let Some(next) = self.users.iter().position(|u| u.id() == user.id())
-            && self.position(user.id()).is_none()
-        {
-            let (users, hasher) = (&self.users, &self.hasher);
-            self.by_id
-                .insert_unique(hash, next as u32, |&i| hasher.hash_one(users[i as usize].id()));
+        if let Some(next) = self.users.iter().position(|u| u.id() == user.id()) {
+            self.index_id(next);
         }
         user
     }
@@ -430,6 +425,22 @@ mod tests {
         };
         assert_eq!(report.applied, 1, "the dry run says what would apply");
         assert_eq!(set.get(&UserId::new("a")).unwrap().email(), "a@x.com");
+    }
+
+    #[test]
+    fn a_repeated_id_falls_to_the_next_record_once_the_first_is_deleted() {
+        let mut set = set_of(&[("a", "one@x.com"), ("b", "two@x.com"), ("a", "three@x.com")]);
+        let outcome = set.apply(Change::Delete { id: UserId::new("a") });
+        assert!(matches!(outcome, ChangeOutcome::Deleted(ref u) if u.email() == "one@x.com"));
+        assert_eq!(set.get(&UserId::new("a")).unwrap().email(), "three@x.com");
+        assert_eq!(set.get(&UserId::new("b")).unwrap().email(), "two@x.com");
+        // The deleted address is free again; the others are still taken.
+        assert!(matches!(
+            set.apply(Change::Create(user("c", "C", "ONE@x.com"))),
+            ChangeOutcome::Created(_)
+        ));
+        let taken = set.apply(Change::Create(user("d", "D", "Three@x.com")));
+        assert_eq!(taken, ChangeOutcome::Rejected(Rejection::EmailExists));
     }
 
     #[test]
