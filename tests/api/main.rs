@@ -3,6 +3,7 @@
 mod architecture;
 mod behaviour;
 mod durability;
+mod file_store;
 mod helpers;
 mod http;
 mod live_events;
