@@ -5,6 +5,7 @@ mod behaviour;
 mod browser;
 mod check;
 mod durability;
+mod file_store;
 mod helpers;
 mod http;
 mod live_events;
