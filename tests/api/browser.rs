@@ -43,12 +43,9 @@ async fn the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopb
         return;
     };
     let test_binary = std::env::current_exe().expect("the test binary's path");
-    let mut command = tokio::process::Command::new("unshare");
-    if !is_root() {
-        command.args(["--user", "--map-root-user"]);
-    }
-    let child = command
-        .args(["--net", "sh", "-c", "\"$0\" link set lo up && exec \"$@\""])
+    let child = tokio::process::Command::new("unshare")
+        .args(unshare_flags())
+        .args(["sh", "-c", "\"$0\" link set lo up && exec \"$@\""])
         .arg(&tools.ip)
         .arg(test_binary)
         .args([THIS_TEST, "--exact", "--nocapture", "--test-threads=1"])
@@ -323,6 +320,8 @@ fn browser_tools() -> Option<Tools> {
     }
     if on_path("unshare").is_none() {
         missing.push("unshare (util-linux)");
+    } else if !may_unshare_the_network() {
+        missing.push("the right to make a network namespace (unshare --net failed)");
     }
     // Not always on a user's PATH, being an administrator's tool.
     let ip = on_path("ip").or_else(|| {
@@ -343,7 +342,7 @@ fn browser_tools() -> Option<Tools> {
             ip,
         });
     }
-    let why = format!("not installed: {}", missing.join(", "));
+    let why = format!("missing: {}", missing.join(", "));
     assert!(
         std::env::var("ROSTER_REQUIRE_BROWSER").as_deref() != Ok("1"),
         "ROSTER_REQUIRE_BROWSER=1 but {why}"
@@ -355,6 +354,26 @@ fn browser_tools() -> Option<Tools> {
         "\n**********\nSKIPPED the browser test of the console: {why}.\nSet ROSTER_REQUIRE_BROWSER=1 to make this a failure.\n**********\n"
     );
     None
+}
+
+/// A new network namespace; one's own user namespace too when not root.
+fn unshare_flags() -> Vec<&'static str> {
+    let mut flags = Vec::new();
+    if !is_root() {
+        flags.extend(["--user", "--map-root-user"]);
+    }
+    flags.push("--net");
+    flags
+}
+
+fn may_unshare_the_network() -> bool {
+    std::process::Command::new("unshare")
+        .args(unshare_flags())
+        .arg("true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 fn is_root() -> bool {
