@@ -2,6 +2,8 @@
 
 mod architecture;
 mod behaviour;
+mod browser;
+mod check;
 mod durability;
 mod file_store;
 mod helpers;
