@@ -6,9 +6,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-
 use super::scan::{self, Cursor, Element, Field, Key, Kind, Located, Position};
+use crate::adapters::json_file::parse_timestamp;
 use crate::domain::{Email, UserName, email_key, timestamp_text};
 
 /// Everything found in a file that is a JSON array.
@@ -318,17 +317,6 @@ impl<'a> Checker<'a> {
 
 const HIDDEN: &str = "the service keeps it in the file but hides it from the API";
 const UNREADABLE_TIME: &str = "the API shows null and the value is kept as written";
-
-/// The timestamps the JSON store reads: RFC 3339, or the reference's naive form as UTC.
-/// The store's own reader is private to it; this one must accept exactly what it accepts.
-fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Some(at.with_timezone(&Utc));
-    }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|naive| naive.and_utc())
-}
 
 /// A value from the file as a report shows it: quoted, escaped so that no control
 /// character reaches the terminal, and cut short when long.

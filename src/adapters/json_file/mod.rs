@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
+pub use format::parse_timestamp;
 pub use message::ReloadCause;
 pub use owner::SETTLE;
 
