@@ -7,6 +7,8 @@ mod helpers;
 mod http;
 mod live_events;
 mod logging;
+mod metrics;
 mod process;
 mod reference;
+mod request_ids;
 mod storage;

@@ -6,6 +6,7 @@ use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
 use super::errors::{self, ErrorCode, ErrorCodes};
 use super::logging::FieldLogger;
+use super::metrics::{RequestMetrics, SubscriberGuard};
 use super::parse_cache::ParseCache;
 use super::types::{
     BulkUpdateEmailsPayload, CreateUserPayload, DeleteUserPayload, EmailUpdateInput, EventKind,
@@ -29,10 +30,12 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 /// The executable schema.
 pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Builds the schema over the use cases, with the limits and the logging extension.
+/// Builds the schema over the use cases, with the limits and the extensions. Extensions
+/// run outermost first: the metrics see every error with its final code.
 pub fn build_schema(services: AppServices) -> RosterSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
+        .extension(RequestMetrics::default())
         .extension(ErrorCodes)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -266,10 +269,12 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<UserEventObject>>> {
         let kinds = kinds.map(|kinds| kinds.into_iter().map(Into::into).collect());
         let feed = services(ctx)?.watch_user_events.execute(kinds);
-        Ok(stream::unfold(Some(feed), |feed| async move {
-            let mut feed = feed?;
+        // The guard lives in the stream's state, so the subscriber count drops with it.
+        let open = SubscriberGuard::new();
+        Ok(stream::unfold(Some((feed, open)), |state| async move {
+            let (mut feed, open) = state?;
             match feed.next().await? {
-                Ok(event) => Some((Ok(UserEventObject(event)), Some(feed))),
+                Ok(event) => Some((Ok(UserEventObject(event)), Some((feed, open)))),
                 Err(lagged) => Some((Err(ErrorCode::SubscriptionLagged.error(lagged.to_string())), None)),
             }
         }))
