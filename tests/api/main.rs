@@ -2,6 +2,7 @@
 
 mod architecture;
 mod behaviour;
+mod conventions;
 mod durability;
 mod helpers;
 mod http;

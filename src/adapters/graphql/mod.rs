@@ -1,8 +1,9 @@
-//! The GraphQL driving adapter: schema, wire types, error mapping, field logging and
-//! request metrics.
+//! The GraphQL driving adapter: schema, wire types, error mapping, field logging, the
+//! schema's description and request metrics.
 //!
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 
+mod description;
 mod errors;
 mod logging;
 mod metrics;
