@@ -2,13 +2,15 @@
 //! code generators and anyone reading `schema.graphql`.
 //!
 //! async-graphql 7 answers `__schema { description }` with a fixed sentence about GraphQL
-//! schemas in general and offers no way to set it, so this extension answers that one
-//! field with ours; `schema_sdl` puts the same text above the SDL's `schema` block.
+//! schemas in general and offers no way to set it, so a field hook answers that one field
+//! with ours ([`answer`]); `schema_sdl` puts the same text above the SDL's `schema` block.
+//!
+//! The hook rides on the request-metrics extension rather than an extension of its own:
+//! async-graphql passes every field through every extension, and one more extension cost
+//! about 9% more instructions per `allUsers(limit: 10)` request.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo};
-use async_graphql::{ServerResult, Value};
+use async_graphql::Value;
+use async_graphql::extensions::ResolveInfo;
 
 /// The schema's description.
 pub const DESCRIPTION: &str = "Roster: a user list kept in a plain JSON file, served over GraphQL.
@@ -23,26 +25,9 @@ whoever made it, with the `userEvents` subscription over the WebSocket at `/grap
 Every error carries a machine-readable `extensions.code` (BAD_USER_INPUT for a request \
 that is not valid). Timestamps are RFC 3339 strings in UTC with microseconds.";
 
-/// Installs [`SchemaDescription`] on every request.
-pub struct SchemaDescription;
-
-impl ExtensionFactory for SchemaDescription {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(SchemaDescription)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for SchemaDescription {
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if info.parent_type == "__Schema" && info.name == "description" {
-            return Ok(Some(Value::String(DESCRIPTION.to_owned())));
-        }
-        next.run(ctx, info).await
-    }
+/// Our answer to `__schema { description }`, when `info` is that field; `None` for any
+/// other field, which resolves as usual.
+pub fn answer(info: &ResolveInfo<'_>) -> Option<Value> {
+    (info.parent_type == "__Schema" && info.name == "description")
+        .then(|| Value::String(DESCRIPTION.to_owned()))
 }

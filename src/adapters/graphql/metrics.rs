@@ -12,6 +12,9 @@
 //! before execution). Over HTTP a request is counted when its answer is ready; over the
 //! WebSocket when its stream ends, and a subscription's lifetime is not a latency, so only
 //! queries and mutations there feed the histogram.
+//!
+//! The same extension answers `__schema { description }` (see `description`): async-graphql
+//! passes every field of every request through every extension, so each one costs.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +22,7 @@ use std::time::Instant;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
-    NextSubscribe, NextValidation,
+    NextResolve, NextSubscribe, NextValidation, ResolveInfo,
 };
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
@@ -302,6 +305,18 @@ impl Extension for Measured {
         state.valid = result.is_ok() && state.operation.is_some();
         drop(state);
         result
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if let Some(ours) = super::description::answer(&info) {
+            return Ok(Some(ours));
+        }
+        next.run(ctx, info).await
     }
 }
 
