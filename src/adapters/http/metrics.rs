@@ -55,7 +55,7 @@ const STORE_METRICS: &[(&str, Kind, &str)] = &[
     (
         "roster_store_write_duration_seconds",
         Kind::Histogram,
-        "How long each durable write took, from first byte to fsync.",
+        "How long each durable write took.",
     ),
     (
         "roster_store_write_failures_total",
