@@ -2,8 +2,11 @@
 
 mod architecture;
 mod behaviour;
+mod browser;
+mod check;
 mod conventions;
 mod durability;
+mod file_store;
 mod helpers;
 mod http;
 mod live_events;

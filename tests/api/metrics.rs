@@ -140,3 +140,50 @@ async fn an_open_subscription_shows_in_the_subscriber_gauge_and_is_counted_when_
     )
     .await;
 }
+
+/// The sum of every sample of `name`, whatever its labels.
+fn total(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_writes_reloads_and_cache_show_with_their_buckets() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await;
+    app.create_ok("Metered", "metered@x.test").await;
+    app.all_users().await;
+    let edited = json!([{ "id": "e1", "name": "Edited", "email": "edited@x.test" }]);
+    std::fs::write(&app.data_file, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+    app.wait_for_names("the hand edit", |names| names == ["Edited"])
+        .await;
+    let after = scrape(&app).await;
+    let grew = |name: &str| total(&after, name) > total(&before, name);
+    for name in [
+        "roster_store_write_batches_total",
+        "roster_store_write_batch_size_count",
+        "roster_store_write_duration_seconds_count",
+        "roster_store_reloads_total",
+    ] {
+        assert!(grew(name), "{name} did not grow:\n{after}");
+    }
+    assert!(
+        total(&after, "roster_cache_hits_total") + total(&after, "roster_cache_misses_total")
+            > total(&before, "roster_cache_hits_total") + total(&before, "roster_cache_misses_total"),
+        "{after}"
+    );
+    assert!(
+        after.contains("roster_store_write_batch_size_bucket{le=\"1\"}"),
+        "{after}"
+    );
+    assert!(
+        after.contains("roster_store_write_duration_seconds_bucket{le=\"0.005\"}"),
+        "{after}"
+    );
+    assert!(after.contains("# HELP roster_store_reloads_total"), "{after}");
+}

@@ -55,7 +55,7 @@ const STORE_METRICS: &[(&str, Kind, &str)] = &[
     (
         "roster_store_write_duration_seconds",
         Kind::Histogram,
-        "How long each durable write took.",
+        "How long each durable write took, from taking the file lock to the new file in place.",
     ),
     (
         "roster_store_write_failures_total",

@@ -41,6 +41,7 @@ pub fn router(schema: RosterSchema, services: AppServices) -> Router {
         )
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
+        .merge(super::console::routes())
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .with_state(AppState { schema, services })
