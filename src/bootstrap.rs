@@ -61,6 +61,8 @@ impl Application {
     /// # Errors
     /// [`StartupError`] when the data file cannot be used or the address cannot be bound.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // Before anything records: what is recorded earlier is lost.
+        http::install_metrics();
         let store = Arc::new(JsonFileUserRepository::open(&config.data_file)?);
         let cache = Arc::new(CachedUserRepository::new(
             Arc::clone(&store) as Arc<dyn UserRepository>,

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// How to run Roster. Every flag falls back to an environment variable, then a default.
 #[derive(Clone, Debug, Parser)]
@@ -32,6 +32,21 @@ pub struct Config {
     /// Print the GraphQL schema (SDL) and exit.
     #[arg(long)]
     pub print_schema: bool,
+
+    /// How log lines are written to stderr: `text` for people, `json` (one object per
+    /// line) for log shippers.
+    #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The shape of the log lines (SPEC §6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event, with the request's span in front.
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
 }
 
 /// The subcommands beside serving.
@@ -85,6 +100,14 @@ mod tests {
         assert_eq!(config.host, "127.0.0.1");
         assert_eq!(config.data_file, PathBuf::from("users.json"));
         assert!(config.command.is_none());
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn log_format_takes_text_or_json_and_nothing_else() {
+        let config = Config::from_flags(["--log-format", "json"]).unwrap();
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(Config::from_flags(["--log-format", "xml"]).is_err());
     }
 
     #[test]

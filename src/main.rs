@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     if let Some(Command::Check { file }) = &config.command {
         return roster::adapters::file_check::run(file.as_deref().unwrap_or(&config.data_file));
     }
-    let _flush_logs_on_exit = roster::telemetry::init();
+    let _flush_logs_on_exit = roster::telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

@@ -61,6 +61,9 @@ pub enum PageError {
     BadCursor(&'static str),
     #[error("{0} was made for a different orderBy.")]
     OtherOrder(&'static str),
+    /// Relay leaves the meaning of both together open; clients mean one or the other.
+    #[error("Give first or last, not both.")]
+    FirstAndLast,
 }
 
 /// One page: the users with their cursors, and where the page sits in the whole list.
@@ -168,9 +171,12 @@ fn count(value: Option<i32>, arg: &'static str) -> Result<Option<usize>, PageErr
 /// holds at most [`MAX_PAGE`] users.
 ///
 /// # Errors
-/// [`PageError`] for a negative or too large count, or a cursor that is not ours or was
-/// made for another order.
+/// [`PageError`] for a negative or too large count, `first` and `last` together, or a
+/// cursor that is not ours or was made for another order.
 pub fn paginate(users: Vec<Arc<User>>, request: &PageRequest) -> Result<Page, PageError> {
+    if request.first.is_some() && request.last.is_some() {
+        return Err(PageError::FirstAndLast);
+    }
     let order = request.order;
     let first = count(request.first, "first")?;
     let last = count(request.last, "last")?;
@@ -362,6 +368,19 @@ mod tests {
         .unwrap();
         assert_eq!(page.edges.len(), 2);
         assert!(page.has_previous_page && page.has_next_page);
+    }
+
+    #[test]
+    fn first_and_last_together_are_refused() {
+        let both = PageRequest {
+            first: Some(2),
+            last: Some(1),
+            ..PageRequest::default()
+        };
+        assert_eq!(
+            paginate(users(&["a", "b"]), &both).unwrap_err(),
+            PageError::FirstAndLast
+        );
     }
 
     #[test]

@@ -19,12 +19,17 @@ const EVENTS: &str =
     "subscription($kinds: [UserEventKind!]) { userEvents(kinds: $kinds) { kind at user { id name email } } }";
 
 /// A graphql-transport-ws subscription to `userEvents`.
-struct Subscriber {
+pub struct Subscriber {
     socket: Socket,
 }
 
 impl Subscriber {
     async fn open(app: &TestApp, kinds: Value) -> Self {
+        Self::open_query(app, EVENTS, json!({ "kinds": kinds })).await
+    }
+
+    /// A subscription with any `userEvents` document and variables.
+    pub async fn open_query(app: &TestApp, query: &str, variables: Value) -> Self {
         let url = app.base.replace("http://", "ws://") + "/graphql";
         let mut request = url.into_client_request().unwrap();
         request
@@ -46,7 +51,7 @@ impl Subscriber {
         let subscribe = json!({
             "id": "1",
             "type": "subscribe",
-            "payload": { "query": EVENTS, "variables": { "kinds": kinds } }
+            "payload": { "query": query, "variables": variables }
         });
         socket.send(text(subscribe)).await.unwrap();
         Self { socket }
@@ -66,7 +71,7 @@ impl Subscriber {
 
     /// Waits until the subscription is live: the server registers it asynchronously, so
     /// probe with a create until its event arrives, then drain the probes.
-    async fn sync(&mut self, app: &TestApp, probe: &str) {
+    pub async fn sync(&mut self, app: &TestApp, probe: &str) {
         for attempt in 0..50 {
             app.create_ok(probe, &format!("{probe}-{attempt}@probe.test"))
                 .await;

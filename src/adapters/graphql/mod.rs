@@ -1,9 +1,12 @@
-//! The GraphQL driving adapter: schema, wire types, error mapping and field logging.
+//! The GraphQL driving adapter: schema, wire types, error mapping, field logging, the
+//! schema's description and request metrics.
 //!
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 
+mod description;
 mod errors;
 mod logging;
+mod metrics;
 mod parse_cache;
 mod schema;
 mod types;
@@ -12,4 +15,5 @@ mod types;
 mod tests;
 
 pub use errors::ErrorCode;
+pub use metrics::{MAX_OPERATION_LABELS, describe as describe_metrics};
 pub use schema::{MAX_COMPLEXITY, MAX_DEPTH, RosterSchema, build_schema, schema_sdl};

@@ -4,8 +4,10 @@ use async_graphql::futures_util::Stream;
 use async_graphql::futures_util::stream;
 use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
+use super::description::DESCRIPTION;
 use super::errors::{self, ErrorCode, ErrorCodes};
 use super::logging::FieldLogger;
+use super::metrics::{RequestMetrics, SubscriberGuard};
 use super::parse_cache::ParseCache;
 use super::types::{
     BulkUpdateEmailsPayload, CreateUserPayload, DeleteUserPayload, EmailUpdateInput, EventKind,
@@ -29,10 +31,13 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 /// The executable schema.
 pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Builds the schema over the use cases, with the limits and the logging extension.
+/// Builds the schema over the use cases, with the limits and the extensions. Extensions
+/// run outermost first: the metrics see every error with its final code. Each extension
+/// costs every field a pass through it, so add one only for what cannot ride on another.
 pub fn build_schema(services: AppServices) -> RosterSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
+        .extension(RequestMetrics::default())
         .extension(ErrorCodes)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -41,11 +46,17 @@ pub fn build_schema(services: AppServices) -> RosterSchema {
         .finish()
 }
 
-/// The schema's SDL, for `--print-schema` and the checked-in `schema.graphql`.
+/// The schema's SDL, for `--print-schema` and the checked-in `schema.graphql`, with the
+/// schema's description above its `schema` block.
 pub fn schema_sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+    let sdl = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .finish()
-        .sdl()
+        .sdl();
+    sdl.replacen(
+        "\nschema {",
+        &format!("\n\"\"\"\n{DESCRIPTION}\n\"\"\"\nschema {{"),
+        1,
+    )
 }
 
 fn services<'a>(ctx: &Context<'a>) -> Result<&'a AppServices> {
@@ -54,6 +65,7 @@ fn services<'a>(ctx: &Context<'a>) -> Result<&'a AppServices> {
 
 pub struct QueryRoot;
 
+/// Reading users.
 #[Object(name = "Query")]
 impl QueryRoot {
     /// Users in file order, or best fuzzy match first. `search` keeps users whose name or
@@ -104,8 +116,8 @@ impl QueryRoot {
 
     /// A page of users with cursors (a Relay connection): filtered like `allUsers`, ordered
     /// by `orderBy` (default: createdAt ascending; ties by id). Cursors stay valid when other
-    /// users are added or removed. `first` and `last` are at most 1000; without either, a
-    /// page holds at most 1000 users.
+    /// users are added or removed. Give `first` (with `after`) or `last` (with `before`),
+    /// not both; each is at most 1000, and without either a page holds at most 1000 users.
     #[allow(clippy::too_many_arguments)]
     async fn users(
         &self,
@@ -141,6 +153,7 @@ impl QueryRoot {
 
 pub struct MutationRoot;
 
+/// Changing users. Each change is durable in the file before it is answered.
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Adds a user with a new id. Fails (`ok: false`) on invalid input or a taken email.
@@ -178,17 +191,19 @@ impl MutationRoot {
         }
     }
 
-    /// Removes the user with this id.
+    /// Removes the user with this id; the payload holds the user as it was.
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<DeleteUserPayload> {
         match services(ctx)?.delete_user.execute(&id).await {
             Ok(user) => Ok(DeleteUserPayload {
                 ok: true,
                 message: DeleteUser::success_message(&user),
+                user: Some(UserObject(user)),
             }),
             Err(DeleteUserError::Storage(err)) => Err(errors::storage(&err)),
             Err(refused) => Ok(DeleteUserPayload {
                 ok: false,
                 message: refused.to_string(),
+                user: None,
             }),
         }
     }
@@ -253,6 +268,7 @@ impl MutationRoot {
 
 pub struct SubscriptionRoot;
 
+/// Following changes as they happen, over the WebSocket at `/graphql`.
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// Every user created, updated or deleted from now on, by this service, another
@@ -266,10 +282,12 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<UserEventObject>>> {
         let kinds = kinds.map(|kinds| kinds.into_iter().map(Into::into).collect());
         let feed = services(ctx)?.watch_user_events.execute(kinds);
-        Ok(stream::unfold(Some(feed), |feed| async move {
-            let mut feed = feed?;
+        // The guard lives in the stream's state, so the subscriber count drops with it.
+        let open = SubscriberGuard::new();
+        Ok(stream::unfold(Some((feed, open)), |state| async move {
+            let (mut feed, open) = state?;
             match feed.next().await? {
-                Ok(event) => Some((Ok(UserEventObject(event)), Some(feed))),
+                Ok(event) => Some((Ok(UserEventObject(event)), Some((feed, open)))),
                 Err(lagged) => Some((Err(ErrorCode::SubscriptionLagged.error(lagged.to_string())), None)),
             }
         }))

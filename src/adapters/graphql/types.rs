@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use async_graphql::{ID, InputObject, Object, SimpleObject};
 
-use super::errors::ErrorCode;
 use crate::domain::pagination::{Direction, OrderField, Page, UserOrder};
 use crate::domain::{
     BulkFailure, BulkFailureReason, BulkMode, BulkReport, User, UserEvent, UserEventKind, timestamp_text,
@@ -14,14 +13,18 @@ use crate::domain::{
 /// A user as clients see it.
 pub struct UserObject(pub Arc<User>);
 
+/// A person on the list: an id, a name and a unique email.
 #[Object(name = "User")]
 impl UserObject {
+    /// The user's id: a UUID for users made here, or whatever id the file gives.
     async fn id(&self) -> ID {
         ID(self.0.id().as_str().to_owned())
     }
+    /// The name, trimmed; never empty.
     async fn name(&self) -> &str {
         self.0.name()
     }
+    /// The email address as given (trimmed); unique among users, ignoring case.
     async fn email(&self) -> &str {
         self.0.email()
     }
@@ -39,22 +42,29 @@ impl UserObject {
 /// by `updateUser`.
 #[derive(InputObject)]
 pub struct UserInput {
+    /// The user to update; ignored when creating (ids are made here).
     pub id: Option<ID>,
+    /// Trimmed; 1 to 200 characters.
     pub name: String,
+    /// Trimmed; at most 254 characters, no spaces, one `@` between a local part and a domain.
     pub email: String,
 }
 
 /// One item of `bulkUpdateEmails`.
 #[derive(InputObject)]
 pub struct EmailUpdateInput {
+    /// The user whose email changes.
     pub id: ID,
+    /// The new address.
     pub email: String,
 }
 
 /// The answer to `createUser`.
 #[derive(SimpleObject)]
 pub struct CreateUserPayload {
+    /// True when the user was created.
     pub ok: bool,
+    /// `User created.`, or why not: `Email exists.`, `Invalid name: …`, `Invalid email: …`.
     pub message: String,
     /// The created user; null when `ok` is false.
     pub user: Option<UserObject>,
@@ -63,7 +73,10 @@ pub struct CreateUserPayload {
 /// The answer to `updateUser`.
 #[derive(SimpleObject)]
 pub struct UpdateUserPayload {
+    /// True when the user was updated.
     pub ok: bool,
+    /// `User updated.`, or why not: `Not found.`, `Email in use.`, `Invalid name: …`,
+    /// `Invalid email: …`.
     pub message: String,
     /// The updated user; null when `ok` is false.
     pub user: Option<UserObject>,
@@ -72,8 +85,12 @@ pub struct UpdateUserPayload {
 /// The answer to `deleteUser`.
 #[derive(SimpleObject)]
 pub struct DeleteUserPayload {
+    /// True when the user was deleted.
     pub ok: bool,
+    /// `Deleted <name>`, or `Not found.`.
     pub message: String,
+    /// The deleted user as it was; null when `ok` is false.
+    pub user: Option<UserObject>,
 }
 
 /// The answer to `bulkUpdateEmails`.
@@ -172,15 +189,18 @@ impl From<UserEventKind> for EventKind {
     }
 }
 
-/// A user created, updated or deleted, by this service, another process or a person
-/// editing the file. For a deletion, `user` is the user as it was.
+/// A user event as clients see it.
 pub struct UserEventObject(pub UserEvent);
 
+/// A user created, updated or deleted, by this service, another process or a person
+/// editing the file.
 #[Object(name = "UserEvent")]
 impl UserEventObject {
+    /// What happened to the user.
     async fn kind(&self) -> EventKind {
         self.0.kind.into()
     }
+    /// The user after the change (before it, for a deletion).
     async fn user(&self) -> UserObject {
         UserObject(Arc::clone(&self.0.user))
     }
@@ -210,7 +230,9 @@ pub enum OrderDirection {
 /// An order for `users`.
 #[derive(InputObject)]
 pub struct UserOrderInput {
+    /// What to sort by.
     pub field: UserOrderField,
+    /// Which way; ascending unless given.
     #[graphql(default)]
     pub direction: OrderDirection,
 }
@@ -235,7 +257,11 @@ impl From<UserOrderInput> for UserOrder {
 /// A page of users (a Relay connection).
 #[derive(SimpleObject)]
 pub struct UserConnection {
+    /// The page's users, each with its cursor.
     pub edges: Vec<UserEdge>,
+    /// The page's users without cursors, in the same order as `edges`.
+    pub nodes: Vec<UserObject>,
+    /// Where the page sits, and the cursors to move on from it.
     pub page_info: PageInfo,
     /// How many users match the filters, over all pages.
     pub total_count: i32,
@@ -244,6 +270,7 @@ pub struct UserConnection {
 /// One user of a page and the cursor that points at it.
 #[derive(SimpleObject)]
 pub struct UserEdge {
+    /// Give it as `after` (or `before`) to page on from this user.
     pub cursor: String,
     pub node: UserObject,
 }
@@ -251,9 +278,13 @@ pub struct UserEdge {
 /// Where a page sits in the whole ordered list.
 #[derive(SimpleObject)]
 pub struct PageInfo {
+    /// More users follow this page in this order.
     pub has_next_page: bool,
+    /// Users come before this page in this order.
     pub has_previous_page: bool,
+    /// The first user's cursor; null for an empty page.
     pub start_cursor: Option<String>,
+    /// The last user's cursor; null for an empty page.
     pub end_cursor: Option<String>,
 }
 
@@ -261,7 +292,13 @@ impl From<Page> for UserConnection {
     fn from(page: Page) -> Self {
         let start_cursor = page.edges.first().map(|(cursor, _)| cursor.clone());
         let end_cursor = page.edges.last().map(|(cursor, _)| cursor.clone());
+        let nodes = page
+            .edges
+            .iter()
+            .map(|(_, user)| UserObject(Arc::clone(user)))
+            .collect();
         Self {
+            nodes,
             edges: page
                 .edges
                 .into_iter()
@@ -284,8 +321,11 @@ impl From<Page> for UserConnection {
 /// A partial update: only the fields given change.
 #[derive(InputObject)]
 pub struct PatchUserInput {
+    /// The user to change.
     pub id: ID,
+    /// The new name, or null to keep it.
     pub name: Option<String>,
+    /// The new email, or null to keep it.
     pub email: Option<String>,
     /// The `updatedAt` you last read. When given and the stored value differs, nothing
     /// changes and the payload says so, with the current user.
@@ -295,35 +335,51 @@ pub struct PatchUserInput {
 /// The answer to `patchUser`.
 #[derive(SimpleObject)]
 pub struct PatchUserPayload {
+    /// True when the patch was applied.
     pub ok: bool,
+    /// `User updated.`, or why not (`Conflict: …`, `Not found.`, `Email in use.`, …).
     pub message: String,
     /// The user as stored after the patch, or as it is now after a conflict.
     pub user: Option<UserObject>,
+}
+
+/// Why a bulk item was not applied. The names are the error codes used elsewhere, so a
+/// client can treat both alike.
+#[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BulkFailureCode {
+    /// No user has this id.
+    NotFound,
+    /// Another user has this email.
+    Conflict,
+    /// The email is not valid.
+    BadUserInput,
 }
 
 /// One bulk item that was not applied.
 #[derive(SimpleObject)]
 #[graphql(name = "BulkFailure")]
 pub struct BulkFailureObject {
+    /// The item's user id.
     pub id: ID,
     /// The address the item asked for.
     pub email: String,
-    /// `NOT_FOUND`, `CONFLICT` (the email is in use) or `BAD_USER_INPUT` (invalid email).
-    pub code: String,
+    /// Why it was not applied.
+    pub code: BulkFailureCode,
+    /// The same reason in words: `Not found.`, `Email in use.` or `Invalid email.`.
     pub message: String,
 }
 
 impl From<&BulkFailure> for BulkFailureObject {
     fn from(failure: &BulkFailure) -> Self {
         let (code, message) = match failure.reason {
-            BulkFailureReason::NotFound => (ErrorCode::NotFound, "Not found."),
-            BulkFailureReason::EmailInUse => (ErrorCode::Conflict, "Email in use."),
-            BulkFailureReason::InvalidEmail => (ErrorCode::BadUserInput, "Invalid email."),
+            BulkFailureReason::NotFound => (BulkFailureCode::NotFound, "Not found."),
+            BulkFailureReason::EmailInUse => (BulkFailureCode::Conflict, "Email in use."),
+            BulkFailureReason::InvalidEmail => (BulkFailureCode::BadUserInput, "Invalid email."),
         };
         Self {
             id: ID(failure.id.as_str().to_owned()),
             email: failure.email.clone(),
-            code: code.as_str().to_owned(),
+            code,
             message: message.to_owned(),
         }
     }

@@ -1,13 +1,15 @@
 //! HTTP (SPEC §2): `POST /graphql` (JSON only), `GET /graphql` (the console, or the
-//! WebSocket upgrade), `GET /health`, JSON 404/405, request logging.
+//! WebSocket upgrade), `GET /health`, `GET /metrics`, JSON 404/405, request logging.
 //!
 //! One file per route or concern: `graphql_post`, `graphql_get`, `websocket`, `health`,
-//! `errors` (the JSON error answers) and `request_log`.
+//! `metrics`, `errors` (the JSON error answers) and `request_log` (span, request id, log line
+//! and HTTP metrics of every request).
 
 mod errors;
 mod graphql_get;
 mod graphql_post;
 mod health;
+mod metrics;
 mod request_log;
 mod websocket;
 
@@ -18,6 +20,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::graphql::RosterSchema;
 use crate::app::AppServices;
+
+pub use metrics::install as install_metrics;
 
 /// The largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -36,6 +40,7 @@ pub fn router(schema: RosterSchema, services: AppServices) -> Router {
             get(graphql_get::console_or_websocket).post(graphql_post::graphql),
         )
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
         .merge(super::console::routes())
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)

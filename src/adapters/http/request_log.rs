@@ -1,22 +1,165 @@
-//! One `info` line per request: method, path, status and latency.
+//! Every request's span, request id, log line and HTTP metrics (SPEC §2, §6).
+//!
+//! Each request gets an id: the client's `X-Request-Id` when it is a plausible id (at most
+//! [`MAX_REQUEST_ID_LEN`] characters from a small safe set, since it lands in every log
+//! line), otherwise a new UUID. The request runs inside a span carrying that id, so every
+//! line it logs (this module's request line, the GraphQL field lines, resolver errors)
+//! can be found together; the id is returned in `X-Request-Id`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
+/// The header that carries a request's id, both ways.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest incoming request id that is kept.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// How much of a request's path the request line shows; the rest is counted, not printed.
+const MAX_LOGGED_PATH: usize = 256;
+
+const REQUESTS: &str = "roster_http_requests_total";
+const DURATION: &str = "roster_http_request_duration_seconds";
+
+/// Describes this module's metrics (their HELP lines).
+pub fn describe_metrics() {
+    metrics::describe_counter!(REQUESTS, "HTTP requests answered, by method, route and status.");
+    metrics::describe_histogram!(
+        DURATION,
+        metrics::Unit::Seconds,
+        "Time from a request's arrival to its answer's head, by route."
+    );
+}
+
+/// The client's request id, when it is one we can safely log and echo.
+fn incoming_id(headers: &HeaderMap) -> Option<&str> {
+    let id = headers.get(&REQUEST_ID)?.to_str().ok()?;
+    let plausible = !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b));
+    plausible.then_some(id)
+}
+
+/// `path`, cut at [`MAX_LOGGED_PATH`] bytes with the full length noted.
+fn loggable_path(path: &str) -> String {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path.to_owned();
+    }
+    let mut cut = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes)", &path[..cut], path.len())
+}
+
+/// A method as a metric label: the standard ones by name, anything a client invents as
+/// `OTHER`, so labels stay few.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "CONNECT", "PATCH", "TRACE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method.as_str())
+        .unwrap_or("OTHER")
+}
+
+fn record(method: &Method, route: Option<&str>, status: StatusCode, elapsed: Duration) {
+    // Routes are the router's own patterns; any other path is one label, not one each.
+    let route = route.unwrap_or("(unmatched)").to_owned();
+    metrics::counter!(
+        REQUESTS,
+        "method" => method_label(method),
+        "route" => route.clone(),
+        "status" => status.as_str().to_owned()
+    )
+    .increment(1);
+    metrics::histogram!(DURATION, "route" => route).record(elapsed);
+}
+
+/// The middleware: id, span, the request line, metrics and the `X-Request-Id` answer header.
 pub async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let id = match incoming_id(request.headers()) {
+        Some(id) => id.to_owned(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    let path = loggable_path(request.uri().path());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_owned());
+    // `error_span!` so the id is there at every level that prints anything: a span's level
+    // decides when it exists, and a `warn` line without its request id is hard to place.
+    let span = tracing::error_span!("request", request_id = %id);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        tracing::info!(
+            %method,
+            %path,
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    record(&method, route.as_deref(), status, elapsed);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_id(value: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(&REQUEST_ID, HeaderValue::from_bytes(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_plausible_incoming_id_is_kept_and_anything_else_is_not() {
+        let kept = with_id(b"7f3e-ab_c.1:2/3+4=5@x");
+        assert_eq!(incoming_id(&kept), Some("7f3e-ab_c.1:2/3+4=5@x"));
+        let longest = "a".repeat(MAX_REQUEST_ID_LEN);
+        assert_eq!(incoming_id(&with_id(longest.as_bytes())), Some(longest.as_str()));
+        for refused in [
+            "a".repeat(MAX_REQUEST_ID_LEN + 1).into_bytes(),
+            b"two words".to_vec(),
+            b"quote\"d".to_vec(),
+            b"".to_vec(),
+            "caf\u{e9}".as_bytes().to_vec(),
+        ] {
+            assert_eq!(incoming_id(&with_id(&refused)), None, "{refused:?}");
+        }
+        assert_eq!(incoming_id(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn long_paths_are_cut_in_the_log_with_their_length() {
+        assert_eq!(loggable_path("/graphql"), "/graphql");
+        let long = format!("/{}", "é".repeat(300));
+        let logged = loggable_path(&long);
+        assert!(logged.ends_with(&format!("… ({} bytes)", long.len())), "{logged}");
+        assert!(logged.len() < MAX_LOGGED_PATH + 20, "{logged}");
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::TRACE), "TRACE");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
+    }
 }

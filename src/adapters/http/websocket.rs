@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::extract::Request;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::AppState;
 
@@ -21,7 +22,13 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         Err(rejection) => return rejection.into_response(),
     };
     let schema = state.schema.clone();
+    // The connection outlives this handler; keep the upgrade request's span (its id) on it.
+    let span = tracing::Span::current();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| GraphQLWebSocket::new(socket, schema, protocol).serve())
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .serve()
+                .instrument(span)
+        })
 }

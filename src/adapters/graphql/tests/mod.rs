@@ -3,6 +3,7 @@
 
 mod beyond;
 mod contract;
+mod metrics;
 
 use std::sync::Arc;
 

@@ -1,0 +1,337 @@
+//! GraphQL request metrics (SPEC §2 `/metrics`): operations by name and outcome, their
+//! latency, errors by code, and the subscriptions open right now.
+//!
+//! An operation is named by its operation name or, when anonymous, by its first top-level
+//! field (`{ allUsers { id } }` counts as `allUsers`), read from the parsed document.
+//! Operation names are the client's choice and every label value is a series kept for the
+//! life of the process, so a schema keeps at most [`MAX_OPERATION_LABELS`] distinct names
+//! and counts later ones as `(other)`; a request that does not parse, validate or name an
+//! operation of its document is counted as `(invalid)`, so junk never becomes a label.
+//!
+//! The outcome is `ok` (no errors), `error` (executed, with errors) or `invalid` (refused
+//! before execution). Over HTTP a request is counted when its answer is ready; over the
+//! WebSocket when its stream ends, and a subscription's lifetime is not a latency, so only
+//! queries and mutations there feed the histogram.
+//!
+//! The same extension answers `__schema { description }` (see `description`): async-graphql
+//! passes every field of every request through every extension, so each one costs.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
+    NextResolve, NextSubscribe, NextValidation, ResolveInfo,
+};
+use async_graphql::futures_util::StreamExt;
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables};
+
+/// How many distinct operation labels a schema records before counting the rest as `(other)`.
+pub const MAX_OPERATION_LABELS: usize = 200;
+/// How deeply fragments are followed to find an anonymous operation's first field. The
+/// document is not validated yet at that point, so a fragment cycle must not loop.
+const MAX_FRAGMENT_DEPTH: usize = 8;
+/// The longest error code recorded as it is; codes are ours, this only guards the label.
+const MAX_CODE_LEN: usize = 40;
+
+const REQUESTS: &str = "roster_graphql_requests_total";
+const DURATION: &str = "roster_graphql_request_duration_seconds";
+const ERRORS: &str = "roster_graphql_errors_total";
+const SUBSCRIBERS: &str = "roster_graphql_subscribers";
+
+const OTHER: &str = "(other)";
+const INVALID: &str = "(invalid)";
+
+/// Describes this module's metrics (their HELP lines).
+pub fn describe() {
+    metrics::describe_counter!(
+        REQUESTS,
+        "GraphQL operations answered, by operation (its name, or its first field when anonymous) and outcome (ok, error, invalid)."
+    );
+    metrics::describe_histogram!(
+        DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer a GraphQL query or mutation, by operation."
+    );
+    metrics::describe_counter!(ERRORS, "GraphQL errors sent to clients, by extensions.code.");
+    metrics::describe_gauge!(SUBSCRIBERS, "Subscriptions open right now.");
+    // Shown as 0 from the start rather than missing until the first subscription.
+    metrics::gauge!(SUBSCRIBERS).increment(0.0);
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Installs [`Measured`] on every request; the operation labels are shared by all of them.
+#[derive(Default)]
+pub struct RequestMetrics {
+    labels: Arc<Labels>,
+}
+
+impl ExtensionFactory for RequestMetrics {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Measured {
+            labels: Arc::clone(&self.labels),
+            state: Arc::default(),
+        })
+    }
+}
+
+/// The operation labels handed out so far.
+#[derive(Default)]
+struct Labels {
+    known: Mutex<HashSet<String>>,
+}
+
+impl Labels {
+    /// `name` while there is room for it (or it already has its place), else `(other)`.
+    fn label(&self, name: &str) -> String {
+        let mut known = lock(&self.known);
+        if known.contains(name) {
+            return name.to_owned();
+        }
+        if known.len() < MAX_OPERATION_LABELS {
+            known.insert(name.to_owned());
+            return name.to_owned();
+        }
+        OTHER.to_owned()
+    }
+}
+
+/// What one request has shown of itself so far.
+#[derive(Default)]
+struct State {
+    /// The `operationName` the request asked for.
+    requested: Option<String>,
+    /// The chosen operation's label candidate and type, once the document parsed.
+    operation: Option<(String, OperationType)>,
+    /// The document validated and names an operation it holds.
+    valid: bool,
+    /// A streamed answer carried an error.
+    failed: bool,
+}
+
+impl State {
+    fn operation_label(&self, labels: &Labels) -> String {
+        match &self.operation {
+            Some((name, _)) if self.valid => labels.label(name),
+            _ => INVALID.to_owned(),
+        }
+    }
+
+    fn outcome(&self, failed: bool) -> &'static str {
+        match (self.valid, failed) {
+            (false, _) => "invalid",
+            (true, true) => "error",
+            (true, false) => "ok",
+        }
+    }
+
+    fn is_subscription(&self) -> bool {
+        matches!(self.operation, Some((_, OperationType::Subscription)))
+    }
+}
+
+/// The per-request extension.
+pub struct Measured {
+    labels: Arc<Labels>,
+    state: Arc<Mutex<State>>,
+}
+
+/// The operation a request runs and its label candidate: its name, or its first field.
+fn chosen_operation(
+    document: &ExecutableDocument,
+    requested: Option<&str>,
+) -> Option<(String, OperationType)> {
+    let (name, operation) = match (&document.operations, requested) {
+        (DocumentOperations::Single(operation), None) => (None, operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => (Some(name), operations.get(name)?),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            let (name, operation) = operations.iter().next()?;
+            (Some(name.as_str()), operation)
+        }
+        _ => return None,
+    };
+    let label = match name {
+        Some(name) => name,
+        None => first_field(document, &operation.node.selection_set.node, 0)?,
+    };
+    Some((label.to_owned(), operation.node.ty))
+}
+
+fn first_field<'d>(document: &'d ExecutableDocument, set: &'d SelectionSet, depth: usize) -> Option<&'d str> {
+    if depth > MAX_FRAGMENT_DEPTH {
+        return None;
+    }
+    set.items.iter().find_map(|selection| match &selection.node {
+        Selection::Field(field) => Some(field.node.name.node.as_str()),
+        Selection::InlineFragment(inline) => {
+            first_field(document, &inline.node.selection_set.node, depth + 1)
+        }
+        Selection::FragmentSpread(spread) => document
+            .fragments
+            .get(&spread.node.fragment_name.node)
+            .and_then(|fragment| first_field(document, &fragment.node.selection_set.node, depth + 1)),
+    })
+}
+
+/// An error's `extensions.code` as a label.
+fn code_label(error: &ServerError) -> String {
+    match error.extensions.as_ref().and_then(|ext| ext.get("code")) {
+        Some(Value::String(code))
+            if !code.is_empty()
+                && code.len() <= MAX_CODE_LEN
+                && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
+        {
+            code.clone()
+        }
+        Some(_) => OTHER.to_owned(),
+        None => "(none)".to_owned(),
+    }
+}
+
+fn count_errors(errors: &[ServerError]) {
+    for error in errors {
+        metrics::counter!(ERRORS, "code" => code_label(error)).increment(1);
+    }
+}
+
+fn count_request(operation: String, outcome: &'static str) {
+    metrics::counter!(REQUESTS, "operation" => operation, "outcome" => outcome).increment(1);
+}
+
+/// Records a streamed operation (the WebSocket) when its stream ends or is dropped.
+struct StreamTally {
+    labels: Arc<Labels>,
+    state: Arc<Mutex<State>>,
+    started: Instant,
+}
+
+impl StreamTally {
+    fn saw(&self, response: &Response) {
+        count_errors(&response.errors);
+        if response.is_err() {
+            lock(&self.state).failed = true;
+        }
+    }
+}
+
+impl Drop for StreamTally {
+    fn drop(&mut self) {
+        let state = lock(&self.state);
+        let operation = state.operation_label(&self.labels);
+        if state.valid && !state.is_subscription() {
+            metrics::histogram!(DURATION, "operation" => operation.clone()).record(self.started.elapsed());
+        }
+        count_request(operation, state.outcome(state.failed));
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for Measured {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
+        let response = next.run(ctx).await;
+        let elapsed = started.elapsed();
+        count_errors(&response.errors);
+        let (operation, outcome) = {
+            let state = lock(&self.state);
+            (
+                state.operation_label(&self.labels),
+                state.outcome(response.is_err()),
+            )
+        };
+        metrics::histogram!(DURATION, "operation" => operation.clone()).record(elapsed);
+        count_request(operation, outcome);
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let tally = StreamTally {
+            labels: Arc::clone(&self.labels),
+            state: Arc::clone(&self.state),
+            started: Instant::now(),
+        };
+        next.run(ctx, stream)
+            .map(move |response| {
+                tally.saw(&response);
+                response
+            })
+            .boxed()
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        lock(&self.state).requested.clone_from(&request.operation_name);
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let mut state = lock(&self.state);
+        state.operation = chosen_operation(&document, state.requested.as_deref());
+        drop(state);
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await;
+        let mut state = lock(&self.state);
+        state.valid = result.is_ok() && state.operation.is_some();
+        drop(state);
+        result
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if let Some(ours) = super::description::answer(&info) {
+            return Ok(Some(ours));
+        }
+        next.run(ctx, info).await
+    }
+}
+
+/// Counts one open subscription in `roster_graphql_subscribers` for as long as it lives.
+pub struct SubscriberGuard(());
+
+impl SubscriberGuard {
+    pub fn new() -> Self {
+        metrics::gauge!(SUBSCRIBERS).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        metrics::gauge!(SUBSCRIBERS).decrement(1.0);
+    }
+}
