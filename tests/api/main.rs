@@ -1,5 +1,6 @@
 //! Integration tests: the real service over real HTTP, each with its own temp folder.
 
+mod allocator;
 mod architecture;
 mod behaviour;
 mod browser;
