@@ -18,7 +18,7 @@ pub struct Config {
     pub command: Option<Command>,
 
     /// The JSON file holding the users. Created as `[]` when missing; its folder must exist.
-    #[arg(long, env = "USERS_JSON_PATH", default_value = "users.json")]
+    #[arg(long, env = "USERS_JSON_PATH", default_value = "users.json", global = true)]
     pub data_file: PathBuf,
 
     /// The address to listen on. `0.0.0.0` exposes the service to the network: opt in only.
@@ -32,6 +32,48 @@ pub struct Config {
     /// Print the GraphQL schema (SDL) and exit.
     #[arg(long)]
     pub print_schema: bool,
+
+    /// Keep the users in PostgreSQL instead of the data file, e.g.
+    /// `postgres://user:password@host:5432/roster`. The password is never logged or shown.
+    /// Cannot be combined with an explicit data file.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        conflicts_with = "data_file",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// How long start-up keeps retrying an unreachable database, in seconds.
+    #[arg(long, env = "ROSTER_DATABASE_WAIT", default_value_t = 10, global = true, value_name = "SECONDS")]
+    pub database_wait: u64,
+}
+
+/// A database URL. Its `Debug` form hides it, since it may carry a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<hidden>)")
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(Self(url.to_owned()))
+    }
 }
 
 /// The subcommands beside serving.
@@ -42,12 +84,15 @@ pub enum Command {
         /// The file to check (default: the data file).
         file: Option<PathBuf>,
     },
-    /// Copy a users file into the database.
+    /// Copy a users file into the database (`--database-url`).
     Import {
         /// The JSON file to read.
         file: PathBuf,
+        /// Replace whatever the database holds; without it, a non-empty database is refused.
+        #[arg(long)]
+        replace: bool,
     },
-    /// Write the database's users to a JSON file.
+    /// Write the database's users to a JSON file (`--database-url`).
     Export {
         /// The JSON file to write.
         file: PathBuf,
@@ -85,6 +130,23 @@ mod tests {
         assert_eq!(config.host, "127.0.0.1");
         assert_eq!(config.data_file, PathBuf::from("users.json"));
         assert!(config.command.is_none());
+    }
+
+    #[test]
+    fn a_database_url_with_an_explicit_data_file_is_refused() {
+        let both = Config::from_flags(["--database-url", "postgres://h/db", "--data-file", "u.json"]);
+        let err = both.unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let alone = Config::from_flags(["--database-url", "postgres://u:secret@h/db"]).unwrap();
+        assert_eq!(alone.database_url.as_ref().map(DatabaseUrl::as_str), Some("postgres://u:secret@h/db"));
+        assert!(!format!("{alone:?}").contains("secret"));
+    }
+
+    #[test]
+    fn import_takes_the_database_url_after_the_subcommand_and_a_replace_flag() {
+        let config = Config::from_flags(["import", "a.json", "--replace", "--database-url", "postgres://h/db"]).unwrap();
+        assert!(matches!(config.command, Some(Command::Import { replace: true, .. })));
+        assert!(config.database_url.is_some());
     }
 
     #[test]
