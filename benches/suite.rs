@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "suite_postgres.rs"]
+mod postgres;
+
 const RUNS: usize = 3;
 const LATENCY_SAMPLES: usize = 25;
 const WRK_SECONDS: u64 = 4;
@@ -167,11 +170,18 @@ fn free_port() -> u16 {
 
 /// Starts roster and returns it with the time from spawn to its first healthy answer.
 fn start_roster(data_file: &Path, log: &str) -> (Roster, Duration) {
+    start_roster_with(&["--data-file".as_ref(), data_file.as_os_str()], log)
+}
+
+/// [`start_roster`] with other store flags (`--database-url URL`).
+fn start_roster_with<S: AsRef<std::ffi::OsStr>>(store: &[S], log: &str) -> (Roster, Duration) {
     let port = free_port();
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data-file"])
-        .arg(data_file)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(store)
+        .env_remove("DATABASE_URL")
+        .env_remove("USERS_JSON_PATH")
         .env("RUST_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -482,11 +492,14 @@ struct Row {
 
 fn main() {
     let mut peer: Option<String> = None;
+    let mut only_postgres = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--peer" {
             peer = args.next();
         }
+        // Only the PostgreSQL figures, without the file store's beside them.
+        only_postgres |= arg == "--only-postgres";
     }
     let peer = peer.as_deref();
     let data_folder = PathBuf::from("target/bench-data");
@@ -496,6 +509,15 @@ fn main() {
         .iter()
         .map(|&n| (n, write_data_set(&data_folder, n)))
         .collect();
+    if only_postgres {
+        let none = postgres::FileFigures {
+            reads: None,
+            creates: Vec::new(),
+            start_100k: None,
+        };
+        print_rows(postgres::rows(&sets, &none), &data_folder);
+        return;
+    }
     let users_100k: Vec<Value> = (0..100_000).map(user).collect();
     let mut rows: Vec<Row> = Vec::new();
     let peer_cell = |f: &dyn Fn(&str) -> String| peer.map_or_else(|| "-".to_owned(), f);
@@ -518,6 +540,11 @@ fn main() {
         limit.push(wrk(&baseline, 32, &script));
     }
     let (ours, limit) = (median(ours), median(limit));
+    let mut file_figures = postgres::FileFigures {
+        reads: Some(ours),
+        creates: Vec::new(),
+        start_100k: None,
+    };
     rows.push(Row {
         figure: "`allUsers(limit: 10)` req/s, 10k users, 32 connections".into(),
         roster: format!("{ours:.0}"),
@@ -615,6 +642,7 @@ fn main() {
         rss.push(rss_kib(roster.child.id()) as f64);
     }
     let (start, edit, rss, steady) = (median(starts), median(edits), median(rss), median(steady));
+    file_figures.start_100k = Some(start);
     rows.push(Row {
         figure: "start to first healthy answer, 100k users".into(),
         roster: format!("{start:.0} ms"),
@@ -658,6 +686,7 @@ fn main() {
             rates.push(wrk(&roster.url, 64, &create_script(&format!("{size}x{run}"))));
         }
         let rate = median(rates);
+        file_figures.creates.push((size, rate));
         rows.push(Row {
             figure: format!("durable creates/s, 64 connections, {}k users", size / 1000),
             roster: format!("{rate:.0}"),
@@ -672,6 +701,11 @@ fn main() {
         });
     }
 
+    rows.extend(postgres::rows(&sets, &file_figures));
+    print_rows(rows, &data_folder);
+}
+
+fn print_rows(rows: Vec<Row>, data_folder: &Path) {
     println!("\n| figure | roster | limit | ratio | target | peer |");
     println!("| --- | ---: | ---: | ---: | --- | ---: |");
     for row in rows {

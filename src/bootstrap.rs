@@ -67,7 +67,10 @@ async fn refresh_on_change(store: Weak<JsonFileUserRepository>, changed: Arc<Not
 }
 
 /// The use cases over `store`, the router over them, and the bound listener.
-async fn serve(config: &Config, store: Arc<CachedUserRepository>) -> Result<(TcpListener, Router), StartupError> {
+async fn serve(
+    config: &Config,
+    store: Arc<CachedUserRepository>,
+) -> Result<(TcpListener, Router), StartupError> {
     let services = AppServices::new(store, Arc::new(SystemClock), Arc::new(UuidV4Generator));
     let router = http::router(build_schema(services.clone()), services);
     let address = format!("{}:{}", config.host, config.port);

@@ -47,7 +47,13 @@ pub struct Config {
     pub database_url: Option<DatabaseUrl>,
 
     /// How long start-up keeps retrying an unreachable database, in seconds.
-    #[arg(long, env = "ROSTER_DATABASE_WAIT", default_value_t = 10, global = true, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "ROSTER_DATABASE_WAIT",
+        default_value_t = 10,
+        global = true,
+        value_name = "SECONDS"
+    )]
     pub database_wait: u64,
 }
 
@@ -138,14 +144,27 @@ mod tests {
         let err = both.unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
         let alone = Config::from_flags(["--database-url", "postgres://u:secret@h/db"]).unwrap();
-        assert_eq!(alone.database_url.as_ref().map(DatabaseUrl::as_str), Some("postgres://u:secret@h/db"));
+        assert_eq!(
+            alone.database_url.as_ref().map(DatabaseUrl::as_str),
+            Some("postgres://u:secret@h/db")
+        );
         assert!(!format!("{alone:?}").contains("secret"));
     }
 
     #[test]
     fn import_takes_the_database_url_after_the_subcommand_and_a_replace_flag() {
-        let config = Config::from_flags(["import", "a.json", "--replace", "--database-url", "postgres://h/db"]).unwrap();
-        assert!(matches!(config.command, Some(Command::Import { replace: true, .. })));
+        let config = Config::from_flags([
+            "import",
+            "a.json",
+            "--replace",
+            "--database-url",
+            "postgres://h/db",
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.command,
+            Some(Command::Import { replace: true, .. })
+        ));
         assert!(config.database_url.is_some());
     }
 

@@ -189,7 +189,10 @@ async fn patches_only_given_fields_and_refuses_a_stale_version(open: &Open) {
         .apply(patch(Some("Again"), None, Some(Some(read_at))))
         .await
         .unwrap();
-    assert!(matches!(stale, ChangeOutcome::Conflict(ref now) if now.name() == "Ann"), "{stale:?}");
+    assert!(
+        matches!(stale, ChangeOutcome::Conflict(ref now) if now.name() == "Ann"),
+        "{stale:?}"
+    );
     let unknown = Change::Patch {
         id: UserId::new("zz"),
         name: None,
@@ -276,7 +279,10 @@ async fn announces_each_change_to_subscribers_in_order(open: &Open) {
         ]
     );
     let extra = tokio::time::timeout(Duration::from_millis(300), feed.recv()).await;
-    assert!(extra.is_err(), "a refused change is no event, and none comes twice: {extra:?}");
+    assert!(
+        extra.is_err(),
+        "a refused change is no event, and none comes twice: {extra:?}"
+    );
 }
 
 mod against {
@@ -326,8 +332,15 @@ mod against {
             let database = match known {
                 Some(database) => database,
                 None => {
-                    let database = Arc::new(ScratchDatabase::create(&self.server, "roster_contract").await.unwrap());
-                    self.by_folder.lock().unwrap().insert(folder, Arc::clone(&database));
+                    let database = Arc::new(
+                        ScratchDatabase::create(&self.server, "roster_contract")
+                            .await
+                            .unwrap(),
+                    );
+                    self.by_folder
+                        .lock()
+                        .unwrap()
+                        .insert(folder, Arc::clone(&database));
                     database
                 }
             };

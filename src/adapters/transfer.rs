@@ -13,12 +13,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
-use crate::adapters::postgres::{self, transfer as database};
 use crate::adapters::postgres::transfer::{FileRecord, FileUser};
+use crate::adapters::postgres::{self, transfer as database};
 use crate::config::{Command, Config};
 use crate::domain::timestamp_text;
 
@@ -290,7 +290,9 @@ fn write_atomically(
         let mut out = BufWriter::new(File::create(&temporary)?);
         serde_json::to_writer_pretty(&mut out, &RecordList { records, progress })?;
         out.write_all(b"\n")?;
-        out.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
+        out.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .sync_all()?;
         fs::rename(&temporary, path)?;
         File::open(&folder)?.sync_all()
     })();
@@ -324,7 +326,10 @@ mod tests {
         );
         assert!(matches!(records[2], FileRecord::Hidden(_)));
         assert!(parse_records(b"  \n").unwrap().is_empty());
-        assert_eq!(parse_records(br#"{"a":1}"#).unwrap_err(), "the top level is not a JSON array");
+        assert_eq!(
+            parse_records(br#"{"a":1}"#).unwrap_err(),
+            "the top level is not a JSON array"
+        );
     }
 
     #[test]
@@ -337,7 +342,10 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), text);
         write_atomically(&path, &[], &|_, _| {}).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "[]\n");
-        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, ["out.json"], "no temporary file is left behind");
     }
 }

@@ -167,7 +167,10 @@ async fn read_all(client: &mut Client) -> Result<(Vec<StoredRow>, XidSnapshot), 
         .await?
         .try_get(0)?;
     let rows = transaction
-        .query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY position, id"), &[])
+        .query(
+            &format!("SELECT {USER_COLUMNS} FROM users ORDER BY position, id"),
+            &[],
+        )
         .await?;
     transaction.commit().await?;
     let rows = rows.iter().map(StoredRow::from_row).collect::<Result<_, _>>()?;
@@ -246,7 +249,8 @@ impl Follower {
                         Ok(Ok(notice)) => notices.push(notice),
                         Ok(Err(err)) => {
                             let cause = describe(&err);
-                            self.apply_notices(std::mem::take(&mut notices), &mut events).await;
+                            self.apply_notices(std::mem::take(&mut notices), &mut events)
+                                .await;
                             self.lost(&cause);
                             break;
                         }
@@ -266,19 +270,33 @@ impl Follower {
                 let _ = ack.send(());
             }
             if let Some(cause) = reread {
-                self.resync(cause).await.unwrap_or_else(|err| self.lost(&describe(&err)));
+                self.resync(cause)
+                    .await
+                    .unwrap_or_else(|err| self.lost(&describe(&err)));
             }
         }
     }
 
-    fn own_commit(&mut self, commit: Committed, events: &mut Vec<UserEvent>, acks: &mut Vec<oneshot::Sender<()>>) {
-        events.extend(self.replica.apply_own_commit(commit.tx, commit.changes, Utc::now()));
+    fn own_commit(
+        &mut self,
+        commit: Committed,
+        events: &mut Vec<UserEvent>,
+        acks: &mut Vec<oneshot::Sender<()>>,
+    ) {
+        events.extend(
+            self.replica
+                .apply_own_commit(commit.tx, commit.changes, Utc::now()),
+        );
         acks.push(commit.done);
     }
 
     /// Applies notifications in order. Returns why the whole table must be read again,
     /// if it must.
-    async fn apply_notices(&mut self, notices: Vec<Notification>, events: &mut Vec<UserEvent>) -> Option<Reload> {
+    async fn apply_notices(
+        &mut self,
+        notices: Vec<Notification>,
+        events: &mut Vec<UserEvent>,
+    ) -> Option<Reload> {
         let mut reread = None;
         for notification in notices {
             match Notice::parse(notification.payload()) {
@@ -301,7 +319,10 @@ impl Follower {
                         },
                         None => None,
                     };
-                    events.extend(self.replica.apply_notified(tx, change.into_iter().collect(), Utc::now()));
+                    events.extend(
+                        self.replica
+                            .apply_notified(tx, change.into_iter().collect(), Utc::now()),
+                    );
                 }
             }
         }
@@ -309,7 +330,10 @@ impl Follower {
     }
 
     /// The current row of a user whose change did not fit in its notification.
-    async fn read_row(&mut self, id: &crate::domain::UserId) -> Result<Option<RowChange>, tokio_postgres::Error> {
+    async fn read_row(
+        &mut self,
+        id: &crate::domain::UserId,
+    ) -> Result<Option<RowChange>, tokio_postgres::Error> {
         let Some(link) = &self.link else {
             return Ok(None);
         };
@@ -425,7 +449,10 @@ impl Follower {
             return;
         }
         self.check = None;
-        let message = format!("lost the connection to the database at {}: {cause}", self.shared.location);
+        let message = format!(
+            "lost the connection to the database at {}: {cause}",
+            self.shared.location
+        );
         tracing::warn!(error = %message, "serving the last snapshot; writes fail until the database is back");
         self.shared.health().link_error = Some(message);
         self.retry_at = Instant::now();

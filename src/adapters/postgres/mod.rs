@@ -217,7 +217,10 @@ where
 ///
 /// # Errors
 /// As [`PostgresUserRepository::connect`].
-pub async fn connect_migrated(url: &str, wait: Duration) -> Result<(tokio_postgres::Client, String), ConnectError> {
+pub async fn connect_migrated(
+    url: &str,
+    wait: Duration,
+) -> Result<(tokio_postgres::Client, String), ConnectError> {
     let config = connection_config(url, Duration::from_secs(5))?;
     let location = redacted(&config);
     let client = with_retries(&location, wait, || async {
@@ -292,14 +295,20 @@ impl PostgresUserRepository {
     }
 
     async fn write(&self, change: Change) -> Result<writes::Applied, String> {
-        let mut client = self
-            .pool
-            .get()
-            .await
-            .map_err(|err| format!("cannot reach the database at {}: {}", self.shared.location, describe(&err)))?;
-        writes::apply(&mut client, change)
-            .await
-            .map_err(|err| format!("the database at {} failed: {}", self.shared.location, describe(&err)))
+        let mut client = self.pool.get().await.map_err(|err| {
+            format!(
+                "cannot reach the database at {}: {}",
+                self.shared.location,
+                describe(&err)
+            )
+        })?;
+        writes::apply(&mut client, change).await.map_err(|err| {
+            format!(
+                "the database at {} failed: {}",
+                self.shared.location,
+                describe(&err)
+            )
+        })
     }
 }
 
@@ -383,9 +392,17 @@ mod tests {
 
     #[test]
     fn the_shown_location_never_carries_the_password() {
-        let config = connection_config("postgres://ann:s3cret@db.example:6543/roster", Duration::from_secs(1)).unwrap();
+        let config = connection_config(
+            "postgres://ann:s3cret@db.example:6543/roster",
+            Duration::from_secs(1),
+        )
+        .unwrap();
         assert_eq!(redacted(&config), "postgres://ann@db.example:6543/roster");
-        let config = connection_config("host=localhost user=bob password=hunter2 dbname=x", Duration::from_secs(1)).unwrap();
+        let config = connection_config(
+            "host=localhost user=bob password=hunter2 dbname=x",
+            Duration::from_secs(1),
+        )
+        .unwrap();
         let shown = redacted(&config);
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(shown, "postgres://bob@localhost:5432/x");

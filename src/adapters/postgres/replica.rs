@@ -60,7 +60,12 @@ pub struct Replica {
 impl Replica {
     /// Replaces everything with `rows`, read under `snapshot`. Returns the events that
     /// turn the previous contents into the new ones.
-    pub fn reset(&mut self, rows: Vec<StoredRow>, snapshot: XidSnapshot, at: DateTime<Utc>) -> Vec<UserEvent> {
+    pub fn reset(
+        &mut self,
+        rows: Vec<StoredRow>,
+        snapshot: XidSnapshot,
+        at: DateTime<Utc>,
+    ) -> Vec<UserEvent> {
         let before = self.snapshot();
         let version = self.version + 1;
         *self = Self {
@@ -112,7 +117,12 @@ impl Replica {
     }
 
     /// Applies a transaction this replica just committed, ahead of its notification.
-    pub fn apply_own_commit(&mut self, tx: u64, changes: Vec<RowChange>, at: DateTime<Utc>) -> Vec<UserEvent> {
+    pub fn apply_own_commit(
+        &mut self,
+        tx: u64,
+        changes: Vec<RowChange>,
+        at: DateTime<Utc>,
+    ) -> Vec<UserEvent> {
         if self.recent_set.contains(&tx) || self.horizon.as_ref().is_some_and(|seen| seen.sees(tx)) {
             return Vec::new();
         }
@@ -167,8 +177,7 @@ impl Replica {
                     },
                 );
                 let before = held.and_then(|held| self.order.remove(&(held.position, id.clone())));
-                self.order
-                    .insert((row.position, id), Arc::clone(&row.user));
+                self.order.insert((row.position, id), Arc::clone(&row.user));
                 let effect = Totals {
                     rows: i64::from(held.is_none()),
                     revisions: i128::from(row.revision) - held.map_or(0, |h| i128::from(h.revision)),
@@ -181,7 +190,12 @@ impl Replica {
                 (effect, kind.map(|kind| event(kind, &row.user)))
             }
             RowChange::Delete { id, revision } => {
-                let Some(held) = self.held.get(&id).copied().filter(|held| held.revision <= revision) else {
+                let Some(held) = self
+                    .held
+                    .get(&id)
+                    .copied()
+                    .filter(|held| held.revision <= revision)
+                else {
                     return (Totals::default(), None);
                 };
                 self.held.remove(&id);
@@ -279,11 +293,19 @@ mod tests {
         let mut replica = Replica::default();
         let first = replica.apply_own_commit(7, vec![row("a", "Ann", 1, 10)], now);
         assert_eq!(kinds(&first), [(UserEventKind::Created, "Ann".into())]);
-        assert!(replica.apply_notified(7, vec![row("a", "Ann", 1, 10)], now).is_empty());
+        assert!(
+            replica
+                .apply_notified(7, vec![row("a", "Ann", 1, 10)], now)
+                .is_empty()
+        );
 
         let streamed = replica.apply_notified(8, vec![row("b", "Bob", 2, 11)], now);
         assert_eq!(kinds(&streamed), [(UserEventKind::Created, "Bob".into())]);
-        assert!(replica.apply_own_commit(8, vec![row("b", "Bob", 2, 11)], now).is_empty());
+        assert!(
+            replica
+                .apply_own_commit(8, vec![row("b", "Bob", 2, 11)], now)
+                .is_empty()
+        );
         assert_eq!(names(&replica), ["Ann", "Bob"]);
     }
 
@@ -293,12 +315,18 @@ mod tests {
         let mut replica = Replica::default();
         replica.apply_notified(1, vec![row("a", "Ann", 1, 10)], now);
         replica.apply_own_commit(3, vec![row("a", "Ann 3", 1, 12)], now);
-        assert!(replica.apply_notified(2, vec![row("a", "Ann 2", 1, 11)], now).is_empty());
+        assert!(
+            replica
+                .apply_notified(2, vec![row("a", "Ann 2", 1, 11)], now)
+                .is_empty()
+        );
         assert_eq!(names(&replica), ["Ann 3"]);
 
         replica.apply_own_commit(5, vec![delete("a", 12)], now);
         assert!(
-            replica.apply_notified(4, vec![row("a", "Ann 4", 1, 12)], now).is_empty(),
+            replica
+                .apply_notified(4, vec![row("a", "Ann 4", 1, 12)], now)
+                .is_empty(),
             "the tombstone keeps a deleted user deleted"
         );
         assert!(names(&replica).is_empty());
@@ -316,7 +344,9 @@ mod tests {
         let renamed = replica.apply_notified(2, vec![row("a", "Anna", 2, 3)], now);
         assert_eq!(kinds(&renamed), [(UserEventKind::Updated, "Anna".into())]);
         assert!(
-            replica.apply_notified(3, vec![row("a", "Anna", 2, 4)], now).is_empty(),
+            replica
+                .apply_notified(3, vec![row("a", "Anna", 2, 4)], now)
+                .is_empty(),
             "a write that changed no field the API shows is not an event"
         );
         let gone = replica.apply_notified(4, vec![delete("b", 2)], now);
@@ -341,7 +371,11 @@ mod tests {
                 (UserEventKind::Deleted, "Bob".into())
             ]
         );
-        assert!(replica.apply_notified(9, vec![row("c", "Cy", 3, 5)], now).is_empty());
+        assert!(
+            replica
+                .apply_notified(9, vec![row("c", "Cy", 3, 5)], now)
+                .is_empty()
+        );
         assert!(!replica.wants(9));
         assert!(replica.wants(11), "transaction 11 was still running");
         let late = replica.apply_notified(11, vec![row("d", "Di", 4, 6)], now);

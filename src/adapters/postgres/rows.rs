@@ -107,8 +107,7 @@ impl Notice {
     /// # Errors
     /// [`NoticeError`] when the payload is not one the trigger writes.
     pub fn parse(payload: &str) -> Result<Self, NoticeError> {
-        let payload: Payload =
-            serde_json::from_str(payload).map_err(|err| NoticeError(err.to_string()))?;
+        let payload: Payload = serde_json::from_str(payload).map_err(|err| NoticeError(err.to_string()))?;
         let missing = |what: &str| NoticeError(format!("{} without {what}", payload.op));
         match payload.op.as_str() {
             "R" => return Ok(Self::Resync),
@@ -175,17 +174,9 @@ impl XidSnapshot {
         let xmax = parts.next()?.parse().ok()?;
         let running = match parts.next()? {
             "" => HashSet::new(),
-            list => list
-                .split(',')
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .ok()?,
+            list => list.split(',').map(str::parse).collect::<Result<_, _>>().ok()?,
         };
-        Some(Self {
-            xmin,
-            xmax,
-            running,
-        })
+        Some(Self { xmin, xmax, running })
     }
 
     /// Whether transaction `tx`'s changes are part of what the snapshot saw.
@@ -231,7 +222,14 @@ mod tests {
         assert!(row.user.created_at().is_some() && row.user.updated_at().is_none());
 
         let bare = Notice::parse(r#"{"op":"U","tx":"43","id":"a","rev":8}"#).unwrap();
-        assert!(matches!(bare, Notice::Row { change: None, revision: 8, .. }));
+        assert!(matches!(
+            bare,
+            Notice::Row {
+                change: None,
+                revision: 8,
+                ..
+            }
+        ));
         let gone = Notice::parse(r#"{"op":"D","tx":"44","id":"a","rev":8}"#).unwrap();
         assert!(matches!(
             gone,

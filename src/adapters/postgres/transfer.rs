@@ -130,7 +130,9 @@ pub async fn import(
         )
         .await?;
     let insert_hidden = transaction
-        .prepare("INSERT INTO hidden_records (position, record) SELECT * FROM unnest($1::int8[], $2::jsonb[])")
+        .prepare(
+            "INSERT INTO hidden_records (position, record) SELECT * FROM unnest($1::int8[], $2::jsonb[])",
+        )
         .await?;
     let mut done = 0;
     for (chunk_at, chunk) in records.chunks(CHUNK).enumerate() {
@@ -232,7 +234,10 @@ pub async fn export(client: &mut Client) -> Result<Vec<FileRecord>, TransferErro
         )
         .await?;
     let hidden = transaction
-        .query("SELECT position, record FROM hidden_records ORDER BY position", &[])
+        .query(
+            "SELECT position, record FROM hidden_records ORDER BY position",
+            &[],
+        )
         .await?;
     transaction.commit().await?;
     let mut records: Vec<(i64, FileRecord)> = Vec::with_capacity(users.len() + hidden.len());
@@ -279,10 +284,20 @@ mod tests {
 
     #[test]
     fn a_list_with_a_repeated_id_or_email_is_refused_naming_them() {
-        assert!(check_unique(&[user("a", "a@x"), FileRecord::Hidden(Value::Null), user("b", "b@x")]).is_ok());
+        assert!(
+            check_unique(&[
+                user("a", "a@x"),
+                FileRecord::Hidden(Value::Null),
+                user("b", "b@x")
+            ])
+            .is_ok()
+        );
         let err = check_unique(&[user("a", "a@x"), user("b", " A@X "), user("a", "c@x")]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains(r#"users "a" and "b" share the email " A@X ""#), "{text}");
+        assert!(
+            text.contains(r#"users "a" and "b" share the email " A@X ""#),
+            "{text}"
+        );
         assert!(text.contains(r#"the id "a" is used twice"#), "{text}");
     }
 }

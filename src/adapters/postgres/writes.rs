@@ -13,7 +13,8 @@ use tokio_postgres::error::SqlState;
 
 use super::rows::{RowChange, StoredRow, USER_COLUMNS};
 use crate::domain::{
-    BulkFailure, BulkFailureReason, BulkMode, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection, UserId,
+    BulkFailure, BulkFailureReason, BulkMode, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
+    UserId,
 };
 
 /// The unique index that keeps emails unique (see the migration).
@@ -87,7 +88,9 @@ pub async fn apply(client: &mut Client, change: Change) -> Result<Applied, tokio
             }
         }
         Change::Delete { id } => {
-            let sql = format!("DELETE FROM users WHERE id = $1 RETURNING {USER_COLUMNS}, pg_current_xact_id()::text");
+            let sql = format!(
+                "DELETE FROM users WHERE id = $1 RETURNING {USER_COLUMNS}, pg_current_xact_id()::text"
+            );
             let statement = client.prepare_cached(&sql).await?;
             match client.query_opt(&statement, &[&id.as_str()]).await? {
                 None => Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::NotFound))),
@@ -110,7 +113,17 @@ pub async fn apply(client: &mut Client, change: Change) -> Result<Applied, tokio
             email,
             expected_updated_at,
             at,
-        } => patch(client, &id, name.as_ref().map(|n| n.as_str()), email.as_ref().map(|e| e.as_str()), expected_updated_at, at).await,
+        } => {
+            patch(
+                client,
+                &id,
+                name.as_ref().map(|n| n.as_str()),
+                email.as_ref().map(|e| e.as_str()),
+                expected_updated_at,
+                at,
+            )
+            .await
+        }
         Change::BulkUpdateEmails { items, at, mode } => {
             let mut attempt = 1;
             loop {
@@ -210,7 +223,8 @@ async fn bulk(
     }
     let mut rows: HashMap<String, (StoredRow, u64)> = HashMap::new();
     if !updated.is_empty() {
-        let select = format!("SELECT {USER_COLUMNS}, pg_current_xact_id()::text FROM users WHERE id = ANY($1)");
+        let select =
+            format!("SELECT {USER_COLUMNS}, pg_current_xact_id()::text FROM users WHERE id = ANY($1)");
         let statement = transaction.prepare_cached(&select).await?;
         for row in transaction.query(&statement, &[&updated]).await? {
             let stored = StoredRow::from_row(&row)?;
@@ -267,7 +281,9 @@ fn is_email_clash(err: &tokio_postgres::Error) -> bool {
 }
 
 /// `Err(())` when the statement failed only because the email is taken.
-fn email_refusal<T>(result: Result<T, tokio_postgres::Error>) -> Result<Result<T, ()>, tokio_postgres::Error> {
+fn email_refusal<T>(
+    result: Result<T, tokio_postgres::Error>,
+) -> Result<Result<T, ()>, tokio_postgres::Error> {
     match result {
         Ok(value) => Ok(Ok(value)),
         Err(err) if is_email_clash(&err) => Ok(Err(())),
