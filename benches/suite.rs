@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-#[path = "suite_postgres.rs"]
+#[path = "support/postgres.rs"]
 mod postgres;
 
 const RUNS: usize = 3;

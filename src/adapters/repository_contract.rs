@@ -376,6 +376,21 @@ mod against {
             Box::pin(Arc::clone(&opener).open(folder.to_path_buf(), cached))
         })
         .await;
+        // Dropping a database waits for a checkpoint: drop them all at once.
+        let scratch: Vec<_> = databases
+            .by_folder
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, db)| db)
+            .collect();
+        let removals = scratch
+            .into_iter()
+            .filter_map(|db| Arc::try_unwrap(db).ok())
+            .map(ScratchDatabase::remove);
+        for removed in async_graphql::futures_util::future::join_all(removals).await {
+            removed.unwrap();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

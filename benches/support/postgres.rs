@@ -6,7 +6,7 @@
 //! `ROSTER_TEST_DATABASE_URL` (default: the local server), loaded with the same data set
 //! through `roster import`'s code, and dropped afterwards.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use roster::adapters::postgres::scratch::{ScratchDatabase, test_server};
@@ -35,7 +35,7 @@ fn ratio(ours: f64, theirs: Option<f64>) -> String {
 }
 
 /// A scratch database holding the data set at `set`, and a replica started on it.
-fn loaded(runtime: &tokio::runtime::Runtime, server: &str, set: &PathBuf) -> (ScratchDatabase, Duration) {
+fn loaded(runtime: &tokio::runtime::Runtime, server: &str, set: &Path) -> ScratchDatabase {
     let database = runtime
         .block_on(ScratchDatabase::create(server, "roster_bench"))
         .expect("a scratch database");
@@ -48,7 +48,7 @@ fn loaded(runtime: &tokio::runtime::Runtime, server: &str, set: &PathBuf) -> (Sc
             &|_, _| {},
         ))
         .expect("the data set imports");
-    (database, Duration::ZERO)
+    database
 }
 
 fn replica(database: &ScratchDatabase) -> (Roster, Duration) {
@@ -66,7 +66,7 @@ pub fn rows(sets: &[(usize, PathBuf)], file: &FileFigures) -> Vec<Row> {
     for (index, size) in [(1, 10_000), (2, 100_000)] {
         let mut rates = Vec::new();
         for run in 0..RUNS {
-            let (database, _) = loaded(&runtime, &server, &sets[index].1);
+            let database = loaded(&runtime, &server, &sets[index].1);
             let (roster, _) = replica(&database);
             rates.push(wrk(&roster.url, 64, &create_script(&format!("pg{size}x{run}"))));
         }
@@ -86,7 +86,7 @@ pub fn rows(sets: &[(usize, PathBuf)], file: &FileFigures) -> Vec<Row> {
     }
 
     // Reads and cross-replica visibility at 10k users.
-    let (database, _) = loaded(&runtime, &server, &sets[1].1);
+    let database = loaded(&runtime, &server, &sets[1].1);
     let (first, _) = replica(&database);
     let (second, _) = replica(&database);
     let script = post_script(&graphql_body("{ allUsers(limit: 10) { id name email } }"));
@@ -112,7 +112,7 @@ pub fn rows(sets: &[(usize, PathBuf)], file: &FileFigures) -> Vec<Row> {
     });
     drop((first, second, database));
 
-    let (database, _) = loaded(&runtime, &server, &sets[2].1);
+    let database = loaded(&runtime, &server, &sets[2].1);
     let starts = median(
         (0..RUNS)
             .map(|_| replica(&database).1.as_secs_f64() * 1000.0)
