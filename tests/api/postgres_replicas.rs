@@ -232,3 +232,88 @@ async fn killing_a_replica_under_write_load_loses_no_acknowledged_create() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_was_never_announced_is_found_by_the_periodic_check() {
+    let Some(database) = scratch_database("the periodic consistency check").await else {
+        return;
+    };
+    let app = spawn_replica(database.url()).await;
+    app.create_ok("Ann", "ann@x.com").await;
+    // The import's switch silences the trigger: nothing is announced for this row.
+    let direct = psql(database.url()).await;
+    direct
+        .batch_execute(
+            "BEGIN; SET LOCAL roster.quiet = 'on';
+             INSERT INTO users (id, name, email) VALUES ('silent', 'Silent', 'silent@x.com');
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the silent row after the 5 s check",
+        || async { app.names("").await == ["Ann", "Silent"] },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_password_is_never_shown_on_health_nor_logged() {
+    let Some(database) = scratch_database("the password stays hidden").await else {
+        return;
+    };
+    // A server that trusts local connections accepts any password and never uses it.
+    let Some((scheme, rest)) = database.url().split_once("://") else {
+        return;
+    };
+    let Some((user, host)) = rest.split_once('@').filter(|(user, _)| !user.contains(':')) else {
+        eprintln!("SKIPPED: the password test needs a URL with a user and no password");
+        return;
+    };
+    let url = format!("{scheme}://{user}:Sup3rSecret@{host}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("roster.log");
+    let port = crate::helpers::free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .env("DATABASE_URL", &url)
+        .env_remove("USERS_JSON_PATH")
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    eventually(Duration::from_secs(20), "the replica answering", || async {
+        client.get(format!("{base}/health")).send().await.is_ok()
+    })
+    .await;
+    let health = client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!health.contains("Sup3rSecret"), "{health}");
+    assert!(
+        health.contains(&format!("postgres://{user}@")),
+        "the database is named without it: {health}"
+    );
+    let created = client
+        .post(format!("{base}/graphql"))
+        .json(&serde_json::json!({"query": "mutation { createUser(userData: {name: \"A\", email: \"a@x.com\"}) { ok } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("using PostgreSQL"), "{logged}");
+    assert!(!logged.contains("Sup3rSecret"), "{logged}");
+}

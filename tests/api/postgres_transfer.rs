@@ -3,33 +3,14 @@
 //! show, in file order; a non-empty database is only replaced on request.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::helpers::{names_of, scratch_database, spawn_replica};
 
-/// Runs `roster <args>` to its end: exit code and stderr.
+/// Runs `roster <args>` over the database at `url` to its end: exit code and stderr.
 async fn roster(args: &[&str], url: &str) -> (Option<i32>, String) {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env_remove("USERS_JSON_PATH")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("roster starts");
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("roster ends")
-        .expect("its output");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    crate::postgres_outage::run_roster(args, Some(url)).await
 }
 
 fn path(dir: &Path, name: &str) -> String {
@@ -188,14 +169,7 @@ async fn import_and_export_of_a_large_file_report_their_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_without_a_database_url_says_what_is_missing() {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["import", "users.json"])
-        .env_remove("DATABASE_URL")
-        .env_remove("USERS_JSON_PATH")
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(child.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&child.stderr).contains("need --database-url"));
+    let (code, stderr) = crate::postgres_outage::run_roster(&["import", "users.json"], None).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("need --database-url"), "{stderr}");
 }

@@ -156,12 +156,7 @@ async fn listen(config: &Config) -> Result<(Client, Notices), tokio_postgres::Er
 
 /// Every user, and the snapshot that says which transactions the read saw.
 async fn read_all(client: &mut Client) -> Result<(Vec<StoredRow>, XidSnapshot), tokio_postgres::Error> {
-    let transaction = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let transaction = super::consistent_read(client).await?;
     let seen: String = transaction
         .query_one("SELECT pg_current_snapshot()::text", &[])
         .await?

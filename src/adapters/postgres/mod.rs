@@ -163,6 +163,21 @@ pub fn connection_config(url: &str, timeout: Duration) -> Result<tokio_postgres:
     Ok(config)
 }
 
+/// A read-only transaction that sees one snapshot for all its queries.
+///
+/// # Errors
+/// The driver's error.
+pub(crate) async fn consistent_read(
+    client: &mut tokio_postgres::Client,
+) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
 /// An error and its causes on one line.
 pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use tokio_postgres::{Client, IsolationLevel};
+use tokio_postgres::Client;
 
 use super::describe;
 use super::follower::CHANNEL;
@@ -221,12 +221,7 @@ impl UserColumns {
 /// # Errors
 /// [`TransferError::Database`].
 pub async fn export(client: &mut Client) -> Result<Vec<FileRecord>, TransferError> {
-    let transaction = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let transaction = super::consistent_read(client).await?;
     let users = transaction
         .query(
             "SELECT position, id, name, email, created_at, updated_at, extra FROM users ORDER BY position, id",
