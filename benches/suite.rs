@@ -6,6 +6,8 @@
 //! files), drives it with `wrk` for throughput and with a keep-alive client for latency,
 //! and prints one Markdown table. `--peer URL` drives another server that speaks the same
 //! schema with the same requests, side by side (load it with the same data file first).
+//! `--memory` measures only resident memory at 100k users (steady, after external reloads,
+//! after a burst of creates), which takes a minute rather than the whole suite's six.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -481,6 +483,86 @@ fn edit_to_visible_ms(url: &str, path: &Path, users: &[Value], marker: &str) -> 
     }
 }
 
+/// Creates `count` users over one keep-alive connection, one after another.
+fn create_burst(url: &str, count: usize, tag: &str) {
+    let endpoint = format!("{url}/graphql");
+    let mut connection = Connection::open(&endpoint).expect("connect");
+    for n in 0..count {
+        let body = json!({
+            "query": "mutation($u: UserInput!) { createUser(userData: $u) { ok } }",
+            "variables": { "u": { "name": "Burst", "email": format!("burst-{tag}-{n}@bench.example") } }
+        })
+        .to_string();
+        let response = connection.send(&endpoint, Some(&body)).expect("create");
+        assert_eq!(response.status, 200, "create answered {}", response.status);
+    }
+}
+
+/// Resident memory at 100k users: loaded once, after three external edits were reloaded
+/// (the same process), and after a burst of creates (a fresh process); each after a fuzzy
+/// query, so the search keys are built. Medians of [`RUNS`] runs, beside the file's size.
+fn memory_rows(set_100k: &Path, users_100k: &[Value]) -> Vec<Row> {
+    const FUZZY: &str = "{ allUsers(fuzzy: \"jon smith\", maxDistance: 2) { id } }";
+    const BURST: usize = 50;
+    let file_kib = std::fs::metadata(set_100k).map(|m| m.len() / 1024).unwrap_or(1) as f64;
+    let (mut steady, mut reloaded, mut written) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let (_dir, path) = working_copy(set_100k);
+        let (roster, _) = start_roster(&path, "warn");
+        let _ = latency_ms(&roster.url, FUZZY);
+        steady.push(rss_kib(roster.child.id()) as f64);
+        for edit in 0..3 {
+            edit_to_visible_ms(
+                &roster.url,
+                &path,
+                users_100k,
+                &format!("Memory Marker {run} {edit}"),
+            );
+        }
+        let _ = latency_ms(&roster.url, FUZZY);
+        reloaded.push(rss_kib(roster.child.id()) as f64);
+        drop(roster);
+        let (_dir, path) = working_copy(set_100k);
+        let (roster, _) = start_roster(&path, "warn");
+        create_burst(&roster.url, BURST, &format!("m{run}"));
+        let _ = latency_ms(&roster.url, FUZZY);
+        written.push(rss_kib(roster.child.id()) as f64);
+    }
+    let row = |figure: &str, kib: f64| Row {
+        figure: figure.into(),
+        roster: format!("{:.1} MiB", kib / 1024.0),
+        limit: format!("{:.1} MiB (file size)", file_kib / 1024.0),
+        ratio: format!("{:.1}x", kib / file_kib),
+        target: "≤ 3x".into(),
+        peer: "-".into(),
+    };
+    vec![
+        row(
+            "resident memory, 100k users, loaded once, after a fuzzy query",
+            median(steady),
+        ),
+        row(
+            "resident memory, 100k users, after three external edits were reloaded",
+            median(reloaded),
+        ),
+        row(
+            &format!("resident memory, 100k users, after {BURST} creates"),
+            median(written),
+        ),
+    ]
+}
+
+fn print_rows(rows: Vec<Row>) {
+    println!("\n| figure | roster | limit | ratio | target | peer |");
+    println!("| --- | ---: | ---: | ---: | --- | ---: |");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            row.figure, row.roster, row.limit, row.ratio, row.target, row.peer
+        );
+    }
+}
+
 struct Row {
     figure: String,
     roster: String,
@@ -493,6 +575,7 @@ struct Row {
 fn main() {
     let mut peer: Option<String> = None;
     let mut only_postgres = false;
+    let mut memory_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--peer" {
@@ -500,6 +583,7 @@ fn main() {
         }
         // Only the PostgreSQL figures, without the file store's beside them.
         only_postgres |= arg == "--only-postgres";
+        memory_only |= arg == "--memory";
     }
     let peer = peer.as_deref();
     let data_folder = PathBuf::from("target/bench-data");
@@ -515,10 +599,15 @@ fn main() {
             creates: Vec::new(),
             start_100k: None,
         };
-        print_rows(postgres::rows(&sets, &none), &data_folder);
+        print_rows(postgres::rows(&sets, &none));
         return;
     }
     let users_100k: Vec<Value> = (0..100_000).map(user).collect();
+    if memory_only {
+        print_rows(memory_rows(&sets[2].1, &users_100k));
+        println!("\nmedians of {RUNS} runs");
+        return;
+    }
     let mut rows: Vec<Row> = Vec::new();
     let peer_cell = |f: &dyn Fn(&str) -> String| peer.map_or_else(|| "-".to_owned(), f);
 
@@ -618,30 +707,19 @@ fn main() {
     // Start, external edit and memory at 100k users.
     let set_100k = &sets[2].1;
     let parse = parse_only_ms(set_100k);
-    let file_kib = std::fs::metadata(set_100k).map(|m| m.len() / 1024).unwrap_or(1);
-    let (mut starts, mut edits, mut rss, mut steady) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut starts, mut edits) = (Vec::new(), Vec::new());
     for run in 0..RUNS {
         let (_dir, path) = working_copy(set_100k);
         let (roster, started) = start_roster(&path, "warn");
         starts.push(started.as_secs_f64() * 1000.0);
-        let _ = latency_ms(
-            &roster.url,
-            "{ allUsers(fuzzy: \"jon smith\", maxDistance: 2) { id } }",
-        );
-        steady.push(rss_kib(roster.child.id()) as f64);
         edits.push(edit_to_visible_ms(
             &roster.url,
             &path,
             &users_100k,
             &format!("Edited Marker {run}"),
         ));
-        let _ = latency_ms(
-            &roster.url,
-            "{ allUsers(fuzzy: \"jon smith\", maxDistance: 2) { id } }",
-        );
-        rss.push(rss_kib(roster.child.id()) as f64);
     }
-    let (start, edit, rss, steady) = (median(starts), median(edits), median(rss), median(steady));
+    let (start, edit) = (median(starts), median(edits));
     file_figures.start_100k = Some(start);
     rows.push(Row {
         figure: "start to first healthy answer, 100k users".into(),
@@ -659,22 +737,7 @@ fn main() {
         target: "≤ 2x + 50 ms".into(),
         peer: "-".into(),
     });
-    rows.push(Row {
-        figure: "resident memory, 100k users, loaded once, after a fuzzy query".into(),
-        roster: format!("{:.1} MiB", steady / 1024.0),
-        limit: format!("{:.1} MiB (file size)", file_kib as f64 / 1024.0),
-        ratio: format!("{:.1}x", steady / file_kib as f64),
-        target: "≤ 3x".into(),
-        peer: "-".into(),
-    });
-    rows.push(Row {
-        figure: "resident memory, 100k users, after an external edit was reloaded".into(),
-        roster: format!("{:.1} MiB", rss / 1024.0),
-        limit: format!("{:.1} MiB (file size)", file_kib as f64 / 1024.0),
-        ratio: format!("{:.1}x", rss / file_kib as f64),
-        target: "≤ 3x".into(),
-        peer: "-".into(),
-    });
+    rows.extend(memory_rows(set_100k, &users_100k));
 
     // Durable creates over HTTP with 64 connections, against the folder's fsync rate.
     let fsync = raw_fsync_rate();
@@ -702,18 +765,7 @@ fn main() {
     }
 
     rows.extend(postgres::rows(&sets, &file_figures));
-    print_rows(rows, &data_folder);
-}
-
-fn print_rows(rows: Vec<Row>, data_folder: &Path) {
-    println!("\n| figure | roster | limit | ratio | target | peer |");
-    println!("| --- | ---: | ---: | ---: | --- | ---: |");
-    for row in rows {
-        println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            row.figure, row.roster, row.limit, row.ratio, row.target, row.peer
-        );
-    }
+    print_rows(rows);
     println!(
         "\nmedians of {RUNS} runs ({LATENCY_SAMPLES} samples per latency); data sets in {}",
         data_folder.display()

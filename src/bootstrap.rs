@@ -1,9 +1,10 @@
 //! The composition root: the one place outside `adapters` that names concrete adapters.
 //!
-//! JSON file store → cache in front of it → watcher invalidating the cache (and waking a
-//! refresher that reloads the store, so subscribers hear of external edits) → use cases →
-//! GraphQL schema → HTTP router → listener. With `--database-url`, the PostgreSQL store
-//! takes the file's place: its follower keeps the replica current and tells the cache.
+//! JSON file store → cache in front of it → watcher invalidating the cache and asking the
+//! store to revalidate (so subscribers hear of external edits), plus a periodic refresher
+//! as a safety net → use cases → GraphQL schema → HTTP router → listener. With
+//! `--database-url`, the PostgreSQL store takes the file's place: its follower keeps the
+//! replica current and tells the cache.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,13 +12,12 @@ use std::sync::{Arc, Weak};
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::adapters::cache::{CACHE_TTL, CachedUserRepository};
 use crate::adapters::graphql::build_schema;
 use crate::adapters::http;
-use crate::adapters::json_file::{JsonFileUserRepository, OpenError};
+use crate::adapters::json_file::{JsonFileUserRepository, OpenError, ReloadCause};
 use crate::adapters::postgres::{ConnectError, PostgresOptions, PostgresUserRepository};
 use crate::adapters::system::{SystemClock, UuidV4Generator};
 use crate::adapters::watcher::FileWatcher;
@@ -46,23 +46,17 @@ pub struct Application {
     router: Router,
     /// Kept alive for as long as the service runs; dropping it stops the watch.
     watcher: Option<FileWatcher>,
-    /// Reloads the store when the file changes, so subscribers hear of external edits.
+    /// Asks the store to revalidate every cache TTL, in case a watcher event was lost.
     refresher: JoinHandle<()>,
 }
 
-/// Waits for the watcher's signal (or the cache TTL, as a safety net) and asks the store
-/// for its snapshot, which reloads a changed file and publishes the per-user events it
-/// amounts to. Without it, an external edit would only be noticed by the next read.
-async fn refresh_on_change(store: Weak<JsonFileUserRepository>, changed: Arc<Notify>) {
+/// Every cache TTL, asks the store to revalidate: a safety net for lost watcher events
+/// (or no watcher at all), so subscribers hear of external edits even without readers.
+async fn refresh_every_ttl(store: Weak<JsonFileUserRepository>) {
     loop {
-        tokio::select! {
-            () = changed.notified() => {}
-            () = tokio::time::sleep(CACHE_TTL) => {}
-        }
+        tokio::time::sleep(CACHE_TTL).await;
         let Some(store) = store.upgrade() else { return };
-        if let Err(err) = store.snapshot().await {
-            tracing::warn!(error = %err, "cannot reload the data file");
-        }
+        store.revalidate(ReloadCause::Ttl);
     }
 }
 
@@ -94,14 +88,15 @@ impl Application {
             Arc::clone(&store) as Arc<dyn UserRepository>,
             CACHE_TTL,
         ));
-        let changed = Arc::new(Notify::new());
-        let refresher = tokio::spawn(refresh_on_change(Arc::downgrade(&store), Arc::clone(&changed)));
-        let invalidate = Arc::downgrade(&cache);
+        let refresher = tokio::spawn(refresh_every_ttl(Arc::downgrade(&store)));
+        let (invalidate, revalidate) = (Arc::downgrade(&cache), Arc::downgrade(&store));
         let watcher = match FileWatcher::start(&config.data_file, move || {
             if let Some(cache) = invalidate.upgrade() {
                 cache.invalidate();
             }
-            changed.notify_one();
+            if let Some(store) = revalidate.upgrade() {
+                store.revalidate(ReloadCause::Watcher);
+            }
         }) {
             Ok(watcher) => Some(watcher),
             Err(err) => {

@@ -65,8 +65,10 @@ impl CachedUserRepository {
 impl UserRepository for CachedUserRepository {
     async fn snapshot(&self) -> Result<Arc<UserSnapshot>, RepositoryError> {
         if let Some(snapshot) = self.fresh() {
+            metrics::counter!("roster_cache_hits_total").increment(1);
             return Ok(snapshot);
         }
+        metrics::counter!("roster_cache_misses_total").increment(1);
         let generation = self.generation.load(Ordering::SeqCst);
         let fetched_at = Instant::now();
         let snapshot = self.inner.snapshot().await?;

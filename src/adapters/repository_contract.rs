@@ -49,6 +49,8 @@ pub async fn run_contract(open: &Open) {
     patches_only_given_fields_and_refuses_a_stale_version(open).await;
     atomic_and_dry_run_bulk_updates_keep_nothing_on_failure(open).await;
     announces_each_change_to_subscribers_in_order(open).await;
+    answers_a_change_that_changes_nothing_without_a_write_or_an_event(open).await;
+    keeps_timestamps_to_the_microsecond(open).await;
 }
 
 async fn starts_empty_and_shows_acknowledged_changes(open: &Open) {
@@ -283,6 +285,77 @@ async fn announces_each_change_to_subscribers_in_order(open: &Open) {
         extra.is_err(),
         "a refused change is no event, and none comes twice: {extra:?}"
     );
+}
+
+async fn answers_a_change_that_changes_nothing_without_a_write_or_an_event(open: &Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(dir.path()).await;
+    let ChangeOutcome::Created(created) = repo.apply(Change::Create(user("a", "A@x.com"))).await.unwrap()
+    else {
+        panic!("not created")
+    };
+    let mut events = repo.subscribe();
+    let later = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+    let same = repo
+        .apply(Change::Update {
+            id: UserId::new("a"),
+            name: UserName::parse(" a ").unwrap(),
+            email: Email::parse("A@x.com").unwrap(),
+            at: later,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(same, ChangeOutcome::Unchanged(ref u) if u.updated_at() == created.updated_at()),
+        "{same:?}"
+    );
+    let patched = repo
+        .apply(Change::Patch {
+            id: UserId::new("a"),
+            name: None,
+            email: Some(Email::parse("A@x.com").unwrap()),
+            expected_updated_at: Some(created.updated_at()),
+            at: later,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(patched, ChangeOutcome::Unchanged(_)), "{patched:?}");
+    assert!(
+        events.try_recv().is_err(),
+        "a change that changed nothing was announced"
+    );
+    let stored = repo.snapshot().await.unwrap();
+    assert_eq!(stored.users()[0].updated_at(), created.updated_at());
+}
+
+async fn keeps_timestamps_to_the_microsecond(open: &Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(dir.path()).await;
+    let precise =
+        Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap() + chrono::Duration::nanoseconds(123_456_789);
+    let fresh = User::new(
+        UserId::new("a"),
+        UserName::parse("A").unwrap(),
+        Email::parse("a@x.com").unwrap(),
+        precise,
+    );
+    let ChangeOutcome::Created(created) = repo.apply(Change::Create(fresh)).await.unwrap() else {
+        panic!("not created")
+    };
+    let micros = created.updated_at().unwrap();
+    assert_eq!(micros.timestamp_subsec_nanos(), 123_456_000);
+    // What a client read compares equal to what is stored.
+    let patched = repo
+        .apply(Change::Patch {
+            id: UserId::new("a"),
+            name: Some(UserName::parse("B").unwrap()),
+            email: None,
+            expected_updated_at: Some(Some(precise)),
+            at: precise,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(patched, ChangeOutcome::Updated(_)), "{patched:?}");
 }
 
 mod against {

@@ -3,12 +3,14 @@
 //! It watches the data file's folder, not the file, because editors and our own writes
 //! replace the file by renaming another over it, which a watch on the old inode would miss.
 //! Events are filtered to the data file's name; each one calls the given callback (the
-//! cache's invalidation). Our own writes trigger it too, which costs one `stat` and no
-//! reload, since the store already published the state it wrote. Watching stops when the
-//! [`FileWatcher`] is dropped.
+//! cache's invalidation and the store's revalidation; the store debounces a burst by
+//! waiting for the file to settle). Our own writes trigger it too, which costs one `stat`
+//! and no reload, since the store already published the state it wrote. A symlinked data
+//! file is watched in its target's folder as well, where writes to it land. Watching
+//! stops when the [`FileWatcher`] is dropped.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
@@ -23,11 +25,13 @@ impl FileWatcher {
     /// # Errors
     /// When the OS watch cannot be set up (for example, too many watches).
     pub fn start(path: &Path, on_change: impl Fn() + Send + Sync + 'static) -> notify::Result<Self> {
-        let name: OsString = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
-        let folder = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => Path::new(".").to_path_buf(),
-        };
+        let mut watched: Vec<(PathBuf, OsString)> = vec![folder_and_name(path)];
+        if let Ok(target) = std::fs::canonicalize(path)
+            && std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            watched.push(folder_and_name(&target));
+        }
+        let names: Vec<OsString> = watched.iter().map(|(_, name)| name.clone()).collect();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
                 Ok(event) => {
@@ -35,7 +39,7 @@ impl FileWatcher {
                         && event
                             .paths
                             .iter()
-                            .any(|p| p.file_name() == Some(name.as_os_str()));
+                            .any(|p| p.file_name().is_some_and(|n| names.iter().any(|name| name == n)));
                     if relevant {
                         tracing::debug!(kind = ?event.kind, "data file changed on disk");
                         on_change();
@@ -47,8 +51,20 @@ impl FileWatcher {
                     on_change();
                 }
             })?;
-        watcher.watch(&folder, RecursiveMode::NonRecursive)?;
-        tracing::info!(folder = %folder.display(), "watching the data file's folder");
+        for (folder, _) in &watched {
+            watcher.watch(folder, RecursiveMode::NonRecursive)?;
+            tracing::info!(folder = %folder.display(), "watching the data file's folder");
+        }
         Ok(Self { _watcher: watcher })
     }
+}
+
+/// The folder holding `path` (`.` for a bare file name) and the file's name.
+fn folder_and_name(path: &Path) -> (PathBuf, OsString) {
+    let name = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    (folder, name)
 }

@@ -61,7 +61,7 @@ impl BulkUpdateEmails {
         };
         match self.repo.apply(change).await? {
             ChangeOutcome::BulkUpdated(report) => Ok(report),
-            other => Err(super::unexpected(&other)),
+            other => Err(super::unexpected("bulk email update", &other)),
         }
     }
 }

@@ -51,7 +51,7 @@ impl CreateUser {
         match self.repo.apply(Change::Create(user)).await? {
             ChangeOutcome::Created(user) => Ok(user),
             ChangeOutcome::Rejected(Rejection::EmailExists) => Err(CreateUserError::EmailExists),
-            other => Err(super::unexpected(&other).into()),
+            other => Err(super::unexpected("create", &other).into()),
         }
     }
 }

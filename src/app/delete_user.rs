@@ -38,7 +38,7 @@ impl DeleteUser {
         match self.repo.apply(change).await? {
             ChangeOutcome::Deleted(user) => Ok(user),
             ChangeOutcome::Rejected(Rejection::NotFound) => Err(DeleteUserError::NotFound),
-            other => Err(super::unexpected(&other).into()),
+            other => Err(super::unexpected("delete", &other).into()),
         }
     }
 }

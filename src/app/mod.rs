@@ -70,9 +70,43 @@ impl AppServices {
     }
 }
 
-/// An outcome a repository should never give for the change it was handed.
-fn unexpected(outcome: &crate::domain::ChangeOutcome) -> RepositoryError {
-    RepositoryError::Unavailable(format!(
-        "storage answered a change with an unrelated outcome: {outcome:?}"
+/// An outcome a repository should never give for the change it was handed: a bug, which
+/// the edge reports as `INTERNAL` and logs. Only the outcome's kind is named, never the
+/// user data it carries.
+fn unexpected(change: &'static str, outcome: &crate::domain::ChangeOutcome) -> RepositoryError {
+    use crate::domain::ChangeOutcome;
+    let kind = match outcome {
+        ChangeOutcome::Created(_) => "Created",
+        ChangeOutcome::Updated(_) => "Updated",
+        ChangeOutcome::Deleted(_) => "Deleted",
+        ChangeOutcome::BulkUpdated(_) => "BulkUpdated",
+        ChangeOutcome::Rejected(_) => "Rejected",
+        ChangeOutcome::Conflict(_) => "Conflict",
+        ChangeOutcome::Unchanged(_) => "Unchanged",
+    };
+    RepositoryError::Internal(format!(
+        "storage answered a {change} with an unrelated outcome ({kind})"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ChangeOutcome, User, UserId};
+
+    #[test]
+    fn an_unexpected_outcome_is_an_internal_error_that_names_no_user_data() {
+        let user = Arc::new(User::restore(
+            UserId::new("secret-id"),
+            "Secret Name".into(),
+            "secret@x.com".into(),
+            None,
+            None,
+        ));
+        let err = unexpected("create", &ChangeOutcome::Deleted(user));
+        assert!(matches!(err, RepositoryError::Internal(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(!text.contains("secret") && !text.contains("Secret"), "{text}");
+        assert!(text.contains("Deleted"), "{text}");
+    }
 }

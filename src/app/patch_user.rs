@@ -83,11 +83,11 @@ impl PatchUser {
             at: self.clock.now(),
         };
         match self.repo.apply(change).await? {
-            ChangeOutcome::Updated(user) => Ok(user),
+            ChangeOutcome::Updated(user) | ChangeOutcome::Unchanged(user) => Ok(user),
             ChangeOutcome::Conflict(current) => Err(PatchUserError::Conflict(current)),
             ChangeOutcome::Rejected(Rejection::NotFound) => Err(PatchUserError::NotFound),
             ChangeOutcome::Rejected(Rejection::EmailInUse) => Err(PatchUserError::EmailInUse),
-            other => Err(super::unexpected(&other).into()),
+            other => Err(super::unexpected("patch", &other).into()),
         }
     }
 }

@@ -60,10 +60,10 @@ impl UpdateUser {
             at: self.clock.now(),
         };
         match self.repo.apply(change).await? {
-            ChangeOutcome::Updated(user) => Ok(user),
+            ChangeOutcome::Updated(user) | ChangeOutcome::Unchanged(user) => Ok(user),
             ChangeOutcome::Rejected(Rejection::NotFound) => Err(UpdateUserError::NotFound),
             ChangeOutcome::Rejected(Rejection::EmailInUse) => Err(UpdateUserError::EmailInUse),
-            other => Err(super::unexpected(&other).into()),
+            other => Err(super::unexpected("update", &other).into()),
         }
     }
 }

@@ -84,6 +84,10 @@ pub enum ChangeOutcome {
     /// A patch expected another version of the user; nothing changed. Holds the user as
     /// it is now, so the client can show it and retry.
     Conflict(Arc<User>),
+    /// An update or patch asked for what the user already is: it succeeds with the user as
+    /// it is, and nothing is written or announced (its `updated_at` stays, so other
+    /// clients' `expectedUpdatedAt` still holds).
+    Unchanged(Arc<User>),
 }
 
 impl ChangeOutcome {
@@ -92,7 +96,7 @@ impl ChangeOutcome {
         match self {
             Self::Created(_) | Self::Updated(_) | Self::Deleted(_) => true,
             Self::BulkUpdated(report) => report.committed && !report.updated.is_empty(),
-            Self::Rejected(_) | Self::Conflict(_) => false,
+            Self::Rejected(_) | Self::Conflict(_) | Self::Unchanged(_) => false,
         }
     }
 }
@@ -103,7 +107,8 @@ pub struct BulkReport {
     /// The users changed, each once, in their final state.
     pub updated: Vec<Arc<User>>,
     /// How many items were applied, or would be for a dry run (a user changed twice counts
-    /// twice).
+    /// twice; an item asking for the address the user already has counts, but changes
+    /// nothing).
     pub applied: usize,
     /// Whether the updates were kept: false for a dry run and for an atomic batch with a
     /// failure.

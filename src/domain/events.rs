@@ -45,7 +45,10 @@ pub fn from_outcome(outcome: &ChangeOutcome, at: DateTime<Utc>) -> Vec<UserEvent
             .iter()
             .map(|user| event(UserEventKind::Updated, user))
             .collect(),
-        ChangeOutcome::BulkUpdated(_) | ChangeOutcome::Rejected(_) | ChangeOutcome::Conflict(_) => Vec::new(),
+        ChangeOutcome::BulkUpdated(_)
+        | ChangeOutcome::Rejected(_)
+        | ChangeOutcome::Conflict(_)
+        | ChangeOutcome::Unchanged(_) => Vec::new(),
     }
 }
 

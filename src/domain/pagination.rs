@@ -3,7 +3,9 @@
 //! A cursor holds the sort key and id of the user it points at, so a page boundary stays
 //! put when other users are inserted or deleted between requests: the next page starts
 //! after that key, wherever it now sits. Cursors are opaque to clients (hex text) and name
-//! the order they were made for, so one cannot be replayed against another order.
+//! the order they were made for, so one cannot be replayed against another order. Records
+//! that share a sort key and an id (a hand-edited file may repeat an id) are told apart by
+//! their rank among themselves in file order, so each appears on exactly one page.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -124,20 +126,33 @@ fn unhex(text: &str) -> Option<String> {
 
 const SEPARATOR: char = '\u{1f}';
 
-fn encode(order: UserOrder, key: &str, id: &str) -> String {
-    hex(&format!("{}{SEPARATOR}{key}{SEPARATOR}{id}", order.tag()))
+/// Where a cursor points: the sort key, the id, and the rank among records sharing both.
+type Bound = (String, String, usize);
+
+fn encode(order: UserOrder, key: &str, id: &str, rank: usize) -> String {
+    // The rank is only written when it is needed, so cursors of unique ids look as before.
+    let rank = if rank == 0 {
+        String::new()
+    } else {
+        format!("{SEPARATOR}{rank}")
+    };
+    hex(&format!("{}{SEPARATOR}{key}{SEPARATOR}{id}{rank}", order.tag()))
 }
 
-fn decode(order: UserOrder, cursor: &str, arg: &'static str) -> Result<(String, String), PageError> {
+fn decode(order: UserOrder, cursor: &str, arg: &'static str) -> Result<Bound, PageError> {
     let text = unhex(cursor).ok_or(PageError::BadCursor(arg))?;
-    let mut parts = text.splitn(3, SEPARATOR);
+    let mut parts = text.splitn(4, SEPARATOR);
     let (Some(tag), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(PageError::BadCursor(arg));
+    };
+    let rank = match parts.next() {
+        None => 0,
+        Some(rank) => rank.parse().map_err(|_| PageError::BadCursor(arg))?,
     };
     if tag != order.tag() {
         return Err(PageError::OtherOrder(arg));
     }
-    Ok((key.to_owned(), id.to_owned()))
+    Ok((key.to_owned(), id.to_owned(), rank))
 }
 
 fn count(value: Option<i32>, arg: &'static str) -> Result<Option<usize>, PageError> {
@@ -169,18 +184,27 @@ pub fn paginate(users: Vec<Arc<User>>, request: &PageRequest) -> Result<Page, Pa
         .as_deref()
         .map(|c| decode(order, c, "before"))
         .transpose()?;
-    let mut keyed: Vec<(String, Arc<User>)> = users.into_iter().map(|u| (order.key(&u), u)).collect();
-    keyed.sort_by(|(ka, a), (kb, b)| order.compare((ka, a.id().as_str()), (kb, b.id().as_str())));
-    let position = |bound: &(String, String)| {
-        keyed.partition_point(|(key, user)| {
-            order.compare((key, user.id().as_str()), (&bound.0, &bound.1)) != Ordering::Greater
-        })
+    let mut keyed: Vec<(String, Arc<User>, usize)> =
+        users.into_iter().map(|u| (order.key(&u), u, 0)).collect();
+    // A stable sort: records sharing a key and an id stay in file order, then get ranks.
+    keyed.sort_by(|(ka, a, _), (kb, b, _)| order.compare((ka, a.id().as_str()), (kb, b.id().as_str())));
+    for at in 1..keyed.len() {
+        let (before, here) = keyed.split_at_mut(at);
+        let (previous, current) = (&before[at - 1], &mut here[0]);
+        if previous.0 == current.0 && previous.1.id() == current.1.id() {
+            current.2 = previous.2 + 1;
+        }
+    }
+    let versus = |(key, user, rank): &(String, Arc<User>, usize), bound: &Bound| {
+        order
+            .compare((key, user.id().as_str()), (&bound.0, &bound.1))
+            .then(rank.cmp(&bound.2))
     };
-    let mut start = after.as_ref().map_or(0, position);
+    let mut start = after.as_ref().map_or(0, |bound| {
+        keyed.partition_point(|entry| versus(entry, bound) != Ordering::Greater)
+    });
     let mut end = before.as_ref().map_or(keyed.len(), |bound| {
-        keyed.partition_point(|(key, user)| {
-            order.compare((key, user.id().as_str()), (&bound.0, &bound.1)) == Ordering::Less
-        })
+        keyed.partition_point(|entry| versus(entry, bound) == Ordering::Less)
     });
     end = end.max(start);
     if let Some(first) = first {
@@ -194,7 +218,7 @@ pub fn paginate(users: Vec<Arc<User>>, request: &PageRequest) -> Result<Page, Pa
     }
     let edges = keyed[start..end]
         .iter()
-        .map(|(key, user)| (encode(order, key, user.id().as_str()), Arc::clone(user)))
+        .map(|(key, user, rank)| (encode(order, key, user.id().as_str(), *rank), Arc::clone(user)))
         .collect();
     Ok(Page {
         edges,
@@ -280,6 +304,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(names(&two), ["ann", "abe"]);
+    }
+
+    #[test]
+    fn records_sharing_an_id_each_get_their_own_cursor() {
+        let mut list = users(&["ann", "bob", "carl"]);
+        list.push(Arc::new(User::restore(
+            UserId::new("id0"),
+            "ann".into(),
+            "x@x".into(),
+            None,
+            None,
+        )));
+        for direction in [Direction::Asc, Direction::Desc] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = paginate(
+                    list.clone(),
+                    &PageRequest {
+                        first: Some(1),
+                        after: after.clone(),
+                        order: by_name(direction),
+                        ..PageRequest::default()
+                    },
+                )
+                .unwrap();
+                seen.extend(
+                    page.edges
+                        .iter()
+                        .map(|(_, u)| (u.name().to_owned(), u.email().to_owned())),
+                );
+                if !page.has_next_page {
+                    break;
+                }
+                after = page.edges.last().map(|(cursor, _)| cursor.clone());
+            }
+            assert_eq!(seen.len(), 4, "{direction:?}: {seen:?}");
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 4, "{direction:?}: {seen:?}");
+        }
     }
 
     #[test]

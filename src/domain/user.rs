@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 /// Longest accepted name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -130,6 +130,12 @@ pub fn timestamp_text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// `at` at the precision every timestamp is kept at: microseconds, as the file and the API
+/// write it, so what a client reads always compares equal to what is stored.
+pub fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
 /// The uniqueness key of any stored address, validated or not.
 pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
@@ -149,6 +155,7 @@ pub struct User {
 impl User {
     /// A brand-new user, created and updated at `now`.
     pub fn new(id: UserId, name: UserName, email: Email, now: DateTime<Utc>) -> Self {
+        let now = to_micros(now);
         Self {
             id,
             name: name.0,
@@ -159,7 +166,8 @@ impl User {
     }
 
     /// A user as storage holds it. Name and email are taken as written, even when a
-    /// person's edit would not pass validation, so that no record disappears.
+    /// person's edit would not pass validation, so that no record disappears; timestamps
+    /// are kept to the microsecond.
     pub fn restore(
         id: UserId,
         name: String,
@@ -171,8 +179,8 @@ impl User {
             id,
             name,
             email,
-            created_at,
-            updated_at,
+            created_at: created_at.map(to_micros),
+            updated_at: updated_at.map(to_micros),
         }
     }
 
@@ -200,7 +208,7 @@ impl User {
     pub(crate) fn rename(&mut self, name: UserName, email: Email, now: DateTime<Utc>) {
         self.name = name.0;
         self.email = email.0;
-        self.updated_at = Some(now);
+        self.updated_at = Some(to_micros(now));
     }
 
     pub(crate) fn patch(&mut self, name: Option<UserName>, email: Option<Email>, now: DateTime<Utc>) {
@@ -210,12 +218,12 @@ impl User {
         if let Some(email) = email {
             self.email = email.0;
         }
-        self.updated_at = Some(now);
+        self.updated_at = Some(to_micros(now));
     }
 
     pub(crate) fn change_email(&mut self, email: Email, now: DateTime<Utc>) {
         self.email = email.0;
-        self.updated_at = Some(now);
+        self.updated_at = Some(to_micros(now));
     }
 }
 
@@ -238,6 +246,26 @@ pub(crate) fn stored_users(rows: &[(&str, &str, &str)]) -> Vec<std::sync::Arc<Us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_kept_to_the_microsecond() {
+        let at = DateTime::parse_from_rfc3339("2024-05-01T10:00:00.1234567Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let user = User::restore(UserId::new("a"), "A".into(), "a@x".into(), Some(at), Some(at));
+        assert_eq!(
+            timestamp_text(user.updated_at().unwrap()),
+            "2024-05-01T10:00:00.123456Z"
+        );
+        assert_eq!(user.updated_at(), Some(to_micros(at)));
+        let fresh = User::new(
+            UserId::new("b"),
+            UserName::parse("B").unwrap(),
+            Email::parse("b@x").unwrap(),
+            at,
+        );
+        assert_eq!(fresh.created_at().unwrap().timestamp_subsec_nanos() % 1000, 0);
+    }
 
     #[test]
     fn names_are_trimmed() {

@@ -5,27 +5,33 @@
 //! state the earlier items left, so the rules are identical whatever the storage and however
 //! many changes a write carries.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use super::change::{
     BulkFailure, BulkFailureReason, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
 };
 use super::snapshot::UserSnapshot;
-use super::user::{User, UserId};
+use super::user::{User, UserId, to_micros};
 
 /// An ordered list of users with indexes by id and by email key.
 ///
-/// The indexes are built on the first change, not on load: a reader that only needs a
-/// snapshot of a freshly loaded file never pays for them.
+/// The indexes hold positions only (four bytes a user), reading ids and addresses from the
+/// list itself: indexes of copied strings cost about as much memory as the file. They are
+/// built on the first change, not on load: a reader that only needs a snapshot of a
+/// freshly loaded file never pays for them.
 #[derive(Clone, Debug, Default)]
 pub struct UserSet {
     users: Vec<Arc<User>>,
     indexed: bool,
-    by_id: HashMap<UserId, usize>,
-    /// How many users hold each email key. Hand-edited files may hold duplicates; a count
-    /// keeps the check right for them too.
-    emails: HashMap<String, usize>,
+    hasher: RandomState,
+    /// Positions by id (the first, when a hand-edited file repeats an id).
+    by_id: HashTable<u32>,
+    /// Positions by email key, one entry per user: hand-edited files may hold an address
+    /// twice, and every holder counts.
+    by_email: HashTable<u32>,
 }
 
 impl UserSet {
@@ -45,12 +51,46 @@ impl UserSet {
 
     fn reindex(&mut self) {
         self.indexed = true;
-        self.by_id.clear();
-        self.emails.clear();
-        for (at, user) in self.users.iter().enumerate() {
-            self.by_id.entry(user.id().clone()).or_insert(at);
-            *self.emails.entry(user.email_key()).or_default() += 1;
+        self.by_id = HashTable::with_capacity(self.users.len());
+        self.by_email = HashTable::with_capacity(self.users.len());
+        for at in 0..self.users.len() {
+            self.index_email(at);
+            self.index_id(at);
         }
+    }
+
+    /// Indexes the user at `at` by id, unless an earlier record holds the id.
+    fn index_id(&mut self, at: usize) {
+        let id = self.users[at].id();
+        if self.position(id).is_none() {
+            let hash = self.hasher.hash_one(id);
+            let (users, hasher) = (&self.users, &self.hasher);
+            self.by_id
+                .insert_unique(hash, at as u32, |&i| hasher.hash_one(users[i as usize].id()));
+        }
+    }
+
+    fn index_email(&mut self, at: usize) {
+        let hash = self.hasher.hash_one(self.users[at].email_key());
+        let (users, hasher) = (&self.users, &self.hasher);
+        self.by_email.insert_unique(hash, at as u32, |&i| {
+            hasher.hash_one(users[i as usize].email_key())
+        });
+    }
+
+    fn unindex_email(&mut self, at: usize) {
+        let hash = self.hasher.hash_one(self.users[at].email_key());
+        if let Ok(entry) = self.by_email.find_entry(hash, |&i| i as usize == at) {
+            entry.remove();
+        }
+    }
+
+    /// The position of the first user with `id`, once indexed.
+    fn position(&self, id: &UserId) -> Option<usize> {
+        let hash = self.hasher.hash_one(id);
+        self.by_id
+            .find(hash, |&i| self.users[i as usize].id() == id)
+            .map(|&i| i as usize)
     }
 
     /// The users in order.
@@ -61,7 +101,7 @@ impl UserSet {
     /// The user with `id`, if any (the first, if a hand-edited file repeats an id).
     pub fn get(&self, id: &UserId) -> Option<&Arc<User>> {
         if self.indexed {
-            self.by_id.get(id).map(|&at| &self.users[at])
+            self.position(id).map(|at| &self.users[at])
         } else {
             self.users.iter().find(|user| user.id() == id)
         }
@@ -74,22 +114,45 @@ impl UserSet {
 
     /// Whether `key` is used by any user other than the one at `except`.
     fn email_taken(&self, key: &str, except: Option<usize>) -> bool {
-        let holders = self.emails.get(key).copied().unwrap_or(0);
-        let own = except.is_some_and(|at| self.users[at].email_key() == key);
-        holders > usize::from(own)
+        let hash = self.hasher.hash_one(key);
+        self.by_email
+            .iter_hash(hash)
+            .any(|&i| Some(i as usize) != except && self.users[i as usize].email_key() == key)
     }
 
     fn replace(&mut self, at: usize, user: User) -> Arc<User> {
-        let old_key = self.users[at].email_key();
-        if let Some(count) = self.emails.get_mut(&old_key) {
-            *count -= 1;
-            if *count == 0 {
-                self.emails.remove(&old_key);
-            }
-        }
-        *self.emails.entry(user.email_key()).or_default() += 1;
+        self.unindex_email(at);
         let user = Arc::new(user);
         self.users[at] = Arc::clone(&user);
+        self.index_email(at);
+        user
+    }
+
+    fn push(&mut self, user: Arc<User>) {
+        let at = self.users.len();
+        self.users.push(user);
+        self.index_email(at);
+        self.index_id(at);
+    }
+
+    fn remove(&mut self, at: usize) -> Arc<User> {
+        self.unindex_email(at);
+        let hash = self.hasher.hash_one(self.users[at].id());
+        if let Ok(entry) = self.by_id.find_entry(hash, |&i| i as usize == at) {
+            entry.remove();
+        }
+        let user = self.users.remove(at);
+        // Later users moved up by one; a record sharing the id may now be the first.
+        for table in [&mut self.by_id, &mut self.by_email] {
+            for i in table.iter_mut() {
+                if *i as usize > at {
+                    *i -= 1;
+                }
+            }
+        }
+        if let Some(next) = self.users.iter().position(|u| u.id() == user.id()) {
+            self.index_id(next);
+        }
         user
     }
 
@@ -102,29 +165,29 @@ impl UserSet {
                     return ChangeOutcome::Rejected(Rejection::EmailExists);
                 }
                 let user = Arc::new(user);
-                self.by_id.entry(user.id().clone()).or_insert(self.users.len());
-                *self.emails.entry(user.email_key()).or_default() += 1;
-                self.users.push(Arc::clone(&user));
+                self.push(Arc::clone(&user));
                 ChangeOutcome::Created(user)
             }
             Change::Update { id, name, email, at } => {
-                let Some(&index) = self.by_id.get(&id) else {
+                let Some(index) = self.position(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
+                let current = &self.users[index];
+                if current.name() == name.as_str() && current.email() == email.as_str() {
+                    return ChangeOutcome::Unchanged(Arc::clone(current));
+                }
                 if self.email_taken(&email.key(), Some(index)) {
                     return ChangeOutcome::Rejected(Rejection::EmailInUse);
                 }
-                let mut user = User::clone(&self.users[index]);
+                let mut user = User::clone(current);
                 user.rename(name, email, at);
                 ChangeOutcome::Updated(self.replace(index, user))
             }
             Change::Delete { id } => {
-                let Some(&index) = self.by_id.get(&id) else {
+                let Some(index) = self.position(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
-                let user = self.users.remove(index);
-                self.reindex();
-                ChangeOutcome::Deleted(user)
+                ChangeOutcome::Deleted(self.remove(index))
             }
             Change::Patch {
                 id,
@@ -133,12 +196,21 @@ impl UserSet {
                 expected_updated_at,
                 at,
             } => {
-                let Some(&index) = self.by_id.get(&id) else {
+                let Some(index) = self.position(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
                 let current = &self.users[index];
-                if expected_updated_at.is_some_and(|expected| expected != current.updated_at()) {
+                // Compared at the precision clients read and the file keeps.
+                if expected_updated_at.is_some_and(|expected| expected.map(to_micros) != current.updated_at())
+                {
                     return ChangeOutcome::Conflict(Arc::clone(current));
+                }
+                let same_name = name.as_ref().is_none_or(|name| name.as_str() == current.name());
+                let same_email = email
+                    .as_ref()
+                    .is_none_or(|email| email.as_str() == current.email());
+                if same_name && same_email {
+                    return ChangeOutcome::Unchanged(Arc::clone(current));
                 }
                 if let Some(email) = &email
                     && self.email_taken(&email.key(), Some(index))
@@ -185,7 +257,7 @@ impl UserSet {
                 email: asked.clone(),
                 reason,
             };
-            let Some(&index) = self.by_id.get(&id) else {
+            let Some(index) = self.position(&id) else {
                 report.failures.push(fail(BulkFailureReason::NotFound));
                 continue;
             };
@@ -193,6 +265,11 @@ impl UserSet {
                 report.failures.push(fail(BulkFailureReason::InvalidEmail));
                 continue;
             };
+            if self.users[index].email() == email.as_str() {
+                // Already so: it counts as applied and changes nothing.
+                report.applied += 1;
+                continue;
+            }
             if self.email_taken(&email.key(), Some(index)) {
                 report.failures.push(fail(BulkFailureReason::EmailInUse));
                 continue;
@@ -348,6 +425,64 @@ mod tests {
         };
         assert_eq!(report.applied, 1, "the dry run says what would apply");
         assert_eq!(set.get(&UserId::new("a")).unwrap().email(), "a@x.com");
+    }
+
+    #[test]
+    fn a_repeated_id_falls_to_the_next_record_once_the_first_is_deleted() {
+        let mut set = set_of(&[("a", "one@x.com"), ("b", "two@x.com"), ("a", "three@x.com")]);
+        let outcome = set.apply(Change::Delete { id: UserId::new("a") });
+        assert!(matches!(outcome, ChangeOutcome::Deleted(ref u) if u.email() == "one@x.com"));
+        assert_eq!(set.get(&UserId::new("a")).unwrap().email(), "three@x.com");
+        assert_eq!(set.get(&UserId::new("b")).unwrap().email(), "two@x.com");
+        // The deleted address is free again; the others are still taken.
+        assert!(matches!(
+            set.apply(Change::Create(user("c", "C", "ONE@x.com"))),
+            ChangeOutcome::Created(_)
+        ));
+        let taken = set.apply(Change::Create(user("d", "D", "Three@x.com")));
+        assert_eq!(taken, ChangeOutcome::Rejected(Rejection::EmailExists));
+    }
+
+    #[test]
+    fn changes_that_ask_for_what_the_user_already_is_change_nothing() {
+        let mut set = set_of(&[("a", "Ann@x.com")]);
+        let before = Arc::clone(&set.users()[0]);
+        let same = set.apply(Change::Update {
+            id: UserId::new("a"),
+            name: UserName::parse(" a ").unwrap(),
+            email: Email::parse("Ann@x.com").unwrap(),
+            at: at(9),
+        });
+        assert!(
+            matches!(same, ChangeOutcome::Unchanged(ref u) if Arc::ptr_eq(u, &before)),
+            "{same:?}"
+        );
+        assert!(!same.changed());
+        let patch = set.apply(Change::Patch {
+            id: UserId::new("a"),
+            name: None,
+            email: Some(Email::parse("Ann@x.com").unwrap()),
+            expected_updated_at: Some(Some(at(0))),
+            at: at(9),
+        });
+        assert!(matches!(patch, ChangeOutcome::Unchanged(_)), "{patch:?}");
+        let ChangeOutcome::BulkUpdated(report) = set.apply(Change::BulkUpdateEmails {
+            items: vec![valid("a", "Ann@x.com")],
+            at: at(9),
+            mode: BulkMode::default(),
+        }) else {
+            panic!()
+        };
+        assert_eq!((report.applied, report.updated.len()), (1, 0));
+        assert!(Arc::ptr_eq(&set.users()[0], &before));
+        // Case is kept as given, so a change of case is a change.
+        let case = set.apply(Change::Update {
+            id: UserId::new("a"),
+            name: UserName::parse("a").unwrap(),
+            email: Email::parse("ann@x.com").unwrap(),
+            at: at(9),
+        });
+        assert!(matches!(case, ChangeOutcome::Updated(ref u) if u.updated_at() == Some(at(9))));
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub enum RepositoryError {
     /// The store is shutting down and takes no more changes.
     #[error("storage is shutting down")]
     Closed,
+    /// A bug: the store answered with something its contract rules out. The text is for
+    /// the log (it may hold user data); a client is only told `internal error`.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// What a store can say about its own state, for `/health`.
@@ -33,6 +37,10 @@ pub struct StorageHealth {
     pub last_write: Option<DateTime<Utc>>,
     /// A note when the stored data was found unreadable and set aside.
     pub corrupt: Option<String>,
+    /// A note when the last change was made and is visible, but may not survive a power
+    /// cut (for a file: the folder's fsync after the rename failed). Cleared by the next
+    /// fully durable write; it does not make the store unhealthy.
+    pub durability_warning: Option<String>,
 }
 
 impl StorageHealth {

@@ -61,6 +61,11 @@ pub async fn spawn_app_with_users(users: &Value) -> TestApp {
     spawn_app_with(serde_json::to_vec_pretty(users).expect("serialise the seed")).await
 }
 
+/// A service over whatever `dir` already holds (its `users.json` may be a symlink).
+pub async fn spawn_app_in(dir: TempDir) -> TestApp {
+    start(dir).await
+}
+
 /// The configuration of a test server over `data_file` on a free loopback port, with
 /// `extra` flags; the environment is ignored.
 pub fn test_config(data_file: &Path, extra: &[&str]) -> Config {

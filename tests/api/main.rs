@@ -2,7 +2,10 @@
 
 mod architecture;
 mod behaviour;
+mod browser;
+mod check;
 mod durability;
+mod file_store;
 mod helpers;
 mod http;
 mod live_events;

@@ -1,17 +1,156 @@
-//! The console: the page a browser gets at `GET /graphql`.
+//! The console: the page a browser gets at `GET /graphql`, and the few files it loads.
 //!
-//! For now it is async-graphql's GraphiQL page, which loads its scripts from a CDN.
+//! A driving adapter's front end, small enough to read: plain HTML, CSS and JavaScript
+//! embedded in the binary, so it works where the internet does not (air-gapped sites, strict
+//! proxies) and a page that will hold bearer tokens loads no third-party script. A strict
+//! Content-Security-Policy keeps it that way: the browser itself refuses anything that is
+//! not from this server.
 
-use axum::response::{Html, IntoResponse, Response};
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 
-use async_graphql::http::GraphiQLSource;
+/// Only this server, for everything; no inline script or style, no frames, no forms.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The console page, talking to `/graphql` over HTTP and the WebSocket.
+/// One embedded file, with a validator derived from its bytes when the binary is built.
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    etag: u64,
+}
+
+impl Asset {
+    const fn new(body: &'static str, content_type: &'static str) -> Self {
+        Self {
+            body,
+            content_type,
+            etag: fnv1a(body.as_bytes()),
+        }
+    }
+
+    /// The file, or 304 when the browser already holds this version. `no-cache` makes the
+    /// browser ask each time, so a new binary's console is never mixed with an old script.
+    fn respond(&self, request: &HeaderMap) -> Response {
+        let etag = format!("\"{:016x}\"", self.etag);
+        let fresh = request
+            .get(header::IF_NONE_MATCH)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+        let mut response = if fresh {
+            StatusCode::NOT_MODIFIED.into_response()
+        } else {
+            ([(header::CONTENT_TYPE, self.content_type)], self.body).into_response()
+        };
+        let headers = response.headers_mut();
+        if let Ok(etag) = HeaderValue::from_str(&etag) {
+            headers.insert(header::ETAG, etag);
+        }
+        protect(headers);
+        response
+    }
+}
+
+static PAGE: Asset = Asset::new(include_str!("console.html"), "text/html; charset=utf-8");
+static SCRIPT: Asset = Asset::new(include_str!("console.js"), "text/javascript; charset=utf-8");
+static STYLE: Asset = Asset::new(include_str!("console.css"), "text/css; charset=utf-8");
+static ICON: Asset = Asset::new(include_str!("icon.svg"), "image/svg+xml");
+
+/// The console page. It talks to the address it was served from: `POST` for queries and
+/// mutations, the WebSocket (graphql-transport-ws) for subscriptions.
 pub fn page() -> Response {
-    let page = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql")
-        .title("Roster")
-        .finish();
-    Html(page).into_response()
+    PAGE.respond(&HeaderMap::new())
+}
+
+/// The routes of the console's own files, to be merged into the HTTP router. The page refers
+/// to them relatively (`console/…` beside `/graphql`), so a path prefix added by a reverse
+/// proxy carries over.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route(
+            "/console/console.js",
+            get(|request: HeaderMap| async move { SCRIPT.respond(&request) }),
+        )
+        .route(
+            "/console/console.css",
+            get(|request: HeaderMap| async move { STYLE.respond(&request) }),
+        )
+        .route(
+            "/console/icon.svg",
+            get(|request: HeaderMap| async move { ICON.respond(&request) }),
+        )
+}
+
+fn protect(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+}
+
+/// FNV-1a, 64 bits: enough to tell two versions of a file apart, and computable at build time.
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut at = 0;
+    while at < bytes.len() {
+        hash ^= bytes[at] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        at += 1;
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_refers_only_to_its_own_files() {
+        let page = PAGE.body;
+        for reference in ["console/console.js", "console/console.css", "console/icon.svg"] {
+            assert!(page.contains(&format!("\"{reference}\"")), "{reference}");
+        }
+        for text in [PAGE.body, SCRIPT.body, STYLE.body] {
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "an absolute URL"
+            );
+            assert!(!text.contains("//cdn") && !text.contains("unpkg"), "a CDN");
+        }
+    }
+
+    #[test]
+    fn the_page_has_no_inline_script_or_style_the_policy_would_block() {
+        assert!(!PAGE.body.contains("<script>"));
+        assert!(!PAGE.body.contains("<style"));
+        assert!(!PAGE.body.contains(" style="));
+        let handlers = PAGE.body.match_indices(" on").filter(|(at, _)| {
+            let rest = &PAGE.body[at + 3..];
+            let name = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_lowercase()).len();
+            name > 0 && rest[name..].starts_with('=')
+        });
+        assert_eq!(handlers.count(), 0, "an inline event handler");
+    }
+
+    #[test]
+    fn a_matching_if_none_match_gets_304_and_others_the_file() {
+        let first = SCRIPT.respond(&HeaderMap::new());
+        assert_eq!(first.status(), StatusCode::OK);
+        let etag = first.headers()[header::ETAG].clone();
+        let mut again = HeaderMap::new();
+        again.insert(header::IF_NONE_MATCH, etag.clone());
+        assert_eq!(SCRIPT.respond(&again).status(), StatusCode::NOT_MODIFIED);
+        let mut other = HeaderMap::new();
+        other.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"0\""));
+        assert_eq!(SCRIPT.respond(&other).status(), StatusCode::OK);
+        assert_ne!(STYLE.respond(&HeaderMap::new()).headers()[header::ETAG], etag);
+    }
 }

@@ -41,10 +41,19 @@ impl ErrorCode {
     }
 }
 
-/// The GraphQL error for a storage failure.
+/// The GraphQL error for a storage failure. The store has already logged a failed write
+/// once, with its cause; a bug (an outcome a use case cannot receive) is logged here with
+/// its cause and shown only as `internal error`.
 pub fn storage(err: &RepositoryError) -> Error {
-    tracing::error!(error = %err, "storage failure");
-    ErrorCode::StorageUnavailable.error(err.to_string())
+    match err {
+        RepositoryError::Internal(cause) => {
+            tracing::error!(cause = %cause, "internal error");
+            ErrorCode::Internal.error("internal error")
+        }
+        RepositoryError::Unavailable(_) | RepositoryError::Closed => {
+            ErrorCode::StorageUnavailable.error(err.to_string())
+        }
+    }
 }
 
 /// Gives every error of a response a code: request-level errors (syntax, validation,
@@ -86,5 +95,24 @@ impl Extension for ErrorCodes {
                 .set("code", code.as_str());
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bug_reaches_the_client_as_internal_without_its_cause() {
+        let error = storage(&RepositoryError::Internal(
+            "answered with Deleted for ann@x.com".into(),
+        ));
+        assert_eq!(error.message, "internal error");
+        let code = error.extensions.as_ref().and_then(|ext| ext.get("code").cloned());
+        assert_eq!(code, Some(async_graphql::Value::from("INTERNAL")));
+        let error = storage(&RepositoryError::Unavailable(
+            "cannot write users.json: disk full".into(),
+        ));
+        assert!(error.message.contains("disk full"));
     }
 }

@@ -1,4 +1,6 @@
-//! `GET /health`: 200 while the store can be read and written, 503 otherwise.
+//! `GET /health`: 200 while the store can be read and written, 503 otherwise. A
+//! durability warning (the last change is in place but its folder's fsync failed) is
+//! shown without making the answer 503.
 
 use axum::Json;
 use axum::extract::State;
@@ -22,6 +24,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         "lastWrite": time(storage.last_write),
         "corrupt": storage.corrupt,
         "writeError": storage.write_error,
+        "durabilityWarning": storage.durability_warning,
         "readError": report.read_error,
     });
     let status = if report.healthy {

@@ -36,6 +36,7 @@ pub fn router(schema: RosterSchema, services: AppServices) -> Router {
             get(graphql_get::console_or_websocket).post(graphql_post::graphql),
         )
         .route("/health", get(health::health))
+        .merge(super::console::routes())
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .with_state(AppState { schema, services })

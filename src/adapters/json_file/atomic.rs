@@ -1,15 +1,19 @@
 //! Atomic, durable replacement of the data file (SPEC §5.2).
 //!
-//! Write a temporary file in the same folder, fsync it, rename it over the target, then
+//! Write a temporary file in the target's folder, fsync it, rename it over the target, then
 //! fsync the folder so the rename itself survives a power cut. A reader or a crash sees
-//! either the old file or the new one, never a mix. The file's permissions are kept.
+//! either the old file or the new one, never a mix. The file's permissions, owner and group
+//! are kept, and a symlinked data file is written through to its target (the link stays).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+/// How many links are followed before a chain is taken for a loop (as the kernel does).
+const MAX_LINKS: usize = 40;
 
 /// The folder holding `path` (`.` for a bare file name).
 pub fn folder_of(path: &Path) -> PathBuf {
@@ -17,6 +21,25 @@ pub fn folder_of(path: &Path) -> PathBuf {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// The file that writes to `path` must replace: `path` itself, or, when it is a symbolic
+/// link, the file at the end of the link chain (which need not exist yet). Renaming over
+/// the link would turn it into a plain file and leave its target behind.
+pub fn target_of(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let is_link = fs::symlink_metadata(&current).is_ok_and(|meta| meta.file_type().is_symlink());
+        if !is_link {
+            break;
+        }
+        match fs::read_link(&current) {
+            Ok(next) if next.is_absolute() => current = next,
+            Ok(next) => current = folder_of(&current).join(next),
+            Err(_) => break,
+        }
+    }
+    current
 }
 
 /// The prefix of our temporary files for `path`: hidden, and named after the target so
@@ -29,31 +52,43 @@ fn temp_prefix(path: &Path) -> String {
     format!(".{name}.roster-tmp-")
 }
 
-/// Replaces the file at `path` with `bytes`, durably, and returns the new file's metadata.
-///
-/// The metadata is read from our own handle before the rename, not by path afterwards:
-/// an editor's save landing right after our rename would otherwise be mistaken for our
-/// write and later overwritten.
+/// A new file renamed into place.
+#[derive(Debug)]
+pub struct Replaced {
+    /// The new file's metadata, read from our own handle before the rename: an editor's
+    /// save landing right after our rename would otherwise be mistaken for our write.
+    pub metadata: fs::Metadata,
+    /// Whether the folder's fsync after the rename worked. The new file is in place and
+    /// readers see it either way; a failure only means the rename might not survive a
+    /// power cut, so it is a warning, not a failed write.
+    pub folder_synced: io::Result<()>,
+}
+
+/// Replaces the file at `path` (a real file, not a link) with `bytes`, durably.
 ///
 /// # Errors
-/// Any I/O failure; the old file is then untouched and the temporary file removed.
-pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<fs::Metadata> {
-    replace_file_if(path, bytes, |_| Ok(true))?
+/// Any I/O failure before the rename; the old file is then untouched and the temporary
+/// file removed.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<Replaced> {
+    replace_file_if(path, |out| out.write_all(bytes), |_| Ok(true), sync_folder)?
         .ok_or_else(|| io::Error::other("the replacement was called off"))
 }
 
-/// [`replace_file`], but `still_current` is asked (with the new file's metadata) once the
-/// new contents are durable and just before the rename; when it says no, the temporary file is removed, the target is
-/// left alone and `Ok(None)` is returned. The writer uses it to notice an edit that landed
-/// while it was writing, which would otherwise be overwritten.
+/// [`replace_file`] with the contents streamed by `write`, and `still_current` asked (with
+/// the new file's metadata) once the new contents are durable, just before the rename; when
+/// it says no, the temporary file is removed, the target is left alone and `Ok(None)` is
+/// returned. The store uses it to notice an edit that landed while it was writing, which
+/// would otherwise be overwritten. `sync` makes the folder durable after the rename.
 ///
 /// # Errors
-/// Any I/O failure; the old file is then untouched and the temporary file removed.
+/// Any I/O failure before the rename; the old file is then untouched and the temporary
+/// file removed.
 pub fn replace_file_if(
     path: &Path,
-    bytes: &[u8],
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     still_current: impl FnOnce(&fs::Metadata) -> io::Result<bool>,
-) -> io::Result<Option<fs::Metadata>> {
+    sync: fn(&Path) -> io::Result<()>,
+) -> io::Result<Option<Replaced>> {
     let folder = folder_of(path);
     let temp = folder.join(format!(
         "{}{}-{}",
@@ -61,32 +96,65 @@ pub fn replace_file_if(
         std::process::id(),
         NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
     ));
-    let permissions = fs::metadata(path).ok().map(|meta| meta.permissions());
+    let original = fs::metadata(path).ok();
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
-        if let Some(permissions) = permissions {
-            file.set_permissions(permissions)?;
+        let file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        if let Some(original) = &original {
+            keep_owner(&file, original)?;
+            file.set_permissions(original.permissions())?;
         }
-        file.write_all(bytes)?;
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
-        let written = file.metadata()?;
+        let metadata = file.metadata()?;
         drop(file);
-        if !still_current(&written)? {
+        if !still_current(&metadata)? {
             fs::remove_file(&temp)?;
             return Ok(None);
         }
         fs::rename(&temp, path)?;
-        sync_folder(&folder)?;
-        Ok(Some(written))
+        Ok(Some(metadata))
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    match result {
+        Ok(Some(metadata)) => Ok(Some(Replaced {
+            metadata,
+            folder_synced: sync(&folder),
+        })),
+        Ok(None) => Ok(None),
+        Err(err) => {
+            let _ = fs::remove_file(&temp);
+            Err(err)
+        }
     }
-    result
+}
+
+/// Gives the new file the old one's owner and group. Only root (or the owner, for a group
+/// it belongs to) may do so; otherwise the new file keeps the service's user, which is
+/// said once in the log rather than failing every write.
+#[cfg(unix)]
+fn keep_owner(file: &File, original: &fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    match std::os::unix::fs::fchown(file, Some(original.uid()), Some(original.gid())) {
+        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(uid = original.uid(), gid = original.gid(), error = %err,
+                    "cannot keep the data file's owner and group; new versions belong to the service's user");
+            }
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_file: &File, _original: &fs::Metadata) -> io::Result<()> {
+    Ok(())
 }
 
 /// Makes the folder's entries (a rename, a new file) durable.
-fn sync_folder(folder: &Path) -> io::Result<()> {
+pub fn sync_folder(folder: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         File::open(folder)?.sync_all()
@@ -149,6 +217,38 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         replace_file(&path, b"new").unwrap();
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn a_failed_folder_sync_after_the_rename_leaves_the_new_file_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        fs::write(&path, "old").unwrap();
+        let replaced = replace_file_if(
+            &path,
+            |out| out.write_all(b"new"),
+            |_| Ok(true),
+            |_| Err(io::Error::other("injected folder fsync failure")),
+        )
+        .unwrap()
+        .expect("not called off");
+        assert!(replaced.folder_synced.is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_target_of_a_relative_link_chain_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real/users.json", dir.path().join("middle.json")).unwrap();
+        std::os::unix::fs::symlink("middle.json", dir.path().join("users.json")).unwrap();
+        assert_eq!(
+            target_of(&dir.path().join("users.json")),
+            dir.path().join("real/users.json")
+        );
+        let plain = dir.path().join("plain.json");
+        assert_eq!(target_of(&plain), plain);
     }
 
     #[test]

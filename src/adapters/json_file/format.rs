@@ -1,36 +1,58 @@
 //! The file format (SPEC §5.1), compatible with the Python reference.
 //!
 //! A JSON array of `{ "id", "name", "email", "created_at", "updated_at" }` objects. Keys we
-//! do not know are carried along per user and written back after ours. Records that are
-//! not objects with string `id`, `name` and `email` are kept verbatim, anchored after the
-//! user that preceded them, and hidden from the API. Timestamps load in RFC 3339 or the
-//! reference's naive form (read as UTC) and are written as RFC 3339 UTC with microseconds.
+//! do not know are carried along per record and written back after ours. Records that are
+//! not objects with string `id`, `name` and `email` are kept verbatim, after the record that
+//! preceded them, and hidden from the API. Timestamps load in RFC 3339 or the reference's
+//! naive form (read as UTC) and are written as RFC 3339 UTC with microseconds.
+//!
+//! What the file holds beyond the API's view is kept per record, keyed by the user's
+//! allocation rather than its id: a hand-edited file may repeat an id, and each of those
+//! records keeps its own keys through any rewrite.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Write};
 use std::sync::Arc;
 
-use std::fmt;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
-
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
+use serde_json::ser::PrettyFormatter;
 use serde_json::{Map, Value};
 
-use crate::domain::{User, UserId, UserSet, timestamp_text};
+use crate::domain::{
+    Change, ChangeOutcome, EmailUpdate, User, UserId, UserSet, UserSnapshot, timestamp_text,
+};
 
 /// The parsed contents of a data file.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Document {
     /// The users the API sees, in file order.
-    pub users: UserSet,
-    /// Keys of each user's record that this service does not model.
-    extras: HashMap<UserId, Map<String, Value>>,
-    /// Records that are not users, each with the id of the user it followed (`None`: the
-    /// start of the file).
-    malformed: Vec<(Option<UserId>, Value)>,
-    /// Each user's rendered record, valid while the `Arc` is the one in `users`.
-    rendered: HashMap<UserId, (Arc<User>, Vec<u8>)>,
+    users: UserSet,
+    /// What each user's record holds beyond the API's view, by the user's `Arc` address.
+    kept: HashMap<usize, Kept>,
+    /// Records that are not users, before the first user.
+    leading: Vec<Value>,
+    /// Records that are not users whose preceding user was deleted: they move to the end
+    /// rather than vanish.
+    orphans: Vec<Value>,
+}
+
+/// What one user's record holds beyond the API's view.
+#[derive(Debug)]
+struct Kept {
+    /// The user it belongs to, held only so its address (the map's key) cannot be reused.
+    _user: Arc<User>,
+    /// Keys of the record that this service does not model.
+    extras: Option<Map<String, Value>>,
+    /// Records that are not users and came right after this one.
+    following: Vec<Value>,
+}
+
+fn address(user: &Arc<User>) -> usize {
+    Arc::as_ptr(user) as usize
 }
 
 /// Why a file's contents are not a user list.
@@ -42,10 +64,25 @@ pub enum FormatError {
     NotAnArray,
 }
 
+/// Whether a file's contents are empty or only whitespace (read as an empty list).
+pub fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
 impl Document {
-    /// How many records were kept verbatim because they are not users.
+    /// The users in file order.
+    pub fn users(&self) -> &[Arc<User>] {
+        self.users.users()
+    }
+
+    /// An immutable view of the users for readers.
+    pub fn snapshot(&self) -> UserSnapshot {
+        self.users.snapshot()
+    }
+
+    /// How many records are kept verbatim because they are not users.
     pub fn malformed_count(&self) -> usize {
-        self.malformed.len()
+        self.leading.len() + self.orphans.len() + self.kept.values().map(|k| k.following.len()).sum::<usize>()
     }
 
     /// Parses a data file's bytes. Empty or all-whitespace contents are an empty list.
@@ -53,143 +90,117 @@ impl Document {
     /// # Errors
     /// [`FormatError`] when the contents are not a JSON array.
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if is_blank(bytes) {
             return Ok(Self::default());
         }
-        let items: Vec<Item> = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
-            // Every element is accepted, so a data error can only be a top level that is
-            // valid JSON but not an array.
-            serde_json::error::Category::Data => FormatError::NotAnArray,
-            _ => FormatError::NotJson(err),
-        })?;
-        let mut users = Vec::with_capacity(items.len());
-        let mut extras = HashMap::new();
-        let mut malformed = Vec::new();
-        let mut last_id: Option<UserId> = None;
-        for item in items {
-            match item {
-                Item::User(user, rest) => {
-                    if let Some(rest) = rest {
-                        extras.entry(user.id().clone()).or_insert(rest);
-                    }
-                    last_id = Some(user.id().clone());
-                    users.push(Arc::new(user));
-                }
-                Item::Raw(raw) => malformed.push((last_id.clone(), raw)),
-            }
-        }
-        Ok(Self {
-            users: UserSet::new(users),
-            extras,
-            malformed,
-            rendered: HashMap::new(),
+        // Straight into the document, one record at a time: a vector of every parsed
+        // record first would double the transient memory of each load.
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let document = deserializer
+            .deserialize_seq(DocumentVisitor)
+            .and_then(|document| deserializer.end().map(|()| document))
+            .map_err(|err| match err.classify() {
+                // Every element is accepted, so a data error can only be a top level that
+                // is valid JSON but not an array.
+                serde_json::error::Category::Data => FormatError::NotAnArray,
+                _ => FormatError::NotJson(err),
+            })?;
+        Ok(document)
+    }
+
+    fn kept_for(&mut self, user: &Arc<User>) -> &mut Kept {
+        self.kept.entry(address(user)).or_insert_with(|| Kept {
+            _user: Arc::clone(user),
+            extras: None,
+            following: Vec::new(),
         })
     }
 
-    /// The file's bytes: a two-space indented array with a trailing newline.
-    ///
-    /// Each user's record is rendered once and reused until that user changes: at 10,000
-    /// users, rendering everything from scratch took most of a commit's time (about 10 of
-    /// 14 ms, measured with `cargo bench --bench durable_writes`).
-    ///
-    /// # Errors
-    /// Only if serde_json refuses a value, which plain JSON values never cause.
-    pub fn render(&mut self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut slots: HashMap<Slot<'_>, Vec<&Value>> = HashMap::new();
-        for (anchor, raw) in &self.malformed {
-            let slot = match anchor {
-                None => Slot::Start,
-                Some(id) if self.users.get(id).is_some() => Slot::After(id),
-                // A record whose anchor was deleted moves to the end rather than vanishing.
-                Some(_) => Slot::End,
-            };
-            slots.entry(slot).or_default().push(raw);
-        }
-        let users = self.users.users();
-        let rendered = &mut self.rendered;
-        if rendered.len() > 2 * users.len() + 64 {
-            rendered.retain(|id, _| self.users.get(id).is_some());
-        }
-        let mut out = ArrayWriter::with_capacity(users.len() * 160 + 4);
-        put_raws(&mut out, &mut slots, Slot::Start)?;
-        for user in users {
-            let cached = rendered
-                .get(user.id())
-                .filter(|(seen, _)| Arc::ptr_eq(seen, user));
-            match cached {
-                Some((_, bytes)) => out.element(bytes),
-                None => {
-                    let bytes = indented(&Record::of(user, self.extras.get(user.id())))?;
-                    out.element(&bytes);
-                    rendered.insert(user.id().clone(), (Arc::clone(user), bytes));
+    /// Applies a change with the domain's rules, carrying each changed record's unknown
+    /// keys and following records over to its new version.
+    pub fn apply(&mut self, change: Change) -> ChangeOutcome {
+        // The domain changes the first user with a given id; note which ones before.
+        let touched: Vec<Arc<User>> = match &change {
+            Change::Update { id, .. } | Change::Patch { id, .. } => {
+                self.users.get(id).cloned().into_iter().collect()
+            }
+            Change::BulkUpdateEmails { items, .. } => items
+                .iter()
+                .filter_map(|item| match item {
+                    EmailUpdate::Valid { id, .. } | EmailUpdate::Invalid { id, .. } => {
+                        self.users.get(id).cloned()
+                    }
+                })
+                .collect(),
+            Change::Create(_) | Change::Delete { .. } => Vec::new(),
+        };
+        let outcome = self.users.apply(change);
+        if let ChangeOutcome::Deleted(gone) = &outcome {
+            if let Some(kept) = self.kept.remove(&address(gone)) {
+                self.orphans.extend(kept.following);
+            }
+        } else if outcome.changed() {
+            for old in touched {
+                let Some(kept) = self.kept.remove(&address(&old)) else {
+                    continue;
+                };
+                match self.users.get(old.id()) {
+                    Some(now) => {
+                        let now = Arc::clone(now);
+                        self.kept.insert(address(&now), Kept { _user: now, ..kept });
+                    }
+                    None => self.orphans.extend(kept.following),
                 }
             }
-            put_raws(&mut out, &mut slots, Slot::After(user.id()))?;
         }
-        put_raws(&mut out, &mut slots, Slot::End)?;
-        Ok(out.finish())
+        outcome
+    }
+
+    /// Writes the file's bytes: a two-space indented array with a trailing newline, each
+    /// record streamed as it is rendered rather than the whole file built in memory first.
+    ///
+    /// # Errors
+    /// The writer's errors.
+    pub fn render_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut serializer =
+            serde_json::Serializer::with_formatter(&mut *out, PrettyFormatter::with_indent(b"  "));
+        FileView(self)
+            .serialize(&mut serializer)
+            .map_err(io::Error::other)?;
+        out.write_all(b"\n")
+    }
+
+    /// The file's bytes in memory (tests and small files).
+    #[cfg(test)]
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.render_to(&mut out).expect("writing to memory cannot fail");
+        out
     }
 }
 
-/// Writes the elements of a two-space indented JSON array.
-struct ArrayWriter {
-    out: Vec<u8>,
-    empty: bool,
-}
+/// The whole array, in file order.
+struct FileView<'a>(&'a Document);
 
-impl ArrayWriter {
-    fn with_capacity(capacity: usize) -> Self {
-        let mut out = Vec::with_capacity(capacity);
-        out.push(b'[');
-        Self { out, empty: true }
-    }
-
-    fn element(&mut self, indented: &[u8]) {
-        self.out
-            .extend_from_slice(if self.empty { b"\n" } else { b",\n" });
-        self.empty = false;
-        self.out.extend_from_slice(indented);
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.out
-            .extend_from_slice(if self.empty { b"]\n" } else { b"\n]\n" });
-        self.out
-    }
-}
-
-fn put_raws<'a>(
-    out: &mut ArrayWriter,
-    slots: &mut HashMap<Slot<'a>, Vec<&'a Value>>,
-    slot: Slot<'a>,
-) -> Result<(), serde_json::Error> {
-    for raw in slots.remove(&slot).unwrap_or_default() {
-        out.element(&indented(raw)?);
-    }
-    Ok(())
-}
-
-/// One array element, pretty-printed one level deep. Newlines inside JSON strings are
-/// escaped, so every raw newline is structural and can take the extra indentation.
-fn indented(value: &impl Serialize) -> Result<Vec<u8>, serde_json::Error> {
-    let plain = serde_json::to_vec_pretty(value)?;
-    let mut out = Vec::with_capacity(plain.len() + plain.len() / 8);
-    out.extend_from_slice(b"  ");
-    for byte in plain {
-        out.push(byte);
-        if byte == b'\n' {
-            out.extend_from_slice(b"  ");
+impl Serialize for FileView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let document = self.0;
+        let mut seq = serializer.serialize_seq(None)?;
+        for raw in &document.leading {
+            seq.serialize_element(raw)?;
         }
+        for user in document.users() {
+            let kept = document.kept.get(&address(user));
+            seq.serialize_element(&Record::of(user, kept.and_then(|k| k.extras.as_ref())))?;
+            for raw in kept.map(|k| k.following.as_slice()).unwrap_or_default() {
+                seq.serialize_element(raw)?;
+            }
+        }
+        for raw in &document.orphans {
+            seq.serialize_element(raw)?;
+        }
+        seq.end()
     }
-    Ok(out)
-}
-
-/// Where a malformed record goes when the file is written.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Slot<'a> {
-    Start,
-    After(&'a UserId),
-    End,
 }
 
 /// One user as written to the file.
@@ -216,6 +227,40 @@ impl<'a> Record<'a> {
             updated_at: user.updated_at().map(timestamp_text),
             extras,
         }
+    }
+}
+
+/// The top-level array, read record by record into a [`Document`].
+struct DocumentVisitor;
+
+impl<'de> Visitor<'de> for DocumentVisitor {
+    type Value = Document;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of users")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Document, A::Error> {
+        let mut document = Document::default();
+        let mut users: Vec<Arc<User>> = Vec::new();
+        while let Some(item) = seq.next_element::<Item>()? {
+            match item {
+                Item::User(user, extras) => {
+                    let user = Arc::new(user);
+                    if extras.is_some() {
+                        document.kept_for(&user).extras = extras;
+                    }
+                    users.push(user);
+                }
+                Item::Raw(raw) => match users.last() {
+                    Some(previous) => document.kept_for(previous).following.push(raw),
+                    None => document.leading.push(raw),
+                },
+            }
+        }
+        users.shrink_to_fit();
+        document.users = UserSet::new(users);
+        Ok(document)
     }
 }
 
@@ -387,11 +432,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cached_records_render_exactly_like_fresh_ones() {
+    fn records_render_exactly_like_serde_json_pretty_printing() {
         let text = r#"[1, {"id":"a","name":"A","email":"a@x","tags":["x\ny"]}, {"id":"b","name":"B","email":"b@x"}]"#;
-        let mut doc = Document::parse(text.as_bytes()).unwrap();
-        let first = doc.render().unwrap();
-        assert_eq!(doc.render().unwrap(), first);
+        let doc = Document::parse(text.as_bytes()).unwrap();
+        let first = doc.render();
         let value: Value = serde_json::from_slice(&first).unwrap();
         let mut plain = serde_json::to_vec_pretty(&value).unwrap();
         plain.push(b'\n');
@@ -402,7 +446,7 @@ mod tests {
     }
 
     fn roundtrip(text: &str) -> String {
-        String::from_utf8(Document::parse(text.as_bytes()).unwrap().render().unwrap()).unwrap()
+        String::from_utf8(Document::parse(text.as_bytes()).unwrap().render()).unwrap()
     }
 
     #[test]
@@ -412,7 +456,7 @@ mod tests {
                  "created_at": "2024-05-01T10:00:00.123456", "updated_at": "2024-05-01T10:00:00.123456"}]"#,
         )
         .unwrap();
-        let user = &doc.users.users()[0];
+        let user = &doc.users()[0];
         assert_eq!(
             user.created_at().map(timestamp_text).unwrap(),
             "2024-05-01T10:00:00.123456Z"

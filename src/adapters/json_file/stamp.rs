@@ -2,7 +2,7 @@
 
 use std::io;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Size, modification time and identity (device and inode) of a file. An editor's
 /// rename-on-save changes the inode; an in-place edit changes the size or the time.
@@ -25,6 +25,13 @@ impl Stamp {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// How long ago the file was last modified; zero for a time in the future (a clock
+    /// step), `None` when the system does not say.
+    pub fn age(&self) -> Option<Duration> {
+        let modified = self.modified?;
+        Some(SystemTime::now().duration_since(modified).unwrap_or_default())
     }
 
     /// The stamp of a file whose metadata is already at hand.

@@ -393,6 +393,7 @@ impl UserRepository for PostgresUserRepository {
             last_reload: health.last_reload,
             last_write: health.last_write,
             corrupt: None,
+            durability_warning: None,
         }
     }
 

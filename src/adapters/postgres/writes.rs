@@ -12,6 +12,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::rows::{RowChange, StoredRow, USER_COLUMNS};
+use crate::domain::to_micros;
 use crate::domain::{
     BulkFailure, BulkFailureReason, BulkMode, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
     UserId,
@@ -73,19 +74,7 @@ pub async fn apply(client: &mut Client, change: Change) -> Result<Applied, tokio
             }
         }
         Change::Update { id, name, email, at } => {
-            let sql = format!(
-                "UPDATE users SET name = $2, email = $3, updated_at = $4 WHERE id = $1 \
-                 RETURNING {USER_COLUMNS}, pg_current_xact_id()::text"
-            );
-            let statement = client.prepare_cached(&sql).await?;
-            let row = client
-                .query_opt(&statement, &[&id.as_str(), &name.as_str(), &email.as_str(), &at])
-                .await;
-            match email_refusal(row)? {
-                Err(()) => Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::EmailInUse))),
-                Ok(None) => Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::NotFound))),
-                Ok(Some(row)) => written(&row, ChangeOutcome::Updated),
-            }
+            patch(client, &id, Some(name.as_str()), Some(email.as_str()), None, at).await
         }
         Change::Delete { id } => {
             let sql = format!(
@@ -151,8 +140,16 @@ async fn patch(
         return Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::NotFound)));
     };
     let current = StoredRow::from_row(&current)?;
-    if expected_updated_at.is_some_and(|expected| expected != current.user.updated_at()) {
+    // Compared at the precision clients read and the table keeps.
+    if expected_updated_at.is_some_and(|expected| expected.map(to_micros) != current.user.updated_at()) {
         return Ok(Applied::refused(ChangeOutcome::Conflict(current.user)));
+    }
+    // Asking for what the user already is changes nothing: no write, no event, and
+    // `updated_at` stays, so other clients' `expectedUpdatedAt` still holds.
+    let same_name = name.is_none_or(|name| name == current.user.name());
+    let same_email = email.is_none_or(|email| email == current.user.email());
+    if same_name && same_email {
+        return Ok(Applied::refused(ChangeOutcome::Unchanged(current.user)));
     }
     let update = format!(
         "UPDATE users SET name = coalesce($2, name), email = coalesce($3, email), updated_at = $4 \
@@ -208,6 +205,11 @@ async fn bulk(
                 // A user updated twice is reported once, in its final state.
                 updated.retain(|u| *u != id.as_str());
                 updated.push(id.as_str());
+                report.applied += 1;
+                continue;
+            }
+            "unchanged" => {
+                // Already so: it counts as applied and changes nothing.
                 report.applied += 1;
                 continue;
             }

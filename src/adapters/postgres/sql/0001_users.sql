@@ -100,8 +100,9 @@ CREATE TRIGGER users_truncated AFTER TRUNCATE ON users
   FOR EACH STATEMENT EXECUTE FUNCTION roster_users_resync();
 
 -- A bulk email update in one round trip: each item in order, against the state the
--- earlier items left, one outcome per item ('updated', 'not_found', 'email_in_use',
--- 'invalid_email'). A NULL email marks an item whose address failed validation.
+-- earlier items left, one outcome per item ('updated', 'unchanged' for an address the user
+-- already has, exactly as given, 'not_found', 'email_in_use', 'invalid_email'). A NULL email
+-- marks an item whose address failed validation.
 CREATE FUNCTION roster_bulk_update_emails(ids text[], emails text[], at timestamptz)
 RETURNS TABLE (item integer, outcome text) LANGUAGE plpgsql AS $$
 DECLARE
@@ -113,6 +114,8 @@ BEGIN
       outcome := 'not_found';
     ELSIF emails[i] IS NULL THEN
       outcome := 'invalid_email';
+    ELSIF EXISTS (SELECT 1 FROM users u WHERE u.id = ids[i] AND u.email = emails[i]) THEN
+      outcome := 'unchanged';
     ELSIF EXISTS (SELECT 1 FROM users u
                   WHERE roster_email_key(u.email) = roster_email_key(emails[i]) AND u.id <> ids[i]) THEN
       outcome := 'email_in_use';

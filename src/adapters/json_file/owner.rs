@@ -1,0 +1,488 @@
+//! The store's owner: one thread that holds the document, the file's stamp, the health
+//! record and the event feed, and does every load, reload, revalidation, corrupt-file
+//! handling and write itself, one message at a time.
+//!
+//! Writes are group-committed: the owner takes the first queued change and every change
+//! already waiting (up to the batch limit), takes the cross-process lock, revalidates
+//! against the file, applies the changes in order, streams the file once to a temporary
+//! file, checks once more that nobody replaced the file meanwhile, renames, publishes the
+//! new snapshot with the exact events, and only then answers each caller.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{broadcast, oneshot, watch};
+
+use super::atomic;
+use super::corrupt;
+use super::format::{Document, FormatError, is_blank};
+use super::lock::WriteLock;
+use super::message::{Message, Published, ReloadCause};
+use super::stamp::Stamp;
+use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot, events};
+use crate::ports::{RepositoryError, StorageHealth};
+
+/// The most changes one write carries by default; bounds the latency of a batch.
+pub const MAX_BATCH: usize = 4096;
+
+/// How long the file must have been left alone before an external change is read, so an
+/// editor's truncate-then-write is read once, whole; and how long to wait before reading a
+/// doubtful file (unparseable, or suddenly empty) a second time.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// How many settle times a file that keeps changing may take before it is read as it is.
+const MAX_LOOKS: u32 = 20;
+
+/// How many times a batch is tried when the file keeps changing under the writer, before
+/// the batch fails rather than overwrite someone else's edit.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// The two steps no real folder can be made to fail on cue; tests replace them.
+#[derive(Clone, Copy)]
+pub(super) struct Hooks {
+    /// Makes a rename durable.
+    pub sync_folder: fn(&Path) -> io::Result<()>,
+    /// Copies a corrupt file's bytes beside it.
+    pub set_aside: fn(&Path, &[u8]) -> io::Result<PathBuf>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            sync_folder: atomic::sync_folder,
+            set_aside: corrupt::set_aside,
+        }
+    }
+}
+
+/// Why the owner could not do what it was asked. The I/O error stays whole (its kind
+/// included) until the one log line and the port's message are made from it.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StoreError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Writing was refused to protect data (a corrupt file that could not be copied
+    /// aside, a file that kept changing).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl StoreError {
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io { action, path, source }
+    }
+
+    fn kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Self::Io { source, .. } => Some(source.kind()),
+            Self::Refused(_) => None,
+        }
+    }
+
+    /// The port's error: the message names the cause, for the operator to act on.
+    fn public(&self) -> RepositoryError {
+        RepositoryError::Unavailable(self.to_string())
+    }
+}
+
+/// What reading the file found.
+enum Read {
+    Users(Document),
+    Corrupt { bytes: Vec<u8>, why: FormatError },
+}
+
+/// Where a published snapshot's events come from.
+enum Events {
+    /// The owner knows exactly what its changes did.
+    Known(Vec<UserEvent>),
+    /// Someone else changed the file: compare the old and new lists.
+    Diff,
+}
+
+type Reply = oneshot::Sender<Result<ChangeOutcome, RepositoryError>>;
+
+/// The messages the owner handles together.
+#[derive(Default)]
+struct Round {
+    jobs: Vec<(Change, Reply)>,
+    /// Readers waiting for a revalidation.
+    waiting: Vec<oneshot::Sender<Result<(), RepositoryError>>>,
+    /// Why the first revalidation was asked for, if any was.
+    cause: Option<ReloadCause>,
+}
+
+impl Round {
+    fn take(&mut self, message: Message) {
+        match message {
+            Message::Apply { change, reply } => self.jobs.push((change, reply)),
+            Message::Revalidate { cause, reply } => {
+                self.cause.get_or_insert(cause);
+                self.waiting.extend(reply);
+            }
+        }
+    }
+}
+
+/// The owner's state. Nothing here is shared: readers see only what [`Owner::publish`]
+/// puts in the published cell, subscribers only what it sends on the feed.
+pub(super) struct Owner {
+    /// The data file as configured (perhaps a symbolic link).
+    path: PathBuf,
+    /// The file writes replace (the link's target) and the open sidecar lock beside it.
+    lock: Option<(PathBuf, WriteLock)>,
+    /// The working copy; `None` after a failed write, so it is read again before use.
+    document: Option<Document>,
+    /// The stamp of the file the document reflects.
+    stamp: Option<Stamp>,
+    /// Why the current file must not be overwritten (corrupt, and copying it aside failed).
+    refuse_overwrite: Option<String>,
+    health: StorageHealth,
+    published: watch::Sender<Arc<Published>>,
+    events: broadcast::Sender<UserEvent>,
+    max_batch: usize,
+    hooks: Hooks,
+}
+
+impl Owner {
+    pub(super) fn new(
+        path: PathBuf,
+        lock: (PathBuf, WriteLock),
+        published: watch::Sender<Arc<Published>>,
+        events: broadcast::Sender<UserEvent>,
+        max_batch: usize,
+        hooks: Hooks,
+    ) -> Self {
+        let health = StorageHealth {
+            location: path.display().to_string(),
+            ..StorageHealth::default()
+        };
+        Self {
+            path,
+            lock: Some(lock),
+            document: None,
+            stamp: None,
+            refuse_overwrite: None,
+            health,
+            published,
+            events,
+            max_batch: max_batch.max(1),
+            hooks,
+        }
+    }
+
+    /// The first load, before the store answers anyone.
+    ///
+    /// # Errors
+    /// When the file cannot be read.
+    pub(super) fn start(&mut self) -> Result<(), RepositoryError> {
+        self.reload(ReloadCause::Start).map_err(|err| err.public())
+    }
+
+    /// Serves messages until every sender is gone and the queue is drained.
+    pub(super) fn run(mut self, queue: Receiver<Message>) {
+        while let Ok(first) = queue.recv() {
+            let mut round = Round::default();
+            round.take(first);
+            // Everything already waiting goes into this round: changes into one write,
+            // any number of revalidations into one look at the file.
+            while round.jobs.len() < self.max_batch {
+                match queue.try_recv() {
+                    Ok(message) => round.take(message),
+                    Err(_) => break,
+                }
+            }
+            let Round { jobs, waiting, cause } = round;
+            if !jobs.is_empty() {
+                self.commit(jobs);
+            }
+            if let Some(cause) = cause {
+                let result = self.revalidate(cause).map_err(|err| {
+                    tracing::error!(path = %self.path.display(), error = %err, kind = ?err.kind(),
+                        "cannot read the data file; serving the last users read");
+                    err.public()
+                });
+                for reply in waiting {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        }
+    }
+
+    /// Reloads the file if it is not the one the document reflects (or the document was
+    /// dropped). External changes are read once the file has been quiet; a write reads at
+    /// once, under the lock, and relies on the second look at doubtful contents.
+    fn revalidate(&mut self, cause: ReloadCause) -> Result<(), StoreError> {
+        let current = Stamp::of(&self.path).map_err(StoreError::io("read", &self.path))?;
+        if self.document.is_some() && current == self.stamp {
+            return Ok(());
+        }
+        if cause != ReloadCause::Write {
+            self.settle(current)?;
+        }
+        self.reload(cause)
+    }
+
+    /// Waits until the file has not been modified for [`SETTLE`].
+    fn settle(&self, mut stamp: Option<Stamp>) -> Result<(), StoreError> {
+        for _ in 0..MAX_LOOKS {
+            let Some(age) = stamp.and_then(|stamp| stamp.age()) else {
+                return Ok(());
+            };
+            let Some(wait) = SETTLE.checked_sub(age).filter(|wait| !wait.is_zero()) else {
+                return Ok(());
+            };
+            thread::sleep(wait);
+            let again = Stamp::of(&self.path).map_err(StoreError::io("read", &self.path))?;
+            if again == stamp {
+                return Ok(());
+            }
+            stamp = again;
+        }
+        Ok(())
+    }
+
+    /// Reads the file and publishes what it holds, with the events that turn the last
+    /// published list into it. A corrupt file is copied aside and read as an empty list.
+    fn reload(&mut self, cause: ReloadCause) -> Result<(), StoreError> {
+        let (stamp, read) = self.read_file()?;
+        metrics::counter!("roster_store_reloads_total", "cause" => cause.label()).increment(1);
+        let news = cause == ReloadCause::Start || stamp != self.stamp;
+        let document = match read {
+            Read::Users(document) => {
+                if news && document.malformed_count() > 0 {
+                    tracing::warn!(path = %self.path.display(), count = document.malformed_count(),
+                        "records that are not users are kept in the file but hidden from the API");
+                }
+                self.health.corrupt = None;
+                self.refuse_overwrite = None;
+                document
+            }
+            Read::Corrupt { bytes, why } => {
+                let note = match (self.hooks.set_aside)(&self.path, &bytes) {
+                    Ok(copy) => {
+                        tracing::error!(path = %self.path.display(), copy = %copy.display(), reason = %why,
+                            "data file is corrupt; copied it aside and serving an empty list");
+                        self.refuse_overwrite = None;
+                        format!(
+                            "{why}; the file was copied to {} and an empty list is served",
+                            copy.display()
+                        )
+                    }
+                    Err(err) => {
+                        tracing::error!(path = %self.path.display(), reason = %why, error = %err, kind = ?err.kind(),
+                            "data file is corrupt and could not be copied aside; refusing to overwrite it");
+                        let note =
+                            format!("{why}; copying it aside failed ({err}), so it will not be overwritten");
+                        self.refuse_overwrite = Some(note.clone());
+                        note
+                    }
+                };
+                self.health.corrupt = Some(note);
+                Document::default()
+            }
+        };
+        if news {
+            tracing::info!(path = %self.path.display(), users = document.users().len(), cause = cause.label(),
+                "loaded the data file");
+        }
+        self.health.last_reload = Some(Utc::now());
+        self.stamp = stamp;
+        let snapshot = Arc::new(document.snapshot());
+        self.document = Some(document);
+        self.publish(Some(snapshot), Events::Diff);
+        Ok(())
+    }
+
+    /// Reads and parses the file; a missing file is an empty list. Contents that do not
+    /// parse, or that are suddenly empty, may be an editor's half-written moment: they
+    /// are read again after [`SETTLE`] and believed only when the file stayed the same.
+    fn read_file(&self) -> Result<(Option<Stamp>, Read), StoreError> {
+        let had_users = !self.published.borrow().snapshot.is_empty();
+        let mut doubted = None;
+        let mut look = 0;
+        loop {
+            look += 1;
+            // The stamp is taken before reading: if the file changes in between, the next
+            // look sees a newer stamp and reads again, rather than trusting stale bytes.
+            let stamp = Stamp::of(&self.path).map_err(StoreError::io("read", &self.path))?;
+            let bytes = match fs::read(&self.path) {
+                Ok(bytes) => bytes,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+                Err(err) => return Err(StoreError::io("read", &self.path)(err)),
+            };
+            let parsed = Document::parse(&bytes);
+            let doubtful = match &parsed {
+                Err(_) => true,
+                Ok(_) => had_users && is_blank(&bytes),
+            };
+            if !doubtful || doubted == Some(stamp) || look >= MAX_LOOKS {
+                let read = match parsed {
+                    Ok(document) => Read::Users(document),
+                    Err(why) => Read::Corrupt { bytes, why },
+                };
+                return Ok((stamp, read));
+            }
+            doubted = Some(stamp);
+            thread::sleep(SETTLE);
+        }
+    }
+
+    /// Makes a batch of changes durable with one write and answers each caller.
+    fn commit(&mut self, jobs: Vec<(Change, Reply)>) {
+        let size = jobs.len();
+        metrics::counter!("roster_store_write_batches_total").increment(1);
+        metrics::histogram!("roster_store_write_batch_size").record(size as f64);
+        let (changes, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        match self.write_batch(changes) {
+            Ok(outcomes) => {
+                tracing::debug!(batch = size, "committed a batch of changes");
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // A caller that went away still had its change made durable.
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(err) => {
+                metrics::counter!("roster_store_write_failures_total").increment(1);
+                tracing::error!(batch = size, error = %err, kind = ?err.kind(),
+                    "a write failed; no change of the batch was applied");
+                // Shown on /health (503) until a write succeeds.
+                self.health.write_error = Some(err.to_string());
+                self.publish(None, Events::Known(Vec::new()));
+                let public = err.public();
+                for reply in replies {
+                    let _ = reply.send(Err(public.clone()));
+                }
+            }
+        }
+    }
+
+    /// Takes the cross-process lock beside the file writes replace, then writes.
+    fn write_batch(&mut self, changes: Vec<Change>) -> Result<Vec<ChangeOutcome>, StoreError> {
+        // Resolved on every write: a person may point the link elsewhere meanwhile.
+        let target = atomic::target_of(&self.path);
+        let (at, lock) = match self.lock.take() {
+            Some((at, lock)) if at == target => (at, lock),
+            _ => {
+                let lock = WriteLock::open(&target).map_err(StoreError::io("open the lock of", &target))?;
+                (target.clone(), lock)
+            }
+        };
+        let result = match lock.lock() {
+            Ok(_guard) => self.write_locked(&target, changes),
+            Err(err) => Err(StoreError::io("lock", &WriteLock::path_for(&target))(err)),
+        };
+        self.lock = Some((at, lock));
+        result
+    }
+
+    fn write_locked(
+        &mut self,
+        target: &Path,
+        changes: Vec<Change>,
+    ) -> Result<Vec<ChangeOutcome>, StoreError> {
+        let locked_at = Instant::now();
+        for _ in 0..MAX_ATTEMPTS {
+            self.revalidate(ReloadCause::Write)?;
+            if let Some(why) = &self.refuse_overwrite {
+                return Err(StoreError::Refused(why.clone()));
+            }
+            let Some(document) = self.document.as_mut() else {
+                return Err(StoreError::Refused("the store has no document to change".into()));
+            };
+            let outcomes: Vec<ChangeOutcome> = changes
+                .iter()
+                .cloned()
+                .map(|change| document.apply(change))
+                .collect();
+            if !outcomes.iter().any(ChangeOutcome::changed) {
+                return Ok(outcomes);
+            }
+            // If someone replaced the file while we were writing ours, start over from
+            // theirs rather than rename ours over it.
+            let expected = self.stamp;
+            let written = atomic::replace_file_if(
+                target,
+                |out| document.render_to(out),
+                |_| Ok(Stamp::of(target)? == expected),
+                self.hooks.sync_folder,
+            );
+            match written {
+                Ok(Some(replaced)) => {
+                    let snapshot = Arc::new(document.snapshot());
+                    self.stamp = Some(Stamp::from_metadata(&replaced.metadata));
+                    self.refuse_overwrite = None;
+                    let now = Utc::now();
+                    self.health.write_error = None;
+                    self.health.corrupt = None;
+                    self.health.last_write = Some(now);
+                    self.health.durability_warning = replaced.folder_synced.err().map(|err| {
+                        let folder = atomic::folder_of(target);
+                        tracing::warn!(folder = %folder.display(), error = %err, kind = ?err.kind(),
+                            "the change is in place, but syncing its folder failed: it may not survive a power cut");
+                        format!(
+                            "cannot sync the folder {}: {err}; the last change is in place but may not survive a power cut",
+                            folder.display()
+                        )
+                    });
+                    let events = outcomes
+                        .iter()
+                        .flat_map(|outcome| events::from_outcome(outcome, now))
+                        .collect();
+                    self.publish(Some(snapshot), Events::Known(events));
+                    metrics::histogram!("roster_store_write_duration_seconds")
+                        .record(locked_at.elapsed().as_secs_f64());
+                    return Ok(outcomes);
+                }
+                Ok(None) => {
+                    // Our changes are in the document but not in the file: read it again.
+                    self.document = None;
+                    tracing::info!(
+                        "the data file changed while writing; applying the batch again on top of it"
+                    );
+                }
+                Err(err) => {
+                    self.document = None;
+                    return Err(StoreError::io("write", target)(err));
+                }
+            }
+        }
+        Err(StoreError::Refused(format!(
+            "{} kept changing while it was being written ({MAX_ATTEMPTS} attempts); nothing was changed",
+            self.path.display()
+        )))
+    }
+
+    /// Replaces what readers see (the snapshot, when given, and the health), then sends
+    /// the events: a subscriber that reacts to an event already reads the new state.
+    fn publish(&mut self, snapshot: Option<Arc<UserSnapshot>>, events: Events) {
+        let previous = Arc::clone(&self.published.borrow());
+        let snapshot = snapshot.unwrap_or_else(|| Arc::clone(&previous.snapshot));
+        self.published.send_replace(Arc::new(Published {
+            stamp: self.stamp,
+            snapshot: Arc::clone(&snapshot),
+            health: self.health.clone(),
+        }));
+        // The comparison only runs when someone listens.
+        if self.events.receiver_count() > 0 {
+            let events = match events {
+                Events::Known(events) => events,
+                Events::Diff => events::diff(&previous.snapshot, &snapshot, Utc::now()),
+            };
+            for event in events {
+                let _ = self.events.send(event);
+            }
+        }
+    }
+}
