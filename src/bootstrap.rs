@@ -118,6 +118,7 @@ impl Application {
     async fn build_on_postgres(config: Config, url: DatabaseUrl) -> Result<Self, StartupError> {
         let mut options = PostgresOptions::new(url.as_str());
         options.start_wait = std::time::Duration::from_secs(config.database_wait);
+        options.pool_size = usize::from(config.database_pool);
         let store = Arc::new(PostgresUserRepository::connect(options).await?);
         let cache = Arc::new(CachedUserRepository::new(
             Arc::clone(&store) as Arc<dyn UserRepository>,

@@ -46,6 +46,12 @@ pub struct Config {
     )]
     pub database_url: Option<DatabaseUrl>,
 
+    /// Connections each replica keeps for writes (plus one that listens for changes); mind
+    /// the server's `max_connections` across replicas.
+    #[arg(long, env = "ROSTER_DATABASE_POOL", default_value_t = 16, global = true, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub database_pool: u16,
+
     /// How long start-up keeps retrying an unreachable database, in seconds.
     #[arg(
         long,

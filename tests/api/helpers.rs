@@ -135,7 +135,17 @@ pub async fn scratch_database(what: &str) -> Option<ScratchDatabase> {
 /// The configuration of a test server over the database at `url` on a free loopback port,
 /// with `extra` flags; the environment is ignored.
 pub fn test_config_on_database(url: &str, extra: &[&str]) -> Config {
-    let mut flags = vec!["--host", "127.0.0.1", "--port", "0", "--database-url", url];
+    // A small pool: tests run side by side, several replicas each, on one server.
+    let mut flags = vec![
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--database-url",
+        url,
+        "--database-pool",
+        "4",
+    ];
     flags.extend_from_slice(extra);
     Config::from_flags(flags).expect("test flags parse")
 }
