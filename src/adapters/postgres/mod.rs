@@ -64,10 +64,10 @@ impl PostgresOptions {
 pub enum ConnectError {
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
-    #[error("cannot reach the database at {location} (tried for {waited_s} s): {cause}")]
+    #[error("cannot reach the database at {location} (tried for {waited_s:.1} s): {cause}")]
     Unreachable {
         location: String,
-        waited_s: u64,
+        waited_s: f64,
         cause: String,
     },
     #[error("cannot use the database at {location}: {cause}")]
@@ -215,7 +215,7 @@ where
                 if started.elapsed() + delay > wait {
                     return Err(ConnectError::Unreachable {
                         location: location.to_owned(),
-                        waited_s: started.elapsed().as_secs(),
+                        waited_s: started.elapsed().as_secs_f64(),
                         cause,
                     });
                 }
