@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "support/postgres.rs"]
+mod postgres;
+
 const RUNS: usize = 3;
 const LATENCY_SAMPLES: usize = 25;
 const WRK_SECONDS: u64 = 4;
@@ -169,11 +172,18 @@ fn free_port() -> u16 {
 
 /// Starts roster and returns it with the time from spawn to its first healthy answer.
 fn start_roster(data_file: &Path, log: &str) -> (Roster, Duration) {
+    start_roster_with(&["--data-file".as_ref(), data_file.as_os_str()], log)
+}
+
+/// [`start_roster`] with other store flags (`--database-url URL`).
+fn start_roster_with<S: AsRef<std::ffi::OsStr>>(store: &[S], log: &str) -> (Roster, Duration) {
     let port = free_port();
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data-file"])
-        .arg(data_file)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(store)
+        .env_remove("DATABASE_URL")
+        .env_remove("USERS_JSON_PATH")
         .env("RUST_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -587,12 +597,15 @@ struct Row {
 
 fn main() {
     let mut peer: Option<String> = None;
+    let mut only_postgres = false;
     let mut memory_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--peer" {
             peer = args.next();
         }
+        // Only the PostgreSQL figures, without the file store's beside them.
+        only_postgres |= arg == "--only-postgres";
         memory_only |= arg == "--memory";
     }
     let peer = peer.as_deref();
@@ -603,6 +616,15 @@ fn main() {
         .iter()
         .map(|&n| (n, write_data_set(&data_folder, n)))
         .collect();
+    if only_postgres {
+        let none = postgres::FileFigures {
+            reads: None,
+            creates: Vec::new(),
+            start_100k: None,
+        };
+        print_rows(postgres::rows(&sets, &none));
+        return;
+    }
     let users_100k: Vec<Value> = (0..100_000).map(user).collect();
     if memory_only {
         print_rows(memory_rows(&sets[2].1, &users_100k));
@@ -630,6 +652,11 @@ fn main() {
         limit.push(wrk(&baseline, 32, &script));
     }
     let (ours, limit) = (median(ours), median(limit));
+    let mut file_figures = postgres::FileFigures {
+        reads: Some(ours),
+        creates: Vec::new(),
+        start_100k: None,
+    };
     rows.push(Row {
         figure: "`allUsers(limit: 10)` req/s, 10k users, 32 connections".into(),
         roster: format!("{ours:.0}"),
@@ -716,6 +743,7 @@ fn main() {
         ));
     }
     let (start, edit) = (median(starts), median(edits));
+    file_figures.start_100k = Some(start);
     rows.push(Row {
         figure: "start to first healthy answer, 100k users".into(),
         roster: format!("{start:.0} ms"),
@@ -744,6 +772,7 @@ fn main() {
             rates.push(wrk(&roster.url, 64, &create_script(&format!("{size}x{run}"))));
         }
         let rate = median(rates);
+        file_figures.creates.push((size, rate));
         rows.push(Row {
             figure: format!("durable creates/s, 64 connections, {}k users", size / 1000),
             roster: format!("{rate:.0}"),
@@ -758,6 +787,7 @@ fn main() {
         });
     }
 
+    rows.extend(postgres::rows(&sets, &file_figures));
     print_rows(rows);
     println!(
         "\nmedians of {RUNS} runs ({LATENCY_SAMPLES} samples per latency); data sets in {}",

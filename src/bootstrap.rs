@@ -2,7 +2,9 @@
 //!
 //! JSON file store → cache in front of it → watcher invalidating the cache and asking the
 //! store to revalidate (so subscribers hear of external edits), plus a periodic refresher
-//! as a safety net → use cases → GraphQL schema → HTTP router → listener.
+//! as a safety net → use cases → GraphQL schema → HTTP router → listener. With
+//! `--database-url`, the PostgreSQL store takes the file's place: its follower keeps the
+//! replica current and tells the cache.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,10 +18,11 @@ use crate::adapters::cache::{CACHE_TTL, CachedUserRepository};
 use crate::adapters::graphql::build_schema;
 use crate::adapters::http;
 use crate::adapters::json_file::{JsonFileUserRepository, OpenError, ReloadCause};
+use crate::adapters::postgres::{ConnectError, PostgresOptions, PostgresUserRepository};
 use crate::adapters::system::{SystemClock, UuidV4Generator};
 use crate::adapters::watcher::FileWatcher;
 use crate::app::AppServices;
-use crate::config::Config;
+use crate::config::{Config, DatabaseUrl};
 use crate::ports::UserRepository;
 
 /// Why the service could not start.
@@ -27,6 +30,8 @@ use crate::ports::UserRepository;
 pub enum StartupError {
     #[error(transparent)]
     Storage(#[from] OpenError),
+    #[error(transparent)]
+    Database(#[from] ConnectError),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -55,6 +60,20 @@ async fn refresh_every_ttl(store: Weak<JsonFileUserRepository>) {
     }
 }
 
+/// The use cases over `store`, the router over them, and the bound listener.
+async fn serve(
+    config: &Config,
+    store: Arc<CachedUserRepository>,
+) -> Result<(TcpListener, Router), StartupError> {
+    let services = AppServices::new(store, Arc::new(SystemClock), Arc::new(UuidV4Generator));
+    let router = http::router(build_schema(services.clone()), services);
+    let address = format!("{}:{}", config.host, config.port);
+    let listener = TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .map_err(|source| StartupError::Bind { address, source })?;
+    Ok((listener, router))
+}
+
 impl Application {
     /// Opens the data file, wires every adapter and binds the listener.
     ///
@@ -63,6 +82,9 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         // Before anything records: what is recorded earlier is lost.
         http::install_metrics();
+        if let Some(url) = config.database_url.clone() {
+            return Self::build_on_postgres(config, url).await;
+        }
         let store = Arc::new(JsonFileUserRepository::open(&config.data_file)?);
         let cache = Arc::new(CachedUserRepository::new(
             Arc::clone(&store) as Arc<dyn UserRepository>,
@@ -84,17 +106,38 @@ impl Application {
                 None
             }
         };
-        let services = AppServices::new(cache, Arc::new(SystemClock), Arc::new(UuidV4Generator));
-        let router = http::router(build_schema(services.clone()), services);
-        let address = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind((config.host.as_str(), config.port))
-            .await
-            .map_err(|source| StartupError::Bind { address, source })?;
+        let (listener, router) = serve(&config, cache).await?;
         Ok(Self {
             listener,
             router,
             watcher,
             refresher,
+        })
+    }
+
+    /// [`Application::build`] over PostgreSQL: no file, no watcher; the store's follower
+    /// keeps its replica current and ends the cache's trust after every change.
+    async fn build_on_postgres(config: Config, url: DatabaseUrl) -> Result<Self, StartupError> {
+        let mut options = PostgresOptions::new(url.as_str());
+        options.start_wait = std::time::Duration::from_secs(config.database_wait);
+        options.pool_size = usize::from(config.database_pool);
+        let store = Arc::new(PostgresUserRepository::connect(options).await?);
+        let cache = Arc::new(CachedUserRepository::new(
+            Arc::clone(&store) as Arc<dyn UserRepository>,
+            CACHE_TTL,
+        ));
+        let invalidate = Arc::downgrade(&cache);
+        store.on_change(move || {
+            if let Some(cache) = invalidate.upgrade() {
+                cache.invalidate();
+            }
+        });
+        let (listener, router) = serve(&config, cache).await?;
+        Ok(Self {
+            listener,
+            router,
+            watcher: None,
+            refresher: tokio::spawn(std::future::ready(())),
         })
     }
 

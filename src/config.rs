@@ -18,7 +18,7 @@ pub struct Config {
     pub command: Option<Command>,
 
     /// The JSON file holding the users. Created as `[]` when missing; its folder must exist.
-    #[arg(long, env = "USERS_JSON_PATH", default_value = "users.json")]
+    #[arg(long, env = "USERS_JSON_PATH", default_value = "users.json", global = true)]
     pub data_file: PathBuf,
 
     /// The address to listen on. `0.0.0.0` exposes the service to the network: opt in only.
@@ -37,6 +37,35 @@ pub struct Config {
     /// line) for log shippers.
     #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Keep the users in PostgreSQL instead of the data file, e.g.
+    /// `postgres://user:password@host:5432/roster`. The password is never logged or shown.
+    /// Cannot be combined with an explicit data file.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        conflicts_with = "data_file",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// Connections each replica keeps for writes (plus one that listens for changes); mind
+    /// the server's `max_connections` across replicas.
+    #[arg(long, env = "ROSTER_DATABASE_POOL", default_value_t = 16, global = true, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub database_pool: u16,
+
+    /// How long start-up keeps retrying an unreachable database, in seconds.
+    #[arg(
+        long,
+        env = "ROSTER_DATABASE_WAIT",
+        default_value_t = 10,
+        global = true,
+        value_name = "SECONDS"
+    )]
+    pub database_wait: u64,
 }
 
 /// The shape of the log lines (SPEC §6).
@@ -49,6 +78,31 @@ pub enum LogFormat {
     Json,
 }
 
+/// A database URL. Its `Debug` form hides it, since it may carry a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<hidden>)")
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(Self(url.to_owned()))
+    }
+}
+
 /// The subcommands beside serving.
 #[derive(Clone, Debug, Subcommand)]
 pub enum Command {
@@ -57,12 +111,15 @@ pub enum Command {
         /// The file to check (default: the data file).
         file: Option<PathBuf>,
     },
-    /// Copy a users file into the database.
+    /// Copy a users file into the database (`--database-url`).
     Import {
         /// The JSON file to read.
         file: PathBuf,
+        /// Replace whatever the database holds; without it, a non-empty database is refused.
+        #[arg(long)]
+        replace: bool,
     },
-    /// Write the database's users to a JSON file.
+    /// Write the database's users to a JSON file (`--database-url`).
     Export {
         /// The JSON file to write.
         file: PathBuf,
@@ -108,6 +165,36 @@ mod tests {
         let config = Config::from_flags(["--log-format", "json"]).unwrap();
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(Config::from_flags(["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn a_database_url_with_an_explicit_data_file_is_refused() {
+        let both = Config::from_flags(["--database-url", "postgres://h/db", "--data-file", "u.json"]);
+        let err = both.unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let alone = Config::from_flags(["--database-url", "postgres://u:secret@h/db"]).unwrap();
+        assert_eq!(
+            alone.database_url.as_ref().map(DatabaseUrl::as_str),
+            Some("postgres://u:secret@h/db")
+        );
+        assert!(!format!("{alone:?}").contains("secret"));
+    }
+
+    #[test]
+    fn import_takes_the_database_url_after_the_subcommand_and_a_replace_flag() {
+        let config = Config::from_flags([
+            "import",
+            "a.json",
+            "--replace",
+            "--database-url",
+            "postgres://h/db",
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.command,
+            Some(Command::Import { replace: true, .. })
+        ));
+        assert!(config.database_url.is_some());
     }
 
     #[test]

@@ -39,7 +39,11 @@ fn main() -> ExitCode {
 
 /// Serves until SIGINT or SIGTERM.
 async fn serve(config: Config) -> ExitCode {
-    let data_file = config.data_file.clone();
+    // Over PostgreSQL the store names its database (without the password) as it connects.
+    let data_file = match config.database_url {
+        Some(_) => "(PostgreSQL)".into(),
+        None => config.data_file.clone(),
+    };
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {

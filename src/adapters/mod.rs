@@ -1,6 +1,6 @@
 //! The outer ring: everything that talks to the world.
 //!
-//! Driven adapters implement the ports (the JSON file, the cache in front of any store,
+//! Driven adapters implement the ports (the JSON file, PostgreSQL, the cache in front of any store,
 //! the system clock and ids); driving adapters call the use cases (GraphQL over HTTP).
 //! The watcher connects file-system events to the cache.
 
@@ -10,6 +10,7 @@ pub mod file_check;
 pub mod graphql;
 pub mod http;
 pub mod json_file;
+pub mod postgres;
 #[cfg(test)]
 mod repository_contract;
 pub mod system;

@@ -3,17 +3,26 @@
 //! A new storage adapter gets the same guarantees checked by adding one test that calls
 //! [`run_contract`] with a way to open it over a folder.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 
-use crate::domain::{BulkMode, Change, ChangeOutcome, Email, EmailUpdate, Rejection, User, UserId, UserName};
+use crate::domain::{
+    BulkMode, Change, ChangeOutcome, Email, EmailUpdate, Rejection, User, UserEventKind, UserId, UserName,
+};
 use crate::ports::UserRepository;
 
-/// Opens the adapter under test over a store kept in `folder`. Opening twice over the same
-/// folder must see the same data (that is how durability is checked).
-pub type Open = dyn Fn(&Path) -> Arc<dyn UserRepository>;
+/// A store being opened.
+pub type Opening = Pin<Box<dyn Future<Output = Arc<dyn UserRepository>> + Send>>;
+
+/// Opens the adapter under test over a store kept in `folder` (a database stands for it
+/// in whatever way suits the adapter). Opening twice over the same folder must see the
+/// same data (that is how durability is checked).
+pub type Open = dyn Fn(&Path) -> Opening + Send + Sync;
 
 fn user(id: &str, email: &str) -> User {
     User::new(
@@ -37,13 +46,16 @@ pub async fn run_contract(open: &Open) {
     applies_bulk_items_in_order(open).await;
     keeps_acknowledged_changes_across_a_reopen(open).await;
     serialises_concurrent_changes(open).await;
+    patches_only_given_fields_and_refuses_a_stale_version(open).await;
+    atomic_and_dry_run_bulk_updates_keep_nothing_on_failure(open).await;
+    announces_each_change_to_subscribers_in_order(open).await;
     answers_a_change_that_changes_nothing_without_a_write_or_an_event(open).await;
     keeps_timestamps_to_the_microsecond(open).await;
 }
 
 async fn starts_empty_and_shows_acknowledged_changes(open: &Open) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open(dir.path());
+    let repo = open(dir.path()).await;
     assert!(repo.snapshot().await.unwrap().is_empty());
     let outcome = repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
     assert!(matches!(outcome, ChangeOutcome::Created(_)));
@@ -53,7 +65,7 @@ async fn starts_empty_and_shows_acknowledged_changes(open: &Open) {
 
 async fn enforces_email_uniqueness_in_any_case(open: &Open) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open(dir.path());
+    let repo = open(dir.path()).await;
     repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
     let again = repo.apply(Change::Create(user("b", "A@X.COM"))).await.unwrap();
     assert_eq!(again, ChangeOutcome::Rejected(Rejection::EmailExists));
@@ -62,7 +74,7 @@ async fn enforces_email_uniqueness_in_any_case(open: &Open) {
 
 async fn updates_deletes_and_reports_unknown_ids(open: &Open) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open(dir.path());
+    let repo = open(dir.path()).await;
     repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
     let at = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
     let update = |id: &str| Change::Update {
@@ -91,7 +103,7 @@ async fn updates_deletes_and_reports_unknown_ids(open: &Open) {
 
 async fn applies_bulk_items_in_order(open: &Open) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open(dir.path());
+    let repo = open(dir.path()).await;
     repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
     repo.apply(Change::Create(user("b", "b@x.com"))).await.unwrap();
     let item = |id: &str, email: &str| EmailUpdate::Valid {
@@ -117,18 +129,18 @@ async fn applies_bulk_items_in_order(open: &Open) {
 async fn keeps_acknowledged_changes_across_a_reopen(open: &Open) {
     let dir = tempfile::tempdir().unwrap();
     {
-        let repo = open(dir.path());
+        let repo = open(dir.path()).await;
         repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
         repo.apply(Change::Create(user("b", "b@x.com"))).await.unwrap();
         repo.apply(Change::Delete { id: UserId::new("a") }).await.unwrap();
     }
-    let reopened = open(dir.path());
+    let reopened = open(dir.path()).await;
     assert_eq!(emails(reopened.as_ref()).await, ["b@x.com"]);
 }
 
 async fn serialises_concurrent_changes(open: &Open) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open(dir.path());
+    let repo = open(dir.path()).await;
     let mut tasks = Vec::new();
     for n in 0..64 {
         let repo = Arc::clone(&repo);
@@ -148,9 +160,136 @@ async fn serialises_concurrent_changes(open: &Open) {
     assert_eq!(repo.snapshot().await.unwrap().len(), 65);
 }
 
+async fn patches_only_given_fields_and_refuses_a_stale_version(open: &Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(dir.path()).await;
+    repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
+    repo.apply(Change::Create(user("b", "b@x.com"))).await.unwrap();
+    let read_at = Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap();
+    let later = Utc.with_ymd_and_hms(2024, 7, 1, 0, 0, 0).unwrap();
+    let patch = |name: Option<&str>, email: Option<&str>, expected| Change::Patch {
+        id: UserId::new("a"),
+        name: name.map(|n| UserName::parse(n).unwrap()),
+        email: email.map(|e| Email::parse(e).unwrap()),
+        expected_updated_at: expected,
+        at: later,
+    };
+    let taken = repo.apply(patch(None, Some("B@x.com"), None)).await.unwrap();
+    assert_eq!(taken, ChangeOutcome::Rejected(Rejection::EmailInUse));
+    let renamed = repo
+        .apply(patch(Some("Ann"), None, Some(Some(read_at))))
+        .await
+        .unwrap();
+    let ChangeOutcome::Updated(renamed) = renamed else {
+        panic!("expected an update, got {renamed:?}")
+    };
+    assert_eq!(
+        (renamed.name(), renamed.email(), renamed.updated_at()),
+        ("Ann", "a@x.com", Some(later))
+    );
+    let stale = repo
+        .apply(patch(Some("Again"), None, Some(Some(read_at))))
+        .await
+        .unwrap();
+    assert!(
+        matches!(stale, ChangeOutcome::Conflict(ref now) if now.name() == "Ann"),
+        "{stale:?}"
+    );
+    let unknown = Change::Patch {
+        id: UserId::new("zz"),
+        name: None,
+        email: None,
+        expected_updated_at: None,
+        at: later,
+    };
+    assert_eq!(
+        repo.apply(unknown).await.unwrap(),
+        ChangeOutcome::Rejected(Rejection::NotFound)
+    );
+}
+
+async fn atomic_and_dry_run_bulk_updates_keep_nothing_on_failure(open: &Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(dir.path()).await;
+    repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
+    repo.apply(Change::Create(user("b", "b@x.com"))).await.unwrap();
+    let bulk = |atomic, dry_run| Change::BulkUpdateEmails {
+        items: vec![
+            EmailUpdate::Valid {
+                id: UserId::new("a"),
+                email: Email::parse("new@x.com").unwrap(),
+            },
+            EmailUpdate::Invalid {
+                id: UserId::new("b"),
+                email: "nope".into(),
+            },
+            EmailUpdate::Invalid {
+                id: UserId::new("zz"),
+                email: "nope".into(),
+            },
+        ],
+        at: Utc::now(),
+        mode: BulkMode { atomic, dry_run },
+    };
+    for (atomic, dry_run) in [(true, false), (false, true)] {
+        let outcome = repo.apply(bulk(atomic, dry_run)).await.unwrap();
+        let ChangeOutcome::BulkUpdated(report) = outcome else {
+            panic!("expected a bulk report, got {outcome:?}")
+        };
+        assert!(!report.committed);
+        assert_eq!(report.applied, 1, "it says what would apply");
+        let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
+        assert_eq!(failures, ["b invalid email", "zz not found"]);
+        assert_eq!(emails(repo.as_ref()).await, ["a@x.com", "b@x.com"]);
+    }
+    let ChangeOutcome::BulkUpdated(report) = repo.apply(bulk(false, false)).await.unwrap() else {
+        panic!("expected a bulk report")
+    };
+    assert!(report.committed);
+    assert_eq!(emails(repo.as_ref()).await, ["new@x.com", "b@x.com"]);
+}
+
+async fn announces_each_change_to_subscribers_in_order(open: &Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(dir.path()).await;
+    let mut feed = repo.subscribe();
+    repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
+    repo.apply(Change::Create(user("b", "A@x.com"))).await.unwrap();
+    repo.apply(Change::Update {
+        id: UserId::new("a"),
+        name: UserName::parse("Ann").unwrap(),
+        email: Email::parse("a@x.com").unwrap(),
+        at: Utc::now(),
+    })
+    .await
+    .unwrap();
+    repo.apply(Change::Delete { id: UserId::new("a") }).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), feed.recv())
+            .await
+            .expect("an event within 5 s")
+            .expect("no lag");
+        seen.push((event.kind, event.user.name().to_owned()));
+    }
+    assert_eq!(
+        seen,
+        [
+            (UserEventKind::Created, "a".to_owned()),
+            (UserEventKind::Updated, "Ann".to_owned()),
+            (UserEventKind::Deleted, "Ann".to_owned()),
+        ]
+    );
+    let extra = tokio::time::timeout(Duration::from_millis(300), feed.recv()).await;
+    assert!(
+        extra.is_err(),
+        "a refused change is no event, and none comes twice: {extra:?}"
+    );
+}
+
 async fn answers_a_change_that_changes_nothing_without_a_write_or_an_event(open: &Open) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open(dir.path());
+    let repo = open(dir.path()).await;
     let ChangeOutcome::Created(created) = repo.apply(Change::Create(user("a", "A@x.com"))).await.unwrap()
     else {
         panic!("not created")
@@ -191,7 +330,7 @@ async fn answers_a_change_that_changes_nothing_without_a_write_or_an_event(open:
 
 async fn keeps_timestamps_to_the_microsecond(open: &Open) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open(dir.path());
+    let repo = open(dir.path()).await;
     let precise =
         Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap() + chrono::Duration::nanoseconds(123_456_789);
     let fresh = User::new(
@@ -220,27 +359,120 @@ async fn keeps_timestamps_to_the_microsecond(open: &Open) {
 }
 
 mod against {
-    use std::time::Duration;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
 
     use super::*;
     use crate::adapters::cache::CachedUserRepository;
     use crate::adapters::json_file::JsonFileUserRepository;
+    use crate::adapters::postgres::scratch::{ScratchDatabase, test_server};
+    use crate::adapters::postgres::{PostgresOptions, PostgresUserRepository};
+
+    fn json_file(folder: &Path) -> Arc<JsonFileUserRepository> {
+        Arc::new(JsonFileUserRepository::open(folder.join("users.json")).unwrap())
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_json_file_store_honours_the_contract() {
-        run_contract(&|folder: &Path| {
-            Arc::new(JsonFileUserRepository::open(folder.join("users.json")).unwrap())
-                as Arc<dyn UserRepository>
+        run_contract(&|folder: &Path| -> Opening {
+            let store = json_file(folder) as Arc<dyn UserRepository>;
+            Box::pin(async move { store })
         })
         .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_cache_over_the_json_file_store_honours_the_contract() {
-        run_contract(&|folder: &Path| {
-            let store = Arc::new(JsonFileUserRepository::open(folder.join("users.json")).unwrap());
-            Arc::new(CachedUserRepository::new(store, Duration::from_secs(5))) as Arc<dyn UserRepository>
+        run_contract(&|folder: &Path| -> Opening {
+            let store = json_file(folder);
+            Box::pin(async move {
+                Arc::new(CachedUserRepository::new(store, Duration::from_secs(5))) as Arc<dyn UserRepository>
+            })
         })
         .await;
+    }
+
+    /// One scratch database per folder, dropped when the test ends.
+    struct Databases {
+        server: String,
+        by_folder: Mutex<HashMap<PathBuf, Arc<ScratchDatabase>>>,
+    }
+
+    impl Databases {
+        async fn open(self: Arc<Self>, folder: PathBuf, cached: bool) -> Arc<dyn UserRepository> {
+            let known = self.by_folder.lock().unwrap().get(&folder).cloned();
+            let database = match known {
+                Some(database) => database,
+                None => {
+                    let database = Arc::new(
+                        ScratchDatabase::create(&self.server, "roster_contract")
+                            .await
+                            .unwrap(),
+                    );
+                    self.by_folder
+                        .lock()
+                        .unwrap()
+                        .insert(folder, Arc::clone(&database));
+                    database
+                }
+            };
+            let store = Arc::new(
+                PostgresUserRepository::connect(PostgresOptions::new(database.url()))
+                    .await
+                    .unwrap(),
+            );
+            if !cached {
+                return store;
+            }
+            let cache = Arc::new(CachedUserRepository::new(store.clone(), Duration::from_secs(5)));
+            let invalidate = Arc::downgrade(&cache);
+            store.on_change(move || {
+                if let Some(cache) = invalidate.upgrade() {
+                    cache.invalidate();
+                }
+            });
+            cache
+        }
+    }
+
+    async fn postgres_contract(cached: bool) {
+        let Some(server) = test_server("the repository contract").await else {
+            return;
+        };
+        let databases = Arc::new(Databases {
+            server,
+            by_folder: Mutex::new(HashMap::new()),
+        });
+        let opener = Arc::clone(&databases);
+        run_contract(&move |folder: &Path| -> Opening {
+            Box::pin(Arc::clone(&opener).open(folder.to_path_buf(), cached))
+        })
+        .await;
+        // Dropping a database waits for a checkpoint: drop them all at once.
+        let scratch: Vec<_> = databases
+            .by_folder
+            .lock()
+            .unwrap()
+            .drain()
+            .map(|(_, db)| db)
+            .collect();
+        let removals = scratch
+            .into_iter()
+            .filter_map(|db| Arc::try_unwrap(db).ok())
+            .map(ScratchDatabase::remove);
+        for removed in async_graphql::futures_util::future::join_all(removals).await {
+            removed.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_postgres_store_honours_the_contract() {
+        postgres_contract(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_cache_over_the_postgres_store_honours_the_contract() {
+        postgres_contract(true).await;
     }
 }

@@ -739,3 +739,36 @@ async fn a_query_nested_deeper_than_twenty_levels_is_refused() {
     );
     assert_no_errors(&app.gql(&shallow, json!({})).await);
 }
+
+// Every rule above gives the same answers over PostgreSQL (SPEC §8).
+crate::helpers::also_on_postgres!(
+    create_user_returns_the_new_user_with_an_id_and_microsecond_utc_timestamps,
+    create_user_trims_the_name_and_the_email,
+    create_user_ignores_an_id_given_by_the_client,
+    create_user_rejects_a_duplicate_email_in_any_case_and_with_spaces,
+    create_user_rejects_an_empty_or_overlong_name_and_changes_nothing,
+    create_user_rejects_a_malformed_email_and_changes_nothing,
+    update_user_changes_name_and_email_keeps_created_at_and_moves_updated_at,
+    update_user_may_keep_its_own_email_in_another_case,
+    update_user_without_an_id_is_refused,
+    update_user_of_an_unknown_id_answers_not_found,
+    update_user_rejects_an_email_another_user_has_in_any_case,
+    update_user_rejects_an_invalid_name_or_email_and_changes_nothing,
+    delete_user_names_the_deleted_user_and_then_answers_not_found,
+    bulk_update_emails_applies_items_in_order_and_reports_each_failure,
+    bulk_update_emails_refuses_the_second_item_taking_the_first_items_new_email,
+    bulk_update_emails_sees_an_email_freed_by_an_earlier_item_of_the_batch,
+    bulk_update_emails_refuses_an_email_another_user_has,
+    bulk_update_emails_of_an_empty_list_updates_nothing,
+    all_users_search_is_a_case_insensitive_substring_of_name_or_email,
+    all_users_fuzzy_finds_bob_and_bobby_for_bbo_at_distance_one,
+    all_users_fuzzy_lists_the_best_match_first_and_ties_in_file_order,
+    all_users_fuzzy_defaults_to_a_distance_of_two,
+    all_users_fuzzy_counts_characters_not_bytes,
+    all_users_applies_search_and_fuzzy_together,
+    all_users_pages_with_offset_then_limit_over_the_filtered_list,
+    all_users_refuses_out_of_range_arguments_as_bad_user_input,
+    user_by_id_returns_the_user_or_null,
+    the_standard_introspection_query_works_under_the_limits,
+    a_query_nested_deeper_than_twenty_levels_is_refused,
+);

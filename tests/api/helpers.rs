@@ -1,10 +1,16 @@
 //! The harness: one in-process Roster per test on `127.0.0.1:0`, each with its own temp
 //! folder and `users.json`, shut down through a oneshot when the `TestApp` drops.
+//!
+//! Tests listed in [`also_on_postgres!`] run a second time over PostgreSQL: the same
+//! `spawn_app*` calls then give a service over a fresh database of its own (seeded by
+//! importing the would-be data file), and the `file_*` helpers read the database's export.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use roster::adapters::postgres::scratch::{ScratchDatabase, test_server};
 use roster::bootstrap::Application;
 use roster::config::Config;
 use serde_json::{Value, json};
@@ -24,6 +30,10 @@ pub struct TestApp {
     /// Kept alive for as long as the app runs; removed when the test ends.
     pub dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The database when the service runs over PostgreSQL.
+    pub database_url: Option<String>,
+    /// A database of this app's own, dropped after it (declared last, so dropped last).
+    _database: Option<ScratchDatabase>,
 }
 
 impl Drop for TestApp {
@@ -68,9 +78,117 @@ pub fn test_config(data_file: &Path, extra: &[&str]) -> Config {
     Config::from_flags(flags).expect("test flags parse")
 }
 
+thread_local! {
+    /// The PostgreSQL server's URL while a test runs again over it (see [`on_postgres`]).
+    static POSTGRES_SERVER: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `test` (a `#[tokio::test]` function) with every `spawn_app*` call serving from a
+/// fresh PostgreSQL database instead of the file; skipped loudly without a server (a
+/// failure under `ROSTER_REQUIRE_POSTGRES=1`).
+pub fn on_postgres(name: &str, test: fn()) {
+    let probe = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let Some(server) = probe.block_on(test_server(name)) else {
+        return;
+    };
+    drop(probe);
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            POSTGRES_SERVER.with(|server| server.borrow_mut().take());
+        }
+    }
+    POSTGRES_SERVER.with(|slot| *slot.borrow_mut() = Some(server));
+    let _reset = Reset;
+    test();
+}
+
+/// Runs the listed tests of the enclosing module a second time over PostgreSQL, as
+/// `on_postgres::<name>`.
+macro_rules! also_on_postgres {
+    ($($test:ident),* $(,)?) => {
+        mod on_postgres {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::helpers::on_postgres(concat!(module_path!(), "::", stringify!($test)), super::$test);
+                }
+            )*
+        }
+    };
+}
+pub(crate) use also_on_postgres;
+
+/// A fresh database on the test server, or `None` (reported as skipped) without one.
+pub async fn scratch_database(what: &str) -> Option<ScratchDatabase> {
+    let server = test_server(what).await?;
+    Some(
+        ScratchDatabase::create(&server, "roster_test")
+            .await
+            .expect("a scratch database"),
+    )
+}
+
+/// The configuration of a test server over the database at `url` on a free loopback port,
+/// with `extra` flags; the environment is ignored.
+pub fn test_config_on_database(url: &str, extra: &[&str]) -> Config {
+    // A small pool: tests run side by side, several replicas each, on one server.
+    let mut flags = vec![
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--database-url",
+        url,
+        "--database-pool",
+        "4",
+    ];
+    flags.extend_from_slice(extra);
+    Config::from_flags(flags).expect("test flags parse")
+}
+
+/// A service (one replica) over the database at `url`, which the caller keeps.
+pub async fn spawn_replica(url: &str) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config = test_config_on_database(url, &[]);
+    let mut app = run(dir, config).await;
+    app.database_url = Some(url.to_owned());
+    app
+}
+
 async fn start(dir: TempDir) -> TestApp {
+    if let Some(server) = POSTGRES_SERVER.with(|server| server.borrow().clone()) {
+        let database = ScratchDatabase::create(&server, "roster_test")
+            .await
+            .expect("a scratch database");
+        let seed = dir.path().join("users.json");
+        if seed.exists() {
+            roster::adapters::transfer::import_file(
+                &seed,
+                database.url(),
+                Duration::from_secs(5),
+                false,
+                &|_, _| {},
+            )
+            .await
+            .expect("the seed imports");
+        }
+        let config = test_config_on_database(database.url(), &[]);
+        let mut app = run(dir, config).await;
+        app.database_url = Some(database.url().to_owned());
+        app._database = Some(database);
+        return app;
+    }
     let data_file = dir.path().join("users.json");
     let config = test_config(&data_file, &[]);
+    run(dir, config).await
+}
+
+async fn run(dir: TempDir, config: Config) -> TestApp {
+    let data_file = dir.path().join("users.json");
     let app = Application::build(config).await.expect("the app builds");
     let address = app.local_addr();
     assert!(address.ip().is_loopback(), "bound to {address}");
@@ -87,6 +205,8 @@ async fn start(dir: TempDir) -> TestApp {
         data_file,
         dir,
         shutdown: Some(tx),
+        database_url: None,
+        _database: None,
     }
 }
 
@@ -218,8 +338,27 @@ impl TestApp {
         names_of(&answer["data"]["allUsers"])
     }
 
+    /// Over PostgreSQL: exports the database into `data_file`, so the `file_*` helpers
+    /// read what the database holds, in the file's format.
+    fn export_if_on_database(&self) {
+        let Some(url) = &self.database_url else { return };
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                roster::adapters::transfer::export_file(
+                    &self.data_file,
+                    url,
+                    Duration::from_secs(5),
+                    &|_, _| {},
+                )
+                .await
+                .expect("the database exports");
+            });
+        });
+    }
+
     /// The data file parsed as JSON.
     pub fn file_json(&self) -> Value {
+        self.export_if_on_database();
         let bytes = std::fs::read(&self.data_file).expect("the data file exists");
         serde_json::from_slice(&bytes).unwrap_or_else(|err| {
             panic!(
@@ -239,6 +378,7 @@ impl TestApp {
     }
 
     pub fn file_bytes(&self) -> Vec<u8> {
+        self.export_if_on_database();
         std::fs::read(&self.data_file).expect("the data file exists")
     }
 

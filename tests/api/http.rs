@@ -198,3 +198,14 @@ async fn delete_on_graphql_answers_405_with_a_json_body() {
     assert_eq!(status, 405, "{body}");
     assert_has_error_messages(&body);
 }
+
+// The HTTP surface over PostgreSQL too (the health test names the data file, so it stays file-only).
+crate::helpers::also_on_postgres!(
+    post_graphql_accepts_json_with_a_charset_parameter,
+    post_graphql_answers_415_with_the_reference_message_to_any_other_content_type,
+    post_graphql_answers_400_to_malformed_json_or_a_body_that_is_not_a_graphql_request,
+    post_graphql_accepts_one_mebibyte_and_answers_413_to_one_byte_more,
+    get_graphql_serves_the_console_and_never_executes_the_query_parameter,
+    an_unknown_route_answers_404_with_a_json_body,
+    delete_on_graphql_answers_405_with_a_json_body,
+);

@@ -19,17 +19,17 @@ const EVENTS: &str =
     "subscription($kinds: [UserEventKind!]) { userEvents(kinds: $kinds) { kind at user { id name email } } }";
 
 /// A graphql-transport-ws subscription to `userEvents`.
-pub struct Subscriber {
+pub(crate) struct Subscriber {
     socket: Socket,
 }
 
 impl Subscriber {
-    async fn open(app: &TestApp, kinds: Value) -> Self {
+    pub(crate) async fn open(app: &TestApp, kinds: Value) -> Self {
         Self::open_query(app, EVENTS, json!({ "kinds": kinds })).await
     }
 
     /// A subscription with any `userEvents` document and variables.
-    pub async fn open_query(app: &TestApp, query: &str, variables: Value) -> Self {
+    pub(crate) async fn open_query(app: &TestApp, query: &str, variables: Value) -> Self {
         let url = app.base.replace("http://", "ws://") + "/graphql";
         let mut request = url.into_client_request().unwrap();
         request
@@ -58,7 +58,7 @@ impl Subscriber {
     }
 
     /// The next event as `(kind, name)`, or `None` if none comes within `wait`.
-    async fn next_event(&mut self, wait: Duration) -> Option<(String, String, Value)> {
+    pub(crate) async fn next_event(&mut self, wait: Duration) -> Option<(String, String, Value)> {
         let message = tokio::time::timeout(wait, next_json(&mut self.socket))
             .await
             .ok()?;
@@ -71,7 +71,7 @@ impl Subscriber {
 
     /// Waits until the subscription is live: the server registers it asynchronously, so
     /// probe with a create until its event arrives, then drain the probes.
-    pub async fn sync(&mut self, app: &TestApp, probe: &str) {
+    pub(crate) async fn sync(&mut self, app: &TestApp, probe: &str) {
         for attempt in 0..50 {
             app.create_ok(probe, &format!("{probe}-{attempt}@probe.test"))
                 .await;
@@ -254,3 +254,6 @@ async fn a_plain_get_of_the_endpoint_still_serves_the_console() {
     let page = response.text().await.unwrap();
     assert!(page.contains("<title>Roster console</title>"), "{page}");
 }
+
+// Over PostgreSQL, events are tested with replicas in `postgres_replicas.rs`.
+crate::helpers::also_on_postgres!(a_plain_get_of_the_endpoint_still_serves_the_console,);

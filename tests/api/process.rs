@@ -18,10 +18,26 @@ pub struct RosterProcess {
 
 impl RosterProcess {
     pub async fn start(data_file: &Path) -> Self {
+        Self::spawn(&["--data-file".as_ref(), data_file.as_os_str()]).await
+    }
+
+    /// A replica over the database at `url`.
+    pub async fn start_on_database(url: &str) -> Self {
+        Self::spawn(&["--database-url".as_ref(), url.as_ref()]).await
+    }
+
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    async fn spawn(store: &[&std::ffi::OsStr]) -> Self {
         let port = free_port();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data-file"])
-            .arg(data_file)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(store)
+            .env_remove("DATABASE_URL")
+            .env_remove("USERS_JSON_PATH")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -202,3 +202,13 @@ async fn bulk_update_reports_the_unknown_id_and_the_watcher_sees_an_external_edi
     let after = app.gql("{ allUsers { id } }", json!({})).await;
     assert_eq!(after["data"]["allUsers"], json!([]), "{after}");
 }
+
+// The reference scenarios that are not about the file itself, over PostgreSQL too.
+crate::helpers::also_on_postgres!(
+    health_answers_ok_with_a_timestamp,
+    graphql_rejects_a_non_json_request,
+    create_user_then_the_same_email_again_is_refused,
+    search_and_fuzzy_find_bob_and_bobby,
+    update_user_changes_a_user_and_refuses_an_unknown_id,
+    delete_user_removes_a_user_and_refuses_a_second_time,
+);

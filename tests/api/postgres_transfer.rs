@@ -1,0 +1,175 @@
+//! `roster import` and `roster export` with the real binary (SPEC §1, §8): a user list goes
+//! into the database and comes back the same, with the keys and records the API does not
+//! show, in file order; a non-empty database is only replaced on request.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{names_of, scratch_database, spawn_replica};
+
+/// Runs `roster <args>` over the database at `url` to its end: exit code and stderr.
+async fn roster(args: &[&str], url: &str) -> (Option<i32>, String) {
+    crate::postgres_outage::run_roster(args, Some(url)).await
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+/// `value` with every timestamp written as the instant it names, so two forms of the same
+/// time compare equal.
+fn instants(value: &Value) -> Value {
+    let mut value = value.clone();
+    for record in value.as_array_mut().into_iter().flatten() {
+        for key in ["created_at", "updated_at"] {
+            let Some(text) = record.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            let at = chrono::DateTime::parse_from_rfc3339(text)
+                .map(|at| at.with_timezone(&chrono::Utc))
+                .or_else(|_| {
+                    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|at| at.and_utc())
+                });
+            if let Ok(at) = at {
+                record[key] = json!(at.timestamp_micros());
+            }
+        }
+    }
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_of_an_import_gives_back_the_same_list_and_the_api_hides_what_is_not_a_user() {
+    let Some(database) = scratch_database("import/export round trip").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let original = json!([
+        "a note someone left",
+        {"id": "u1", "name": "Ann", "email": "ann@x.com", "created_at": "2024-05-01T10:00:00.123456",
+         "updated_at": "2024-05-01T12:00:00+02:00", "role": "admin", "tags": ["a", {"b": 1.5}]},
+        {"id": 7, "name": "not a user: its id is a number"},
+        {"id": "u2", "name": "Bob", "email": "bob@x.com", "created_at": "yesterday", "updated_at": null},
+        {"id": "u0", "name": "Cy", "email": "cy@x.com"}
+    ]);
+    let source = path(dir.path(), "source.json");
+    std::fs::write(&source, serde_json::to_vec_pretty(&original).unwrap()).unwrap();
+
+    let (code, stderr) = roster(&["import", &source], database.url()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("imported 3 users and 2 hidden records"),
+        "{stderr}"
+    );
+
+    let app = spawn_replica(database.url()).await;
+    let users = app.all_users().await;
+    assert_eq!(
+        names_of(&Value::Array(users.clone())),
+        ["Ann", "Bob", "Cy"],
+        "file order, users only"
+    );
+    assert_eq!(
+        users[0]["createdAt"], "2024-05-01T10:00:00.123456Z",
+        "naive read as UTC"
+    );
+    assert_eq!(users[0]["updatedAt"], "2024-05-01T10:00:00.000000Z");
+    assert_eq!(users[1]["createdAt"], Value::Null);
+    let created = app.create_ok("Dee", "dee@x.com").await;
+
+    let target = path(dir.path(), "export.json");
+    let (code, stderr) = roster(&["export", &target], database.url()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let exported: Value = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
+    let mut expected = original.as_array().unwrap().clone();
+    let dee = exported.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        dee["id"],
+        created.as_str(),
+        "a new user comes after every imported record"
+    );
+    expected.push(dee);
+    assert_eq!(instants(&exported), instants(&Value::Array(expected)));
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        text.starts_with("[\n  \"a note someone left\",\n  {\n    \"id\": \"u1\""),
+        "{text}"
+    );
+    assert!(text.ends_with("\n]\n"), "{text}");
+    assert!(
+        text.contains("\"updated_at\": \"2024-05-01T10:00:00.000000Z\""),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_refuses_a_non_empty_database_unless_told_to_replace_it() {
+    let Some(database) = scratch_database("import into a non-empty database").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = path(dir.path(), "first.json");
+    std::fs::write(&first, r#"[{"id":"a","name":"Ann","email":"ann@x.com"}]"#).unwrap();
+    let second = path(dir.path(), "second.json");
+    std::fs::write(&second, r#"[{"id":"b","name":"Bob","email":"bob@x.com"}]"#).unwrap();
+    assert_eq!(roster(&["import", &first], database.url()).await.0, Some(0));
+    let app = spawn_replica(database.url()).await;
+
+    let (code, stderr) = roster(&["import", &second], database.url()).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("already holds 1 users") && stderr.contains("--replace"),
+        "{stderr}"
+    );
+    assert_eq!(app.names("").await, ["Ann"]);
+
+    let (code, stderr) = roster(&["import", "--replace", &second], database.url()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    crate::helpers::eventually(
+        crate::helpers::WATCH_DEADLINE,
+        "a running replica sees the import",
+        || async { app.names("").await == ["Bob"] },
+    )
+    .await;
+
+    let clash = path(dir.path(), "clash.json");
+    std::fs::write(
+        &clash,
+        r#"[{"id":"c","name":"C","email":"same@x.com"},{"id":"d","name":"D","email":"SAME@x.com"}]"#,
+    )
+    .unwrap();
+    let (code, stderr) = roster(&["import", "--replace", &clash], database.url()).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("share the email"), "{stderr}");
+    assert_eq!(app.names("").await, ["Bob"], "a refused import changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_export_of_a_large_file_report_their_progress() {
+    let Some(database) = scratch_database("progress of a large import").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let users: Vec<Value> = (0..20_000)
+        .map(|n| json!({"id": format!("u{n}"), "name": format!("User {n}"), "email": format!("u{n}@x.com")}))
+        .collect();
+    let source = path(dir.path(), "large.json");
+    std::fs::write(&source, serde_json::to_vec(&users).unwrap()).unwrap();
+    let (code, stderr) = roster(&["import", &source], database.url()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("imported 10000 of 20000 records"), "{stderr}");
+    let target = path(dir.path(), "out.json");
+    let (code, stderr) = roster(&["export", &target], database.url()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("exported 20000 of 20000 records"), "{stderr}");
+    let exported: Vec<Value> = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
+    assert_eq!(exported, users);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_without_a_database_url_says_what_is_missing() {
+    let (code, stderr) = crate::postgres_outage::run_roster(&["import", "users.json"], None).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("need --database-url"), "{stderr}");
+}
