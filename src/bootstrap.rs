@@ -14,13 +14,14 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::adapters::cache::{CACHE_TTL, CachedUserRepository};
-use crate::adapters::graphql::build_schema;
-use crate::adapters::http;
+use crate::adapters::graphql::{QueryLimits, SchemaSettings, build_schema_with};
+use crate::adapters::http::server::ServerSettings;
+use crate::adapters::http::{self, HttpSettings, Tokens};
 use crate::adapters::json_file::{JsonFileUserRepository, OpenError};
 use crate::adapters::system::{SystemClock, UuidV4Generator};
 use crate::adapters::watcher::FileWatcher;
 use crate::app::AppServices;
-use crate::config::Config;
+use crate::config::{Config, Exposure, Secret};
 use crate::ports::UserRepository;
 
 /// Why the service could not start.
@@ -34,6 +35,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the token file {path}: {reason}")]
+    TokenFile { path: String, reason: String },
 }
 
 /// A fully wired service, bound to its address and ready to run.
@@ -44,6 +47,51 @@ pub struct Application {
     watcher: Option<FileWatcher>,
     /// Reloads the store when the file changes, so subscribers hear of external edits.
     refresher: JoinHandle<()>,
+    server: ServerSettings,
+    /// Set when shutdown begins: connections drain and WebSockets close.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// A token given directly, or read from a file (trimmed; empty is an error).
+fn token(direct: Option<&Secret>, file: Option<&std::path::Path>) -> Result<Option<String>, StartupError> {
+    if let Some(secret) = direct {
+        return Ok(Some(secret.expose().to_owned()));
+    }
+    let Some(path) = file else { return Ok(None) };
+    let failed = |reason: String| StartupError::TokenFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| failed(err.to_string()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(failed("it is empty".to_owned()));
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// Whether `host` is only reachable from this machine.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn schema_settings(exposure: &Exposure, tokens: &Tokens) -> SchemaSettings {
+    SchemaSettings {
+        limits: QueryLimits {
+            max_depth: exposure.max_query_depth,
+            max_fields: exposure.max_query_fields,
+            max_cost: exposure.max_query_cost,
+            request_timeout: exposure.request_timeout,
+        },
+        access: tokens.policy(),
+        cache_bytes: usize::try_from(exposure.query_cache_mib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1024 * 1024),
+    }
 }
 
 /// Waits for the watcher's signal (or the cache TTL, as a safety net) and asks the store
@@ -89,7 +137,36 @@ impl Application {
             }
         };
         let services = AppServices::new(cache, Arc::new(SystemClock), Arc::new(UuidV4Generator));
-        let router = http::router(build_schema(services.clone()), services);
+        let exposure = &config.exposure;
+        let read = token(exposure.read_token.as_ref(), exposure.read_token_file.as_deref())?;
+        let write = token(
+            exposure.write_token.as_ref(),
+            exposure.write_token_file.as_deref(),
+        )?;
+        let tokens = Arc::new(Tokens::new(read.as_deref(), write.as_deref()));
+        if read.is_none() && write.is_none() && !is_loopback(&config.host) {
+            tracing::warn!(
+                host = %config.host,
+                "listening beyond this machine with no token: anyone who can reach it can read and change every user (set --write-token and --read-token)"
+            );
+        }
+        let (closing, closing_watch) = tokio::sync::watch::channel(false);
+        let schema = build_schema_with(services.clone(), schema_settings(exposure, &tokens));
+        let http_settings = HttpSettings {
+            tokens,
+            cors_origins: exposure.cors_origins.clone(),
+            body_timeout: exposure.body_timeout,
+            max_websockets: exposure.max_websockets as usize,
+            ws_init_timeout: exposure.ws_init_timeout,
+            closing: closing_watch,
+        };
+        let router = http::router_with(schema, services, http_settings);
+        let server = ServerSettings {
+            max_connections: exposure.max_connections as usize,
+            header_timeout: exposure.header_timeout,
+            idle_timeout: exposure.idle_timeout,
+            shutdown_timeout: exposure.shutdown_timeout,
+        };
         let address = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .await
@@ -99,6 +176,8 @@ impl Application {
             router,
             watcher,
             refresher,
+            server,
+            closing,
         })
     }
 
@@ -110,7 +189,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish (so every pending write completes) and returns.
+    /// finish (so every pending write completes) for at most the shutdown deadline, drops
+    /// what is still open, and returns.
     ///
     /// # Errors
     /// An I/O error from the listener.
@@ -120,10 +200,10 @@ impl Application {
             router,
             watcher,
             refresher,
+            server,
+            closing,
         } = self;
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = http::server::serve(listener, router, server, closing, shutdown).await;
         drop(watcher);
         refresher.abort();
         served

@@ -2,7 +2,10 @@
 //!
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 
+mod access;
+mod cost;
 mod errors;
+mod limits;
 mod logging;
 mod parse_cache;
 mod schema;
@@ -11,5 +14,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use access::{Access, AccessPolicy, NEEDS_A_TOKEN};
 pub use errors::ErrorCode;
-pub use schema::{MAX_COMPLEXITY, MAX_DEPTH, RosterSchema, build_schema, schema_sdl};
+pub use limits::QueryLimits;
+pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};

@@ -4,7 +4,9 @@ use async_graphql::futures_util::Stream;
 use async_graphql::futures_util::stream;
 use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
+use super::access::AccessPolicy;
 use super::errors::{self, ErrorCode, ErrorCodes};
+use super::limits::QueryLimits;
 use super::logging::FieldLogger;
 use super::parse_cache::ParseCache;
 use super::types::{
@@ -20,24 +22,45 @@ use crate::app::{
 use crate::domain::BulkMode;
 use crate::domain::pagination::PageRequest;
 
-/// How deeply a query may nest (SPEC §2).
-pub const MAX_DEPTH: usize = 20;
-/// How many fields a query may select in all. The standard introspection query needs a
-/// few hundred; ordinary queries far fewer.
-pub const MAX_COMPLEXITY: usize = 2_000;
-
 /// The executable schema.
 pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Builds the schema over the use cases, with the limits and the logging extension.
+/// What the schema enforces beyond its types: limits, tokens and the caches' budget.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaSettings {
+    pub limits: QueryLimits,
+    pub access: AccessPolicy,
+    /// The most bytes each parse and validation cache may hold.
+    pub cache_bytes: usize,
+}
+
+impl Default for SchemaSettings {
+    fn default() -> Self {
+        Self {
+            limits: QueryLimits::default(),
+            access: AccessPolicy::default(),
+            cache_bytes: super::parse_cache::DEFAULT_BUDGET_BYTES,
+        }
+    }
+}
+
+/// Builds the schema over the use cases, with the default settings.
 pub fn build_schema(services: AppServices) -> RosterSchema {
+    build_schema_with(services, SchemaSettings::default())
+}
+
+/// Builds the schema over the use cases with these settings. The order of the extensions
+/// matters: errors are coded last, the limits measure a document the access guard let
+/// through, the parse cache is innermost (it parses), and only documents within the limits
+/// reach validation.
+pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> RosterSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
         .extension(ErrorCodes)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
         .extension(FieldLogger)
-        .extension(ParseCache::default())
+        .extension(settings.limits)
+        .extension(settings.access)
+        .extension(ParseCache::with_budget(settings.cache_bytes))
         .finish()
 }
 

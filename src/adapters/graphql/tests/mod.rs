@@ -3,6 +3,7 @@
 
 mod beyond;
 mod contract;
+mod limits;
 
 use std::sync::Arc;
 
