@@ -63,9 +63,21 @@ pub fn test_config(data_file: &Path, extra: &[&str]) -> Config {
     Config::from_flags(flags).expect("test flags parse")
 }
 
+/// A service over a data file holding `users` (pretty JSON), started with `flags`.
+pub async fn spawn_app_with_flags(users: &Value, flags: &[&str]) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let bytes = serde_json::to_vec_pretty(users).expect("serialise the seed");
+    std::fs::write(dir.path().join("users.json"), bytes).expect("seed the data file");
+    start_with(dir, flags).await
+}
+
 async fn start(dir: TempDir) -> TestApp {
+    start_with(dir, &[]).await
+}
+
+async fn start_with(dir: TempDir, flags: &[&str]) -> TestApp {
     let data_file = dir.path().join("users.json");
-    let config = test_config(&data_file, &[]);
+    let config = test_config(&data_file, flags);
     let app = Application::build(config).await.expect("the app builds");
     let address = app.local_addr();
     assert!(address.ip().is_loopback(), "bound to {address}");

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::helpers::free_port;
 
 /// A `roster` command with no inherited configuration.
-fn roster() -> Command {
+pub(crate) fn roster() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
     for var in ["USERS_JSON_PATH", "PORT", "HOST", "RUST_LOG"] {
         command.env_remove(var);
@@ -55,15 +55,15 @@ fn strip_ansi(text: &str) -> String {
 }
 
 /// A started server process with its output being collected.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     stderr: JoinHandle<String>,
     client: reqwest::Client,
 }
 
 impl Server {
-    async fn start(mut command: Command, port: u16) -> Self {
+    pub(crate) async fn start(mut command: Command, port: u16) -> Self {
         let mut child = command.spawn().expect("roster starts");
         let stderr = drain(child.stderr.take().expect("stderr"));
         let _stdout = drain(child.stdout.take().expect("stdout"));
@@ -87,7 +87,7 @@ impl Server {
         }
     }
 
-    async fn gql(&self, query: &str, variables: Value) -> Value {
+    pub(crate) async fn gql(&self, query: &str, variables: Value) -> Value {
         self.client
             .post(format!("{}/graphql", self.base))
             .json(&json!({ "query": query, "variables": variables }))
@@ -100,7 +100,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the exit; returns the status and everything on stderr.
-    async fn terminate(mut self) -> (ExitStatus, String) {
+    pub(crate) async fn terminate(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().expect("still running");
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -119,7 +119,7 @@ impl Server {
     }
 }
 
-fn serve_command(port: u16, data_file: &Path) -> Command {
+pub(crate) fn serve_command(port: u16, data_file: &Path) -> Command {
     let mut command = roster();
     command
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--data-file"])
