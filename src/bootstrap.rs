@@ -209,3 +209,31 @@ impl Application {
         served
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_count_as_private() {
+        for host in ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost", "LOCALHOST"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["0.0.0.0", "::", "192.168.1.5", "example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_token_file_is_trimmed_and_an_empty_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  s3cret\n").unwrap();
+        assert_eq!(token(None, Some(&file)).unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(&file, "\n").unwrap();
+        let err = token(None, Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("empty") && !err.contains("s3cret"), "{err}");
+        assert!(token(None, Some(&dir.path().join("missing"))).is_err());
+        assert_eq!(token(None, None).unwrap(), None);
+    }
+}

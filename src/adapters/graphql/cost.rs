@@ -23,6 +23,7 @@
 //! Nesting through spreads and inline fragments is bounded too ([`MAX_NESTING`]), which keeps
 //! this walk, the validator's and the executor's recursion shallow.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use async_graphql::parser::Positioned;
@@ -92,7 +93,7 @@ pub fn measure(
         defaults,
         users,
         fragments: HashMap::new(),
-        introspection: IntrospectionBounds::of(registry),
+        introspection: OnceCell::new(),
     };
     let mut total = Measure::default();
     for (name, fragment) in &document.fragments {
@@ -139,7 +140,8 @@ struct Walk<'a> {
     defaults: HashMap<&'a str, &'a ConstValue>,
     users: Option<u64>,
     fragments: HashMap<&'a str, Memo>,
-    introspection: IntrospectionBounds,
+    /// Read from the registry the first time an introspection list is met.
+    introspection: OnceCell<IntrospectionBounds>,
 }
 
 impl<'a> Walk<'a> {
@@ -240,11 +242,13 @@ impl<'a> Walk<'a> {
                 .map(|(_, value)| self.resolve(&value.node))
         };
         if parent.starts_with("__") {
-            return Ok(if is_list {
-                self.introspection.items(field)
-            } else {
-                1
-            });
+            if !is_list {
+                return Ok(1);
+            }
+            let bounds = self
+                .introspection
+                .get_or_init(|| IntrospectionBounds::of(self.registry));
+            return Ok(bounds.items(field));
         }
         if returns.ends_with("Connection") {
             let page = [argument("first"), argument("last")]

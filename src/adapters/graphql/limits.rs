@@ -10,7 +10,7 @@
 //!
 //! The extension sits on the schema, so the WebSocket transport gets the same limits as HTTP.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::extensions::{
@@ -52,17 +52,12 @@ impl Default for QueryLimits {
 
 impl ExtensionFactory for QueryLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitGuard {
-            limits: *self,
-            operation: Mutex::new(None),
-        })
+        Arc::new(LimitGuard { limits: *self })
     }
 }
 
 struct LimitGuard {
     limits: QueryLimits,
-    /// The operation this request asked for, to name it in a timeout's log line.
-    operation: Mutex<Option<String>>,
 }
 
 #[async_trait::async_trait]
@@ -74,7 +69,6 @@ impl Extension for LimitGuard {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         check_nesting(&request.query)?;
-        *self.operation.lock().unwrap_or_else(|p| p.into_inner()) = request.operation_name.clone();
         next.run(ctx, request).await
     }
 
@@ -131,9 +125,8 @@ impl Extension for LimitGuard {
         match tokio::time::timeout(timeout, next.run(ctx, operation_name)).await {
             Ok(response) => response,
             Err(_) => {
-                let operation = self.operation.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 tracing::warn!(
-                    ?operation,
+                    operation = operation_name.unwrap_or_default(),
                     timeout_s = timeout.as_secs_f64(),
                     "request stopped at its deadline"
                 );
