@@ -23,6 +23,10 @@ use super::cost::{self, MAX_NESTING, Unmeasurable};
 use super::errors::ErrorCode;
 use crate::app::AppServices;
 
+/// The most tokens (names, numbers, strings, punctuation) a query may have. A bulk update of
+/// 10,000 items written inline has about 90,000; larger inputs belong in variables, which
+/// are JSON and not parsed as GraphQL.
+pub const MAX_TOKENS: usize = 100_000;
 /// How long an excerpt of the query a syntax error quotes, in characters either side.
 const EXCERPT_CHARS: usize = 40;
 
@@ -68,7 +72,7 @@ impl Extension for LimitGuard {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        check_nesting(&request.query)?;
+        check_text(&request.query)?;
         next.run(ctx, request).await
     }
 
@@ -169,14 +173,25 @@ async fn user_count(ctx: &ExtensionContext<'_>) -> u64 {
     }
 }
 
-/// Refuses a query whose brackets nest deeper than any document the limits allow, before
-/// the recursive parser walks it. Strings and comments are skipped.
-fn check_nesting(query: &str) -> ServerResult<()> {
+/// Refuses, in one pass over the text and before the parser sees it, a query whose brackets
+/// nest deeper than any document the limits allow (the parser is recursive) or that has more
+/// than [`MAX_TOKENS`] tokens (parsing a megabyte of one-letter fields takes a second and
+/// 120 MB, only for the document to be refused for its field count). Strings count as one
+/// token and comments as none.
+fn check_text(query: &str) -> ServerResult<()> {
     let bytes = query.as_bytes();
     let mut depth = 0usize;
+    let mut tokens = 0usize;
+    let mut in_word = false;
     let mut at = 0;
     while at < bytes.len() {
-        match bytes[at] {
+        let byte = bytes[at];
+        let word = byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80;
+        if word && !in_word || !word && !matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | b',' | b'#') {
+            tokens += 1;
+        }
+        in_word = word;
+        match byte {
             b'{' | b'[' | b'(' => {
                 depth += 1;
                 if depth > MAX_NESTING {
@@ -212,6 +227,11 @@ fn check_nesting(query: &str) -> ServerResult<()> {
             _ => {}
         }
         at += 1;
+    }
+    if tokens > MAX_TOKENS {
+        return Err(refuse(&format!(
+            "The query has more than {MAX_TOKENS} tokens; send large inputs as variables."
+        )));
     }
     Ok(())
 }
@@ -267,15 +287,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_megabyte_of_one_letter_fields_is_too_many_tokens_but_a_long_string_is_one() {
+        assert!(check_text(&format!("{{ {} }}", "a ".repeat(100_001))).is_err());
+        assert!(check_text(&format!("{{ {} }}", "a ".repeat(99_000))).is_ok());
+        let string = format!("{{ allUsers(search: \"{}\") {{ id }} }}", "a b ".repeat(250_000));
+        assert!(check_text(&string).is_ok());
+        let commas = format!("{{ allUsers {{ id{} }} }}", ",".repeat(500_000));
+        assert!(check_text(&commas).is_ok());
+    }
+
+    #[test]
     fn nesting_counts_brackets_outside_strings_and_comments() {
         let deep = format!("{{ a(x: {}1{}) }}", "[".repeat(70), "]".repeat(70));
-        assert!(check_nesting(&deep).is_err());
+        assert!(check_text(&deep).is_err());
         let quoted = format!("{{ a(x: \"{}\") }} # {}", "[".repeat(200), "{".repeat(200));
-        assert!(check_nesting(&quoted).is_ok());
+        assert!(check_text(&quoted).is_ok());
         let escaped = format!("{{ a(x: \"\\\"{}\") }}", "(".repeat(200));
-        assert!(check_nesting(&escaped).is_ok());
+        assert!(check_text(&escaped).is_ok());
         let block = format!("{{ a(x: \"\"\"a \"{}\" b\"\"\") }}", "{".repeat(200));
-        assert!(check_nesting(&block).is_ok());
+        assert!(check_text(&block).is_ok());
     }
 
     #[test]
