@@ -4,16 +4,12 @@
 //! The HTTP layer checks the `Authorization` header (and the WebSocket layer the upgrade's
 //! header or `connection_init`'s payload) and attaches the [`Access`] it grants to the
 //! request or the socket's session. Whether an operation is a mutation is only known once the
-//! document is parsed, so the guard sits on the schema: it refuses, with `UNAUTHENTICATED`,
-//! before validation or execution. The HTTP layer turns that code into a 401.
+//! document is parsed, so the check runs on the schema (in the request gate): it refuses,
+//! with `UNAUTHENTICATED`, before validation or execution. The HTTP layer turns that code into
+//! a 401.
 
-use std::sync::{Arc, Mutex};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-};
+use async_graphql::ServerResult;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
-use async_graphql::{Request, ServerResult, Variables};
 
 use super::errors::ErrorCode;
 
@@ -60,50 +56,34 @@ impl AccessPolicy {
     }
 }
 
-impl ExtensionFactory for AccessPolicy {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AccessGuard {
-            policy: *self,
-            operation: Mutex::new(None),
-        })
-    }
-}
-
-struct AccessGuard {
-    policy: AccessPolicy,
-    /// The operation the request names, to find out whether it is a mutation.
-    operation: Mutex<Option<String>>,
-}
-
-#[async_trait::async_trait]
-impl Extension for AccessGuard {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        *self.operation.lock().unwrap_or_else(|p| p.into_inner()) = request.operation_name.clone();
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let access = ctx.data_opt::<Access>().copied().unwrap_or_default();
-        if !self.policy.can_read(access) {
-            return Err(ErrorCode::Unauthenticated.server_error(NEEDS_A_TOKEN));
+impl AccessPolicy {
+    /// Refuses, before parsing, a caller who may not run anything.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` when a read token is needed and missing.
+    pub fn check_caller(self, access: Access) -> ServerResult<()> {
+        if self.can_read(access) {
+            Ok(())
+        } else {
+            Err(ErrorCode::Unauthenticated.server_error(NEEDS_A_TOKEN))
         }
-        let document = next.run(ctx, query, variables).await?;
-        let operation = self.operation.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if is_mutation(&document, operation.as_deref()) && !self.policy.can_write(access) {
+    }
+
+    /// Refuses the document when the operation that would run is a mutation the caller
+    /// may not run.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` when the write token is needed and missing.
+    pub fn check_operation(
+        self,
+        access: Access,
+        document: &ExecutableDocument,
+        operation: Option<&str>,
+    ) -> ServerResult<()> {
+        if is_mutation(document, operation) && !self.can_write(access) {
             return Err(ErrorCode::Unauthenticated.server_error(NEEDS_THE_WRITE_TOKEN));
         }
-        Ok(document)
+        Ok(())
     }
 }
 

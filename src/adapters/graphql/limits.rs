@@ -8,16 +8,15 @@
 //! the parser's echo of the whole line. Execution runs under a deadline, so a request that
 //! still takes too long is stopped (its future dropped), not just answered late.
 //!
-//! The extension sits on the schema, so the WebSocket transport gets the same limits as HTTP.
+//! The request gate ([`super::gate`]) applies these on the schema, so the WebSocket
+//! transport gets the same limits as HTTP.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-};
+use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, Response, ServerError, ServerResult, Variables};
+use async_graphql::{Response, ServerError, ServerResult, Variables};
 
 use super::cost::{self, MAX_NESTING, Unmeasurable};
 use super::errors::ErrorCode;
@@ -54,83 +53,62 @@ impl Default for QueryLimits {
     }
 }
 
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitGuard { limits: *self })
-    }
-}
-
-struct LimitGuard {
-    limits: QueryLimits,
-}
-
-#[async_trait::async_trait]
-impl Extension for LimitGuard {
-    async fn prepare_request(
+impl QueryLimits {
+    /// Refuses a document whose depth, expanded field count or answer size is over the
+    /// limits, in time linear in its size.
+    ///
+    /// # Errors
+    /// `BAD_USER_INPUT` naming the limit and the document's figure.
+    pub async fn check_document(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        check_text(&request.query)?;
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
+        document: &ExecutableDocument,
         variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next
-            .run(ctx, query, variables)
-            .await
-            .map_err(|err| shorten_syntax_error(err, query))?;
+    ) -> ServerResult<()> {
         let registry = &ctx.schema_env.registry;
-        let measured = match cost::measure(&document, registry, variables, None) {
+        let measured = match cost::measure(document, registry, variables, None) {
             Err(Unmeasurable::NeedsUserCount) => {
                 let users = user_count(ctx).await;
-                cost::measure(&document, registry, variables, Some(users))
+                cost::measure(document, registry, variables, Some(users))
             }
             other => other,
         };
         let measure = measured.map_err(|why| refuse(&unmeasurable_message(&why)))?;
-        let limits = &self.limits;
-        if measure.depth > limits.max_depth {
+        if measure.depth > self.max_depth {
             return Err(refuse(&format!(
                 "Query is nested too deep: its fields nest {} levels; at most {} are allowed.",
-                measure.depth, limits.max_depth
+                measure.depth, self.max_depth
             )));
         }
-        if measure.fields > limits.max_fields {
+        if measure.fields > self.max_fields {
             return Err(refuse(&format!(
                 "The query selects {} fields with its fragments expanded; at most {} are allowed.",
-                measure.fields, limits.max_fields
+                measure.fields, self.max_fields
             )));
         }
-        if measure.cost > limits.max_cost {
+        if measure.cost > self.max_cost {
             return Err(refuse(&format!(
                 "The answer could hold {} values (lists counted by what they can return: every user \
                  for a list without a limit); at most {} are allowed. Use limit, first or fewer aliases.",
-                measure.cost, limits.max_cost
+                measure.cost, self.max_cost
             )));
         }
-        Ok(document)
+        Ok(())
     }
 
-    async fn execute(
+    /// Runs an operation under the deadline; past it the operation's future is dropped (its
+    /// work stops at its next await) and the answer is `REQUEST_TIMEOUT`.
+    pub async fn with_deadline(
         &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
+        operation: Option<&str>,
+        execution: impl Future<Output = Response>,
     ) -> Response {
-        let timeout = self.limits.request_timeout;
-        match tokio::time::timeout(timeout, next.run(ctx, operation_name)).await {
+        let timeout = self.request_timeout;
+        match tokio::time::timeout(timeout, execution).await {
             Ok(response) => response,
             Err(_) => {
                 tracing::warn!(
-                    operation = operation_name.unwrap_or_default(),
+                    operation = operation.unwrap_or_default(),
                     timeout_s = timeout.as_secs_f64(),
                     "request stopped at its deadline"
                 );
@@ -178,7 +156,7 @@ async fn user_count(ctx: &ExtensionContext<'_>) -> u64 {
 /// than [`MAX_TOKENS`] tokens (parsing a megabyte of one-letter fields takes a second and
 /// 120 MB, only for the document to be refused for its field count). Strings count as one
 /// token and comments as none.
-fn check_text(query: &str) -> ServerResult<()> {
+pub fn check_text(query: &str) -> ServerResult<()> {
     let bytes = query.as_bytes();
     let mut depth = 0usize;
     let mut tokens = 0usize;
@@ -238,7 +216,7 @@ fn check_text(query: &str) -> ServerResult<()> {
 
 /// Replaces the parser's message (which echoes the whole offending line with caret padding,
 /// 2 MB for a 1 MB one-line query) by the position, what was expected, and a short excerpt.
-fn shorten_syntax_error(mut err: ServerError, query: &str) -> ServerError {
+pub fn shorten_syntax_error(mut err: ServerError, query: &str) -> ServerError {
     let expected = err
         .message
         .lines()

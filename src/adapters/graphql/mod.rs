@@ -5,6 +5,7 @@
 mod access;
 mod cost;
 mod errors;
+mod gate;
 mod limits;
 mod logging;
 mod parse_cache;

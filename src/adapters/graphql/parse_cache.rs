@@ -16,11 +16,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextValidation,
-};
+use async_graphql::extensions::{ExtensionContext, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
 
 /// Requests whose query (or query and variables) are longer than this are parsed and
 /// validated afresh rather than remembered.
@@ -32,9 +30,11 @@ const VALIDATION_OVERHEAD_BYTES: usize = 256;
 /// The default budget of each cache.
 pub const DEFAULT_BUDGET_BYTES: usize = 32 * 1024 * 1024;
 
-type Validated = Result<ValidationResult, Vec<ServerError>>;
+/// What validating a request answered.
+pub type Validated = Result<ValidationResult, Vec<ServerError>>;
 
-/// Shares the caches between every request.
+/// Shares the caches between every request; cloning shares them too.
+#[derive(Clone)]
 pub struct ParseCache {
     documents: Arc<Mutex<Bounded<ExecutableDocument>>>,
     validations: Arc<Mutex<Bounded<Validated>>>,
@@ -101,23 +101,6 @@ fn validation_bytes(key: &str, validated: &Validated) -> usize {
     key.len() + messages + VALIDATION_OVERHEAD_BYTES
 }
 
-impl ExtensionFactory for ParseCache {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CachedParse {
-            documents: Arc::clone(&self.documents),
-            validations: Arc::clone(&self.validations),
-            key: Mutex::new(None),
-        })
-    }
-}
-
-struct CachedParse {
-    documents: Arc<Mutex<Bounded<ExecutableDocument>>>,
-    validations: Arc<Mutex<Bounded<Validated>>>,
-    /// This request's validation key, once known.
-    key: Mutex<Option<String>>,
-}
-
 fn remember<V: Clone>(cache: &Mutex<Bounded<V>>, key: String, value: &V, bytes: usize) {
     cache
         .lock()
@@ -125,36 +108,26 @@ fn remember<V: Clone>(cache: &Mutex<Bounded<V>>, key: String, value: &V, bytes: 
         .insert(key, value.clone(), bytes);
 }
 
-#[async_trait::async_trait]
-impl Extension for CachedParse {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if request.query.len() <= MAX_KEY_BYTES {
-            let variables = serde_json::to_string(&request.variables).unwrap_or_default();
-            let operation = request.operation_name.as_deref().unwrap_or_default();
-            let key = format!("{}\u{0}{operation}\u{0}{variables}", request.query);
-            if key.len() <= MAX_KEY_BYTES {
-                *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
-            }
+impl ParseCache {
+    /// The key a request's validation is remembered under, unless it is too long to keep.
+    pub fn validation_key(request: &Request) -> Option<String> {
+        if request.query.len() > MAX_KEY_BYTES {
+            return None;
         }
-        next.run(ctx, request).await
+        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
+        let operation = request.operation_name.as_deref().unwrap_or_default();
+        let key = format!("{}\u{0}{operation}\u{0}{variables}", request.query);
+        (key.len() <= MAX_KEY_BYTES).then_some(key)
     }
 
-    /// Parses (or remembers) the document. It parses with the parser directly instead of
-    /// calling `next`, because async-graphql's own step after parsing checks recursion depth
-    /// by expanding every fragment spread, which takes exponential time on a fragment
-    /// fan-out; the limits extension measures the document instead, in linear time.
-    async fn parse_query(
-        &self,
-        _ctx: &ExtensionContext<'_>,
-        query: &str,
-        _variables: &Variables,
-        _next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
+    /// Parses (or remembers) the document. It uses the parser directly rather than
+    /// async-graphql's parsing step, which then checks recursion depth by expanding every
+    /// fragment spread, in exponential time on a fragment fan-out; the limits measure the
+    /// document instead, in linear time.
+    ///
+    /// # Errors
+    /// The parser's error.
+    pub fn parse(&self, query: &str) -> ServerResult<ExecutableDocument> {
         if query.len() > MAX_KEY_BYTES {
             return async_graphql::parser::parse_query(query).map_err(Into::into);
         }
@@ -172,8 +145,13 @@ impl Extension for CachedParse {
         Ok(document)
     }
 
-    async fn validation(&self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>) -> Validated {
-        let key = self.key.lock().unwrap_or_else(|p| p.into_inner()).take();
+    /// Validates through `next`, or answers what validating under `key` answered before.
+    pub async fn validate(
+        &self,
+        key: Option<String>,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Validated {
         let Some(key) = key else {
             return next.run(ctx).await;
         };

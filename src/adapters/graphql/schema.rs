@@ -6,6 +6,7 @@ use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
 use super::access::AccessPolicy;
 use super::errors::{self, ErrorCode, ErrorCodes};
+use super::gate::Gate;
 use super::limits::QueryLimits;
 use super::logging::FieldLogger;
 use super::parse_cache::ParseCache;
@@ -50,17 +51,18 @@ pub fn build_schema(services: AppServices) -> RosterSchema {
 }
 
 /// Builds the schema over the use cases with these settings. The order of the extensions
-/// matters: errors are coded last, the limits measure a document the access guard let
-/// through, the parse cache is innermost (it parses), and only documents within the limits
-/// reach validation.
+/// matters: errors are coded last (outermost), and the request gate is innermost, since it
+/// parses the document itself.
 pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> RosterSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
         .extension(ErrorCodes)
         .extension(FieldLogger)
-        .extension(settings.limits)
-        .extension(settings.access)
-        .extension(ParseCache::with_budget(settings.cache_bytes))
+        .extension(Gate {
+            limits: settings.limits,
+            access: settings.access,
+            cache: ParseCache::with_budget(settings.cache_bytes),
+        })
         .finish()
 }
 

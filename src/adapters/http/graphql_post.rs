@@ -45,11 +45,11 @@ pub async fn graphql(
     if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
         return too_large();
     }
-    let bytes = match tokio::time::timeout(state.body_timeout, read_body(body)).await {
+    let bytes = match tokio::time::timeout(state.edge.body_timeout, read_body(body)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(BodyError::TooLarge)) => return too_large(),
         Ok(Err(BodyError::Broken)) => return bad_request("The request body could not be read."),
-        Err(_) => return body_timeout(state.body_timeout.as_secs_f64()),
+        Err(_) => return body_timeout(state.edge.body_timeout.as_secs_f64()),
     };
     let request = match parse_request(&bytes) {
         Ok(request) => request,

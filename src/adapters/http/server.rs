@@ -128,7 +128,6 @@ pub async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
         connections.spawn(connection(
             stream,
             slot,
@@ -255,6 +254,10 @@ struct TimedIo {
     activity: Arc<Activity>,
     settings: ServerSettings,
     waiting: Waiting,
+    /// When what is awaited must have arrived.
+    deadline: Instant,
+    /// Fires no later than `deadline`; re-armed lazily (see `poll_read`), so a busy
+    /// keep-alive connection does not touch the timer wheel on every request.
     read_deadline: Pin<Box<Sleep>>,
     seen_finished: u64,
     /// Armed while a write makes no progress.
@@ -274,6 +277,7 @@ impl TimedIo {
             activity,
             settings,
             waiting: Waiting::NextRequest,
+            deadline: Instant::now() + settings.header_timeout,
             read_deadline: Box::pin(tokio::time::sleep(settings.header_timeout)),
             seen_finished: 0,
             write_stall: None,
@@ -282,8 +286,28 @@ impl TimedIo {
     }
 
     fn wait_for(&mut self, waiting: Waiting, within: Duration) {
+        let now = Instant::now();
         self.waiting = waiting;
-        self.read_deadline.as_mut().reset(Instant::now() + within);
+        self.deadline = now + within;
+        // The timer is moved only when it could fire too late (after the header deadline,
+        // the shortest); firing early is handled when it fires. On a busy keep-alive
+        // connection it so moves once per header timeout, not once per request.
+        let latest = now + within.min(self.settings.header_timeout);
+        if self.read_deadline.deadline() > latest {
+            self.read_deadline.as_mut().reset(latest);
+        }
+    }
+
+    /// Whether the deadline has passed; when only the timer fired early, re-arms it.
+    fn deadline_passed(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.read_deadline.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= self.deadline {
+                return true;
+            }
+            let deadline = self.deadline;
+            self.read_deadline.as_mut().reset(deadline);
+        }
+        false
     }
 
     fn timed_out(what: &str) -> io::Error {
@@ -317,20 +341,17 @@ impl AsyncRead for TimedIo {
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => match this.waiting {
-                Waiting::Nothing => Poll::Pending,
-                Waiting::NextRequest | Waiting::Headers
-                    if this.read_deadline.as_mut().poll(cx).is_ready() =>
-                {
-                    let what = if this.waiting == Waiting::Headers {
-                        "the request headers did not arrive in time"
-                    } else {
-                        "the connection was idle too long"
-                    };
-                    Poll::Ready(Err(Self::timed_out(what)))
+            Poll::Pending => {
+                if this.waiting == Waiting::Nothing || !this.deadline_passed(cx) {
+                    return Poll::Pending;
                 }
-                _ => Poll::Pending,
-            },
+                let what = if this.waiting == Waiting::Headers {
+                    "the request headers did not arrive in time"
+                } else {
+                    "the connection was idle too long"
+                };
+                Poll::Ready(Err(Self::timed_out(what)))
+            }
             other => other,
         }
     }

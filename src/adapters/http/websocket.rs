@@ -101,7 +101,7 @@ fn origin_allowed(parts: &Parts, allowed: &[String]) -> bool {
 
 pub async fn upgrade(state: AppState, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
-    let sockets = state.sockets.clone();
+    let sockets = state.edge.sockets.clone();
     if !origin_allowed(&parts, &sockets.origins) {
         return errors(
             StatusCode::FORBIDDEN,
@@ -109,7 +109,7 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
             "WebSocket connections from this origin are not allowed (see --cors-origin).",
         );
     }
-    let header_access = match state.tokens.access(&parts.headers) {
+    let header_access = match state.edge.tokens.access(&parts.headers) {
         Ok(access) => access,
         Err(InvalidToken) => return unauthorized(INVALID_TOKEN, true),
     };
@@ -152,7 +152,7 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
     };
     let session = Session {
         schema: state.schema.clone(),
-        tokens: Arc::clone(&state.tokens),
+        tokens: Arc::clone(&state.edge.tokens),
         header_access,
         protocol,
         init_timeout: sockets.init_timeout,
