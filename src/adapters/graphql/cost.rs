@@ -1,9 +1,9 @@
 //! What a query document can cost, measured in time linear in its size (SPEC §2).
 //!
-//! async-graphql's own complexity and depth visitors expand every fragment spread in place,
-//! so a document under 1 KB whose fragments each spread the next one twice takes time
-//! exponential in its size (and a fragment that spreads itself recurses until the stack
-//! overflows). This measure walks each fragment once and remembers what it costs, so every
+//! async-graphql's own recursion check, complexity and depth visitors expand every fragment
+//! spread in place, so a document under 1 KB whose fragments each spread the next one twice
+//! takes time exponential in its size (measured: minutes of CPU, gigabytes of memory). This
+//! measure walks each fragment once and remembers what it costs, so every
 //! later use of it is a lookup; a spread that reaches a fragment still being measured is a
 //! cycle and is refused. It runs right after parsing, before validation or execution does any
 //! work proportional to the expansion.
