@@ -156,6 +156,7 @@ impl Application {
             tokens,
             cors_origins: exposure.cors_origins.clone(),
             body_timeout: exposure.body_timeout,
+            max_body_bytes: exposure.max_body_bytes as usize,
             max_websockets: exposure.max_websockets as usize,
             ws_init_timeout: exposure.ws_init_timeout,
             closing: closing_watch,

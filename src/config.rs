@@ -58,6 +58,10 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_IDLE_TIMEOUT", default_value = "15", value_parser = seconds)]
     pub idle_timeout: Duration,
 
+    /// The largest request body, and WebSocket message, in bytes.
+    #[arg(long, env = "ROSTER_MAX_BODY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_body_bytes: u32,
+
     /// How many connections (WebSockets included) may be open at once; lowered to leave
     /// file handles to spare under the open-file limit.
     #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]

@@ -557,3 +557,23 @@ async fn a_megabyte_argument_is_logged_as_a_short_line_with_its_length() {
         "the length is not logged: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_limit_can_be_lowered_by_a_flag() {
+    let app = spawn_app_with_flags(&json!([]), &["--max-body-bytes", "2048"]).await;
+    let body = format!("{{\"query\":\"{{ allUsers {{ id }} }}\"{}}}", " ".repeat(3_000));
+    let response = app.post_raw(body, Some("application/json")).await;
+    assert_eq!(response.status(), 413);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(error_codes(&answer), ["PAYLOAD_TOO_LARGE"], "{answer}");
+    assert!(
+        answer["errors"][0]["message"].as_str().unwrap().contains("2048"),
+        "{answer}"
+    );
+    let (status, answer) = post_query(&app, &json!({ "query": "{ allUsers { id } }" })).await;
+    assert_eq!(
+        (status, &answer["data"]["allUsers"]),
+        (200, &json!([])),
+        "{answer}"
+    );
+}

@@ -6,7 +6,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::MAX_BODY_BYTES;
 use crate::adapters::graphql::ErrorCode;
 
 /// A GraphQL-style error body with one coded message.
@@ -15,11 +14,11 @@ pub fn errors(status: StatusCode, code: ErrorCode, message: impl Into<String>) -
     (status, Json(body)).into_response()
 }
 
-pub fn too_large() -> Response {
+pub fn too_large(limit: usize) -> Response {
     errors(
         StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::PayloadTooLarge,
-        format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+        format!("The request body is larger than {limit} bytes."),
     )
 }
 

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::AppState;
 use super::errors::{bad_request, body_timeout, errors, too_large, unauthorized};
-use super::{AppState, MAX_BODY_BYTES};
 use crate::adapters::graphql::{Access, ErrorCode};
 
 /// The exact message of the 415 answer, which clients of the reference already know.
@@ -42,12 +42,13 @@ pub async fn graphql(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return too_large();
+    let limit = state.edge.max_body_bytes;
+    if declared.is_some_and(|len| len > limit) {
+        return too_large(limit);
     }
-    let bytes = match tokio::time::timeout(state.edge.body_timeout, read_body(body)).await {
+    let bytes = match tokio::time::timeout(state.edge.body_timeout, read_body(body, limit)).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(BodyError::TooLarge)) => return too_large(),
+        Ok(Err(BodyError::TooLarge)) => return too_large(limit),
         Ok(Err(BodyError::Broken)) => return bad_request("The request body could not be read."),
         Err(_) => return body_timeout(state.edge.body_timeout.as_secs_f64()),
     };
@@ -72,18 +73,18 @@ pub async fn graphql(
 
 /// Why a body could not be read.
 enum BodyError {
-    /// Over [`MAX_BODY_BYTES`], whatever its `Content-Length` said.
+    /// Over the limit, whatever its `Content-Length` said.
     TooLarge,
     /// The connection broke or the chunked encoding was malformed: the client's fault.
     Broken,
 }
 
-async fn read_body(body: Body) -> Result<Vec<u8>, BodyError> {
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
     let mut chunks = body.into_data_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|_| BodyError::Broken)?;
-        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+        if bytes.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge);
         }
         bytes.extend_from_slice(&chunk);

@@ -32,7 +32,7 @@ use super::graphql::{AccessPolicy, RosterSchema};
 use crate::app::AppServices;
 use websocket::WebSockets;
 
-/// The largest accepted request body, and WebSocket message.
+/// The largest accepted request body, and WebSocket message, by default.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// How the routes guard themselves: tokens, CORS, the body deadline, the WebSocket cap.
@@ -42,6 +42,8 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
+    /// The largest request body, and WebSocket message.
+    pub max_body_bytes: usize,
     /// How many WebSockets may be open at once.
     pub max_websockets: usize,
     /// How long a WebSocket may take to send `connection_init`.
@@ -57,6 +59,7 @@ impl Default for HttpSettings {
             tokens: Arc::new(Tokens::default()),
             cors_origins: Vec::new(),
             body_timeout: graphql_post::DEFAULT_BODY_TIMEOUT,
+            max_body_bytes: MAX_BODY_BYTES,
             max_websockets: 256,
             ws_init_timeout: Duration::from_secs(10),
             closing,
@@ -78,6 +81,7 @@ struct Edge {
     tokens: Arc<Tokens>,
     sockets: WebSockets,
     body_timeout: Duration,
+    max_body_bytes: usize,
 }
 
 /// The whole HTTP surface, with the default settings (no tokens, no CORS).
@@ -96,10 +100,12 @@ pub fn router_with(schema: RosterSchema, services: AppServices, settings: HttpSe
             sockets: WebSockets::new(
                 settings.max_websockets,
                 settings.ws_init_timeout,
+                settings.max_body_bytes,
                 &settings.cors_origins,
                 settings.closing.clone(),
             ),
             body_timeout: settings.body_timeout,
+            max_body_bytes: settings.max_body_bytes,
         }),
     };
     // Without tokens every caller is anonymous and may do everything: the middleware

@@ -5,7 +5,7 @@
 //! allow-list (else 403: a page on another site must not drive the API with the user's
 //! network position), a token in the `Authorization` header must be valid (else 401), and
 //! a slot must be free under the WebSocket cap (else 503); a malformed upgrade is a coded 400.
-//! After it: messages are at most 1 MiB, `connection_init` must come within the deadline
+//! After it: messages are at most the body limit (1 MiB by default), `connection_init` must come within the deadline
 //! (else close 4408, as graphql-transport-ws says) and may carry the token as
 //! `{"Authorization": "Bearer …"}` (a wrong or missing required one closes with 4403), and
 //! the socket closes with 1001 when the service shuts down. Every operation goes through the
@@ -27,9 +27,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::AppState;
 use super::auth::{INVALID_TOKEN, InvalidToken, Tokens};
 use super::errors::{errors, unauthorized};
-use super::{AppState, MAX_BODY_BYTES};
 use crate::adapters::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema};
 
 /// graphql-transport-ws: no `connection_init` in time.
@@ -50,16 +50,20 @@ pub struct WebSockets {
     slots: Arc<Semaphore>,
     max: usize,
     init_timeout: Duration,
+    /// The largest message a client may send.
+    max_message_bytes: usize,
     /// Allowed browser origins, lowercased, without a trailing slash.
     origins: Arc<[String]>,
     closing: watch::Receiver<bool>,
 }
 
 impl WebSockets {
-    /// At most `max` sockets at once; `closing` turning true closes them all.
+    /// At most `max` sockets at once, messages of at most `max_message_bytes`; `closing`
+    /// turning true closes them all.
     pub fn new(
         max: usize,
         init_timeout: Duration,
+        max_message_bytes: usize,
         origins: &[String],
         closing: watch::Receiver<bool>,
     ) -> Self {
@@ -67,6 +71,7 @@ impl WebSockets {
             slots: Arc::new(Semaphore::new(max)),
             max,
             init_timeout,
+            max_message_bytes,
             origins: origins.iter().map(|origin| normalise_origin(origin)).collect(),
             closing,
         }
@@ -156,12 +161,13 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         header_access,
         protocol,
         init_timeout: sockets.init_timeout,
+        max_message_bytes: sockets.max_message_bytes,
         closing: sockets.closing.clone(),
         _slot: slot,
     };
     upgrade
-        .max_message_size(MAX_BODY_BYTES)
-        .max_frame_size(MAX_BODY_BYTES)
+        .max_message_size(sockets.max_message_bytes)
+        .max_frame_size(sockets.max_message_bytes)
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_failed_upgrade(|err| tracing::debug!(error = %err, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| session.serve(socket))
@@ -175,6 +181,7 @@ struct Session {
     header_access: Access,
     protocol: WebSocketProtocols,
     init_timeout: Duration,
+    max_message_bytes: usize,
     closing: watch::Receiver<bool>,
     /// Holds a place under the WebSocket cap for as long as the socket is open.
     _slot: OwnedSemaphorePermit,
@@ -258,7 +265,7 @@ impl Session {
                         };
                     }
                     None if too_big.load(Ordering::Relaxed) => {
-                        break (TOO_BIG_CODE, format!("A message is over {MAX_BODY_BYTES} bytes."));
+                        break (TOO_BIG_CODE, format!("A message is over {} bytes.", self.max_message_bytes));
                     }
                     None => return,
                 },
