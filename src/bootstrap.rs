@@ -15,14 +15,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::adapters::cache::{CACHE_TTL, CachedUserRepository};
-use crate::adapters::graphql::build_schema;
-use crate::adapters::http;
+use crate::adapters::graphql::{QueryLimits, SchemaSettings, build_schema_with};
+use crate::adapters::http::server::ServerSettings;
+use crate::adapters::http::{self, HttpSettings, Tokens};
 use crate::adapters::json_file::{JsonFileUserRepository, OpenError, ReloadCause};
 use crate::adapters::postgres::{ConnectError, PostgresOptions, PostgresUserRepository};
 use crate::adapters::system::{SystemClock, UuidV4Generator};
 use crate::adapters::watcher::FileWatcher;
 use crate::app::AppServices;
-use crate::config::{Config, DatabaseUrl};
+use crate::config::{Config, DatabaseUrl, Exposure, Secret};
 use crate::ports::UserRepository;
 
 /// Why the service could not start.
@@ -38,6 +39,8 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the token file {path}: {reason}")]
+    TokenFile { path: String, reason: String },
 }
 
 /// A fully wired service, bound to its address and ready to run.
@@ -48,6 +51,51 @@ pub struct Application {
     watcher: Option<FileWatcher>,
     /// Asks the store to revalidate every cache TTL, in case a watcher event was lost.
     refresher: JoinHandle<()>,
+    server: ServerSettings,
+    /// Set when shutdown begins: connections drain and WebSockets close.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// A token given directly, or read from a file (trimmed; empty is an error).
+fn token(direct: Option<&Secret>, file: Option<&std::path::Path>) -> Result<Option<String>, StartupError> {
+    if let Some(secret) = direct {
+        return Ok(Some(secret.expose().to_owned()));
+    }
+    let Some(path) = file else { return Ok(None) };
+    let failed = |reason: String| StartupError::TokenFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| failed(err.to_string()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(failed("it is empty".to_owned()));
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// Whether `host` is only reachable from this machine.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn schema_settings(exposure: &Exposure, tokens: &Tokens) -> SchemaSettings {
+    SchemaSettings {
+        limits: QueryLimits {
+            max_depth: exposure.max_query_depth,
+            max_fields: exposure.max_query_fields,
+            max_cost: exposure.max_query_cost,
+            request_timeout: exposure.request_timeout,
+        },
+        access: tokens.policy(),
+        cache_bytes: usize::try_from(exposure.query_cache_mib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1024 * 1024),
+    }
 }
 
 /// Every cache TTL, asks the store to revalidate: a safety net for lost watcher events
@@ -60,18 +108,59 @@ async fn refresh_every_ttl(store: Weak<JsonFileUserRepository>) {
     }
 }
 
-/// The use cases over `store`, the router over them, and the bound listener.
-async fn serve(
-    config: &Config,
-    store: Arc<CachedUserRepository>,
-) -> Result<(TcpListener, Router), StartupError> {
+/// What [`serve`] wires: the router, the bound listener, and the connection settings.
+struct Served {
+    listener: TcpListener,
+    router: Router,
+    server: ServerSettings,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// The use cases over `store`, the schema and router over them with the limits, tokens
+/// and CORS of `config`, and the bound listener.
+async fn serve(config: &Config, store: Arc<CachedUserRepository>) -> Result<Served, StartupError> {
     let services = AppServices::new(store, Arc::new(SystemClock), Arc::new(UuidV4Generator));
-    let router = http::router(build_schema(services.clone()), services);
+    let exposure = &config.exposure;
+    let read = token(exposure.read_token.as_ref(), exposure.read_token_file.as_deref())?;
+    let write = token(
+        exposure.write_token.as_ref(),
+        exposure.write_token_file.as_deref(),
+    )?;
+    let tokens = Arc::new(Tokens::new(read.as_deref(), write.as_deref()));
+    if read.is_none() && write.is_none() && !is_loopback(&config.host) {
+        tracing::warn!(
+            host = %config.host,
+            "listening beyond this machine with no token: anyone who can reach it can read and change every user (set --write-token and --read-token)"
+        );
+    }
+    let (closing, closing_watch) = tokio::sync::watch::channel(false);
+    let schema = build_schema_with(services.clone(), schema_settings(exposure, &tokens));
+    let http_settings = HttpSettings {
+        tokens,
+        cors_origins: exposure.cors_origins.clone(),
+        body_timeout: exposure.body_timeout,
+        max_body_bytes: exposure.max_body_bytes as usize,
+        max_websockets: exposure.max_websockets as usize,
+        ws_init_timeout: exposure.ws_init_timeout,
+        closing: closing_watch,
+    };
+    let router = http::router_with(schema, services, http_settings);
+    let server = ServerSettings {
+        max_connections: exposure.max_connections as usize,
+        header_timeout: exposure.header_timeout,
+        idle_timeout: exposure.idle_timeout,
+        shutdown_timeout: exposure.shutdown_timeout,
+    };
     let address = format!("{}:{}", config.host, config.port);
     let listener = TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|source| StartupError::Bind { address, source })?;
-    Ok((listener, router))
+    Ok(Served {
+        listener,
+        router,
+        server,
+        closing,
+    })
 }
 
 impl Application {
@@ -106,13 +195,8 @@ impl Application {
                 None
             }
         };
-        let (listener, router) = serve(&config, cache).await?;
-        Ok(Self {
-            listener,
-            router,
-            watcher,
-            refresher,
-        })
+        let served = serve(&config, cache).await?;
+        Ok(Self::assemble(served, watcher, refresher))
     }
 
     /// [`Application::build`] over PostgreSQL: no file, no watcher; the store's follower
@@ -132,13 +216,25 @@ impl Application {
                 cache.invalidate();
             }
         });
-        let (listener, router) = serve(&config, cache).await?;
-        Ok(Self {
+        let served = serve(&config, cache).await?;
+        Ok(Self::assemble(served, None, tokio::spawn(std::future::ready(()))))
+    }
+
+    fn assemble(served: Served, watcher: Option<FileWatcher>, refresher: JoinHandle<()>) -> Self {
+        let Served {
             listener,
             router,
-            watcher: None,
-            refresher: tokio::spawn(std::future::ready(())),
-        })
+            server,
+            closing,
+        } = served;
+        Self {
+            listener,
+            router,
+            watcher,
+            refresher,
+            server,
+            closing,
+        }
     }
 
     /// The address the service listens on (useful with port 0).
@@ -149,7 +245,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish (so every pending write completes) and returns.
+    /// finish (so every pending write completes) for at most the shutdown deadline, drops
+    /// what is still open, and returns.
     ///
     /// # Errors
     /// An I/O error from the listener.
@@ -159,12 +256,40 @@ impl Application {
             router,
             watcher,
             refresher,
+            server,
+            closing,
         } = self;
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = http::server::serve(listener, router, server, closing, shutdown).await;
         drop(watcher);
         refresher.abort();
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_count_as_private() {
+        for host in ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost", "LOCALHOST"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["0.0.0.0", "::", "192.168.1.5", "example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_token_file_is_trimmed_and_an_empty_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  s3cret\n").unwrap();
+        assert_eq!(token(None, Some(&file)).unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(&file, "\n").unwrap();
+        let err = token(None, Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("empty") && !err.contains("s3cret"), "{err}");
+        assert!(token(None, Some(&dir.path().join("missing"))).is_err());
+        assert_eq!(token(None, None).unwrap(), None);
     }
 }

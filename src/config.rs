@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
@@ -66,6 +67,141 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub database_wait: u64,
+
+    #[command(flatten)]
+    pub exposure: Exposure,
+}
+
+/// Limits, timeouts, tokens and CORS: what keeps the service available and its data to the
+/// callers meant to have it (SPEC §2, §9). Durations are in seconds (fractions allowed).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Exposure {
+    /// How long one GraphQL operation may run before it is stopped.
+    #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub request_timeout: Duration,
+
+    /// How long a client may take to send a request's headers.
+    #[arg(long, env = "ROSTER_HEADER_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+
+    /// How long a client may take to send a request's body.
+    #[arg(long, env = "ROSTER_BODY_TIMEOUT", default_value = "30", value_parser = seconds)]
+    pub body_timeout: Duration,
+
+    /// How long a keep-alive connection may sit with no request before it is closed.
+    #[arg(long, env = "ROSTER_IDLE_TIMEOUT", default_value = "15", value_parser = seconds)]
+    pub idle_timeout: Duration,
+
+    /// The largest request body, and WebSocket message, in bytes.
+    #[arg(long, env = "ROSTER_MAX_BODY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_body_bytes: u32,
+
+    /// How many connections (WebSockets included) may be open at once; lowered to leave
+    /// file handles to spare under the open-file limit.
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// How many WebSockets may be open at once.
+    #[arg(long, env = "ROSTER_MAX_WEBSOCKETS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_websockets: u32,
+
+    /// How long a WebSocket may take to send `connection_init` (then it is closed with 4408).
+    #[arg(long, env = "ROSTER_WS_INIT_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub ws_init_timeout: Duration,
+
+    /// How long shutdown waits for in-flight requests before dropping what is left.
+    #[arg(long, env = "ROSTER_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub shutdown_timeout: Duration,
+
+    /// How deeply a query's fields may nest.
+    #[arg(long, env = "ROSTER_MAX_QUERY_DEPTH", default_value_t = 20)]
+    pub max_query_depth: u64,
+
+    /// How many fields a query may select with its fragments expanded (aliases and
+    /// `__typename` count).
+    #[arg(long, env = "ROSTER_MAX_QUERY_FIELDS", default_value_t = 2_000)]
+    pub max_query_fields: u64,
+
+    /// How many values a query's answer may hold, lists counted by what they can return.
+    #[arg(long, env = "ROSTER_MAX_QUERY_COST", default_value_t = 1_000_000)]
+    pub max_query_cost: u64,
+
+    /// How many MiB each cache of parsed and validated queries may hold.
+    #[arg(long, env = "ROSTER_QUERY_CACHE_MIB", default_value_t = 32)]
+    pub query_cache_mib: u32,
+
+    /// A browser origin allowed to call the API (CORS) and open WebSockets, e.g.
+    /// `https://app.example`; repeatable. CORS is off without one.
+    #[arg(long = "cors-origin", env = "ROSTER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// A token every operation needs (`Authorization: Bearer <token>`); the write token also
+    /// reads. Prefer the environment or --read-token-file: flags show in process listings.
+    #[arg(
+        long,
+        env = "ROSTER_READ_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "read_token_file"
+    )]
+    pub read_token: Option<Secret>,
+
+    /// A file holding the read token (surrounding whitespace ignored).
+    #[arg(long, env = "ROSTER_READ_TOKEN_FILE")]
+    pub read_token_file: Option<PathBuf>,
+
+    /// A token every mutation needs.
+    #[arg(
+        long,
+        env = "ROSTER_WRITE_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "write_token_file"
+    )]
+    pub write_token: Option<Secret>,
+
+    /// A file holding the write token (surrounding whitespace ignored).
+    #[arg(long, env = "ROSTER_WRITE_TOKEN_FILE")]
+    pub write_token_file: Option<PathBuf>,
+}
+
+/// A token: its text never shows in `Debug` output, so a logged configuration leaks nothing.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The token's text, for comparing with what a client sends.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let token = text.trim();
+        if token.is_empty() {
+            return Err("a token must not be empty".to_owned());
+        }
+        Ok(Self(token.to_owned()))
+    }
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(value > 0.0 && value <= 86_400.0) {
+        return Err(format!("{text} s is not between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 /// The shape of the log lines (SPEC §6).
@@ -195,6 +331,36 @@ mod tests {
             Some(Command::Import { replace: true, .. })
         ));
         assert!(config.database_url.is_some());
+    }
+
+    #[test]
+    fn exposure_flags_have_safe_defaults_and_parse_fractions_of_seconds() {
+        let config = Config::from_flags([
+            "--header-timeout",
+            "0.5",
+            "--cors-origin",
+            "https://a.example,https://b.example",
+        ])
+        .unwrap();
+        let exposure = config.exposure;
+        assert_eq!(exposure.header_timeout, Duration::from_millis(500));
+        assert_eq!(exposure.request_timeout, Duration::from_secs(30));
+        assert!(exposure.body_timeout <= Duration::from_secs(30));
+        assert!(exposure.ws_init_timeout <= Duration::from_secs(10));
+        assert_eq!(exposure.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(exposure.cors_origins, ["https://a.example", "https://b.example"]);
+        assert!(exposure.read_token.is_none() && exposure.write_token.is_none());
+        assert!(Config::from_flags(["--request-timeout", "0"]).is_err());
+        assert!(Config::from_flags(["--request-timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn a_token_and_its_file_cannot_both_be_given_and_tokens_never_print() {
+        assert!(Config::from_flags(["--write-token", "a", "--write-token-file", "t"]).is_err());
+        assert!(Config::from_flags(["--read-token", " "]).is_err());
+        let config = Config::from_flags(["--write-token", "hunter2"]).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert_eq!(config.exposure.write_token.unwrap().expose(), "hunter2");
     }
 
     #[test]

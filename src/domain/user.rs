@@ -42,6 +42,44 @@ pub enum NameError {
     Empty,
     #[error("Invalid name: it must be at most {MAX_NAME_CHARS} characters.")]
     TooLong,
+    #[error("Invalid name: it must not contain control characters.")]
+    Control,
+    #[error("Invalid name: it must contain a visible character, not only invisible or zero-width ones.")]
+    Invisible,
+}
+
+/// C0 controls, DEL and C1 controls: they break terminals, logs and files that show them.
+fn is_control(ch: char) -> bool {
+    ch.is_control()
+}
+
+/// Characters that show nothing and take no space: zero-width spaces and joiners, the
+/// byte-order mark, bidirectional and other format controls, fillers, variation selectors
+/// and tags. A name made only of these looks empty; an address with one looks like
+/// another address.
+fn is_invisible(ch: char) -> bool {
+    matches!(
+        ch,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 /// A trimmed, non-empty name of at most [`MAX_NAME_CHARS`] characters.
@@ -52,7 +90,8 @@ impl UserName {
     /// Trims and validates a name given by a client.
     ///
     /// # Errors
-    /// [`NameError`] when the trimmed name is empty or too long.
+    /// [`NameError`] when the trimmed name is empty, too long, holds a control character,
+    /// or has nothing visible.
     pub fn parse(raw: &str) -> Result<Self, NameError> {
         let name = raw.trim();
         if name.is_empty() {
@@ -60,6 +99,12 @@ impl UserName {
         }
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(NameError::TooLong);
+        }
+        if name.chars().any(is_control) {
+            return Err(NameError::Control);
+        }
+        if name.chars().all(|ch| is_invisible(ch) || ch.is_whitespace()) {
+            return Err(NameError::Invisible);
         }
         Ok(Self(name.to_owned()))
     }
@@ -79,6 +124,10 @@ pub enum EmailError {
     TooLong,
     #[error("Invalid email: it must not contain whitespace.")]
     Whitespace,
+    #[error("Invalid email: it must not contain control characters.")]
+    Control,
+    #[error("Invalid email: it must not contain invisible or zero-width characters.")]
+    Invisible,
     #[error("Invalid email: it must contain exactly one '@' between a local part and a domain.")]
     Shape,
 }
@@ -104,6 +153,12 @@ impl Email {
         }
         if email.chars().any(char::is_whitespace) {
             return Err(EmailError::Whitespace);
+        }
+        if email.chars().any(is_control) {
+            return Err(EmailError::Control);
+        }
+        if email.chars().any(is_invisible) {
+            return Err(EmailError::Invisible);
         }
         match email.split_once('@') {
             Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
@@ -304,6 +359,47 @@ mod tests {
         assert_eq!(Email::parse("a da@x.com"), Err(EmailError::Whitespace));
         assert_eq!(Email::parse("ada@x\t.com"), Err(EmailError::Whitespace));
         assert_eq!(Email::parse("   "), Err(EmailError::Empty));
+    }
+
+    #[test]
+    fn names_refuse_control_characters_and_say_so() {
+        for bad in [
+            "Ada\u{0}",
+            "A\u{1b}[31mda",
+            "Ada\u{7f}",
+            "Ad\u{85}a",
+            "A\tda",
+            "A\nda",
+        ] {
+            assert_eq!(UserName::parse(bad), Err(NameError::Control), "{bad:?}");
+        }
+        assert!(NameError::Control.to_string().contains("control characters"));
+    }
+
+    #[test]
+    fn names_made_only_of_invisible_characters_are_refused() {
+        for bad in [
+            "\u{200B}",
+            " \u{200B}\u{200D} ",
+            "\u{FEFF}",
+            "\u{2060}\u{00A0}\u{3164}",
+            "\u{E0041}",
+        ] {
+            assert_eq!(UserName::parse(bad), Err(NameError::Invisible), "{bad:?}");
+        }
+        // A visible name may still carry a joiner, as emoji and some scripts need.
+        assert!(UserName::parse("Zoë \u{1F469}\u{200D}\u{1F4BB}").is_ok());
+        assert!(UserName::parse("محمد").is_ok());
+    }
+
+    #[test]
+    fn emails_refuse_control_and_invisible_characters_anywhere() {
+        assert_eq!(Email::parse("ada\u{0}@x.com"), Err(EmailError::Control));
+        assert_eq!(Email::parse("ada@x.com\u{1b}"), Err(EmailError::Control));
+        assert_eq!(Email::parse("ada\u{200B}@x.com"), Err(EmailError::Invisible));
+        assert_eq!(Email::parse("ada@x\u{FEFF}.com"), Err(EmailError::Invisible));
+        assert_eq!(Email::parse("ada@x\u{3000}.com"), Err(EmailError::Whitespace));
+        assert!(EmailError::Invisible.to_string().contains("zero-width"));
     }
 
     #[test]

@@ -159,7 +159,19 @@ pub async fn spawn_replica(url: &str) -> TestApp {
     app
 }
 
+/// A service over a data file holding `users` (pretty JSON), started with `flags`.
+pub async fn spawn_app_with_flags(users: &Value, flags: &[&str]) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let bytes = serde_json::to_vec_pretty(users).expect("serialise the seed");
+    std::fs::write(dir.path().join("users.json"), bytes).expect("seed the data file");
+    start_with(dir, flags).await
+}
+
 async fn start(dir: TempDir) -> TestApp {
+    start_with(dir, &[]).await
+}
+
+async fn start_with(dir: TempDir, flags: &[&str]) -> TestApp {
     if let Some(server) = POSTGRES_SERVER.with(|server| server.borrow().clone()) {
         let database = ScratchDatabase::create(&server, "roster_test")
             .await
@@ -176,14 +188,14 @@ async fn start(dir: TempDir) -> TestApp {
             .await
             .expect("the seed imports");
         }
-        let config = test_config_on_database(database.url(), &[]);
+        let config = test_config_on_database(database.url(), flags);
         let mut app = run(dir, config).await;
         app.database_url = Some(database.url().to_owned());
         app._database = Some(database);
         return app;
     }
     let data_file = dir.path().join("users.json");
-    let config = test_config(&data_file, &[]);
+    let config = test_config(&data_file, flags);
     run(dir, config).await
 }
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{assert_utc_micros, spawn_app};
 
-const ONLY_JSON: &str = r#"{"errors":[{"message":"Only 'application/json' supported."}]}"#;
+const ONLY_JSON: &str = r#"{"errors":[{"message":"Only 'application/json' supported.","extensions":{"code":"UNSUPPORTED_MEDIA_TYPE"}}]}"#;
 const CREATE_MALLORY: &str =
     r#"mutation { createUser(userData: {name: "Mallory", email: "mallory@x.com"}) { ok } }"#;
 

@@ -87,7 +87,7 @@ impl Server {
         }
     }
 
-    async fn gql(&self, query: &str, variables: Value) -> Value {
+    pub(crate) async fn gql(&self, query: &str, variables: Value) -> Value {
         self.client
             .post(format!("{}/graphql", self.base))
             .json(&json!({ "query": query, "variables": variables }))

@@ -3,11 +3,14 @@
 //! Client mistakes are `BAD_USER_INPUT`; a store that cannot be read or written is
 //! `STORAGE_UNAVAILABLE` with a message naming the cause, which is the operator's to fix
 //! and leaks nothing internal. Business refusals are payloads, not errors (SPEC §4.1).
+//! The HTTP layer answers its own refusals (400, 401, 413, …) with the same shape and codes
+//! from [`ErrorCode`], so a client matches on one list.
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
-use async_graphql::{Error, ErrorExtensionValues, ErrorExtensions, Response};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe};
+use async_graphql::futures_util::stream::{BoxStream, StreamExt};
+use async_graphql::{Error, ErrorExtensionValues, ErrorExtensions, Response, ServerError};
 
 use crate::ports::RepositoryError;
 
@@ -21,6 +24,22 @@ pub enum ErrorCode {
     Internal,
     /// A subscriber fell too far behind the events and was dropped.
     SubscriptionLagged,
+    /// A token is needed and was missing or wrong.
+    Unauthenticated,
+    /// The operation ran past its deadline and was stopped.
+    RequestTimeout,
+    /// The HTTP request itself is malformed (not a GraphQL request, a broken body).
+    BadRequest,
+    /// A browser page from an origin that is not allowed.
+    Forbidden,
+    /// The method is not served on this route.
+    MethodNotAllowed,
+    /// The body (or a WebSocket message) is over the size limit.
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// Too many connections or WebSockets are open; try again later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -32,6 +51,14 @@ impl ErrorCode {
             Self::StorageUnavailable => "STORAGE_UNAVAILABLE",
             Self::Internal => "INTERNAL",
             Self::SubscriptionLagged => "SUBSCRIPTION_LAGGED",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::BadRequest => "BAD_REQUEST",
+            Self::Forbidden => "FORBIDDEN",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -39,7 +66,21 @@ impl ErrorCode {
     pub fn error(self, message: impl Into<String>) -> Error {
         Error::new(message).extend_with(|_, ext| ext.set("code", self.as_str()))
     }
+
+    /// A request-level error (no path) with this code and `message`.
+    pub fn server_error(self, message: impl Into<String>) -> ServerError {
+        let mut error = ServerError::new(message, None);
+        error
+            .extensions
+            .get_or_insert_with(ErrorExtensionValues::default)
+            .set("code", self.as_str());
+        error
+    }
 }
+
+/// The most errors one answer lists; a document with thousands of mistakes would otherwise
+/// answer megabytes of them.
+pub const MAX_ERRORS: usize = 100;
 
 /// The GraphQL error for a storage failure. The store has already logged a failed write
 /// once, with its cause; a bug (an outcome a use case cannot receive) is logged here with
@@ -70,32 +111,53 @@ impl ExtensionFactory for ErrorCodes {
 #[async_trait::async_trait]
 impl Extension for ErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            let has_code = error
-                .extensions
-                .as_ref()
-                .is_some_and(|ext| ext.get("code").is_some());
-            if has_code {
-                continue;
-            }
-            let client_mistake = error.path.is_empty()
-                || error.message.starts_with("Failed to parse")
-                || error.message.starts_with("Invalid value for argument");
-            let code = if client_mistake {
-                ErrorCode::BadUserInput
-            } else {
-                tracing::error!(error = %error.message, path = ?error.path, "internal error in a resolver");
-                error.message = "internal error".to_owned();
-                ErrorCode::Internal
-            };
-            error
-                .extensions
-                .get_or_insert_with(ErrorExtensionValues::default)
-                .set("code", code.as_str());
-        }
-        response
+        code_errors(next.run(ctx).await)
     }
+
+    /// The WebSocket transport runs every operation as a stream and never calls `request`,
+    /// so its answers are coded here.
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream).map(code_errors).boxed()
+    }
+}
+
+fn code_errors(mut response: Response) -> Response {
+    if response.errors.len() > MAX_ERRORS {
+        let hidden = response.errors.len() - (MAX_ERRORS - 1);
+        response.errors.truncate(MAX_ERRORS - 1);
+        response
+            .errors
+            .push(ErrorCode::BadUserInput.server_error(format!("{hidden} more errors are not shown.")));
+    }
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let client_mistake = error.path.is_empty()
+            || error.message.starts_with("Failed to parse")
+            || error.message.starts_with("Invalid value for argument");
+        let code = if client_mistake {
+            ErrorCode::BadUserInput
+        } else {
+            tracing::error!(error = %error.message, path = ?error.path, "internal error in a resolver");
+            error.message = "internal error".to_owned();
+            ErrorCode::Internal
+        };
+        error
+            .extensions
+            .get_or_insert_with(ErrorExtensionValues::default)
+            .set("code", code.as_str());
+    }
+    response
 }
 
 #[cfg(test)]

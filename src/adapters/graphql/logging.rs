@@ -4,7 +4,9 @@
 //!
 //! Arguments are logged with variables substituted, so `createUser(userData: $u)` logs
 //! the values actually used. The extension is created per request and keeps that
-//! request's variables.
+//! request's variables. A value longer than [`MAX_LOGGED_CHARS`] is logged cut short with
+//! its full length, so a 1 MB `search` string is a short line, not a 1 MB one; error
+//! messages are cut the same way.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,39 @@ use async_graphql::extensions::{
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerResult, Value, Variables};
+
+/// The most characters of one argument value (or error message) a log line shows.
+pub const MAX_LOGGED_CHARS: usize = 256;
+
+/// Renders `value` into at most [`MAX_LOGGED_CHARS`] characters, then counts the rest
+/// without keeping it: `"abc…" (1048576 chars)`.
+fn bounded(value: &impl std::fmt::Display) -> String {
+    let mut text = Bounded::default();
+    let _ = write!(text, "{value}");
+    if text.chars <= MAX_LOGGED_CHARS {
+        return text.kept;
+    }
+    format!("{}… ({} chars)", text.kept, text.chars)
+}
+
+/// A writer that keeps the first [`MAX_LOGGED_CHARS`] characters and counts them all.
+#[derive(Default)]
+struct Bounded {
+    kept: String,
+    chars: usize,
+}
+
+impl std::fmt::Write for Bounded {
+    fn write_str(&mut self, piece: &str) -> std::fmt::Result {
+        for ch in piece.chars() {
+            if self.chars < MAX_LOGGED_CHARS {
+                self.kept.push(ch);
+            }
+            self.chars += 1;
+        }
+        Ok(())
+    }
+}
 
 /// Installs [`FieldLogging`] on every request.
 pub struct FieldLogger;
@@ -41,7 +76,7 @@ impl FieldLogging {
                 .into_const_with(|var| Ok::<_, ()>(variables.get(&var).cloned().unwrap_or(Value::Null)))
                 .unwrap_or(Value::Null);
             let separator = if at == 0 { "" } else { ", " };
-            let _ = write!(text, "{separator}{}: {value}", name.node);
+            let _ = write!(text, "{separator}{}: {}", name.node, bounded(&value));
         }
         text.push('}');
         text
@@ -79,8 +114,22 @@ impl Extension for FieldLogging {
         }
         let result = next.run(ctx, info).await;
         if let Err(err) = &result {
-            tracing::warn!(field = %field, error = %err.message, "graphql field failed");
+            tracing::warn!(field = %field, error = %bounded(&err.message), "graphql field failed");
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_to_the_limit_with_their_length() {
+        let long = Value::from("x".repeat(1_000_000));
+        let text = bounded(&long);
+        assert!(text.chars().count() < MAX_LOGGED_CHARS + 40, "{}", text.len());
+        assert!(text.ends_with("… (1000002 chars)"), "{text}");
+        assert_eq!(bounded(&Value::from("short")), "\"short\"");
     }
 }

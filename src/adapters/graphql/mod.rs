@@ -3,8 +3,12 @@
 //!
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 
+mod access;
+mod cost;
 mod description;
 mod errors;
+mod gate;
+mod limits;
 mod logging;
 mod metrics;
 mod parse_cache;
@@ -14,6 +18,8 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use access::{Access, AccessPolicy, NEEDS_A_TOKEN};
 pub use errors::ErrorCode;
+pub use limits::QueryLimits;
 pub use metrics::{MAX_OPERATION_LABELS, describe as describe_metrics};
-pub use schema::{MAX_COMPLEXITY, MAX_DEPTH, RosterSchema, build_schema, schema_sdl};
+pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};

@@ -4,8 +4,11 @@ use async_graphql::futures_util::Stream;
 use async_graphql::futures_util::stream;
 use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
+use super::access::AccessPolicy;
 use super::description::DESCRIPTION;
 use super::errors::{self, ErrorCode, ErrorCodes};
+use super::gate::Gate;
+use super::limits::QueryLimits;
 use super::logging::FieldLogger;
 use super::metrics::{RequestMetrics, SubscriberGuard};
 use super::parse_cache::ParseCache;
@@ -22,27 +25,48 @@ use crate::app::{
 use crate::domain::BulkMode;
 use crate::domain::pagination::PageRequest;
 
-/// How deeply a query may nest (SPEC §2).
-pub const MAX_DEPTH: usize = 20;
-/// How many fields a query may select in all. The standard introspection query needs a
-/// few hundred; ordinary queries far fewer.
-pub const MAX_COMPLEXITY: usize = 2_000;
-
 /// The executable schema.
 pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Builds the schema over the use cases, with the limits and the extensions. Extensions
-/// run outermost first: the metrics see every error with its final code. Each extension
-/// costs every field a pass through it, so add one only for what cannot ride on another.
+/// What the schema enforces beyond its types: limits, tokens and the caches' budget.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaSettings {
+    pub limits: QueryLimits,
+    pub access: AccessPolicy,
+    /// The most bytes each parse and validation cache may hold.
+    pub cache_bytes: usize,
+}
+
+impl Default for SchemaSettings {
+    fn default() -> Self {
+        Self {
+            limits: QueryLimits::default(),
+            access: AccessPolicy::default(),
+            cache_bytes: super::parse_cache::DEFAULT_BUDGET_BYTES,
+        }
+    }
+}
+
+/// Builds the schema over the use cases, with the default settings.
 pub fn build_schema(services: AppServices) -> RosterSchema {
+    build_schema_with(services, SchemaSettings::default())
+}
+
+/// Builds the schema over the use cases with these settings. Extensions run outermost
+/// first: the metrics see every error with its final code, and the request gate is
+/// innermost, since it parses the document itself. Each extension costs every field a pass
+/// through it, so add one only for what cannot ride on another.
+pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> RosterSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
         .extension(RequestMetrics::default())
         .extension(ErrorCodes)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
         .extension(FieldLogger)
-        .extension(ParseCache::default())
+        .extension(Gate {
+            limits: settings.limits,
+            access: settings.access,
+            cache: ParseCache::with_budget(settings.cache_bytes),
+        })
         .finish()
 }
 

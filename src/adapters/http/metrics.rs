@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::errors::errors;
+use crate::adapters::graphql::ErrorCode;
 
 /// The installed exporter, or `None` when another recorder was installed first.
 static EXPORTER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -135,6 +136,7 @@ pub async fn metrics() -> Response {
         Some(handle) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], handle.render()).into_response(),
         None => errors(
             StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
             "Metrics are not recorded: another metrics recorder was installed in this process.",
         ),
     }

@@ -1,50 +1,159 @@
 //! HTTP (SPEC §2): `POST /graphql` (JSON only), `GET /graphql` (the console, or the
-//! WebSocket upgrade), `GET /health`, `GET /metrics`, JSON 404/405, request logging.
+//! WebSocket upgrade), `GET /health`, `GET /metrics`, JSON 404/405, request logging; and
+//! the connection-level server under them (`server`: caps and timeouts, graceful shutdown
+//! with a deadline).
 //!
 //! One file per route or concern: `graphql_post`, `graphql_get`, `websocket`, `health`,
-//! `metrics`, `errors` (the JSON error answers) and `request_log` (span, request id, log line
-//! and HTTP metrics of every request).
+//! `metrics`, `auth` (bearer tokens), `errors` (the JSON error answers), `request_log`
+//! (span, request id, log line and HTTP metrics of every request) and `server`.
 
+pub mod auth;
 mod errors;
 mod graphql_get;
 mod graphql_post;
 mod health;
 mod metrics;
 mod request_log;
+pub mod server;
 mod websocket;
 
-use axum::Router;
-use axum::middleware;
-use axum::routing::get;
-use tower_http::catch_panic::CatchPanicLayer;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::graphql::RosterSchema;
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware;
+use axum::routing::{get, post};
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use auth::Tokens;
+pub use websocket::normalise_origin;
+
+use super::graphql::{AccessPolicy, RosterSchema};
 use crate::app::AppServices;
+use websocket::WebSockets;
 
 pub use metrics::install as install_metrics;
 
-/// The largest accepted request body.
+/// The largest accepted request body, and WebSocket message, by default.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// How the routes guard themselves: tokens, CORS, the body deadline, the WebSocket cap.
+pub struct HttpSettings {
+    pub tokens: Arc<Tokens>,
+    /// Origins allowed by CORS and on the WebSocket upgrade; CORS is off when empty.
+    pub cors_origins: Vec<String>,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// The largest request body, and WebSocket message.
+    pub max_body_bytes: usize,
+    /// How many WebSockets may be open at once.
+    pub max_websockets: usize,
+    /// How long a WebSocket may take to send `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// Turns true when the service shuts down; open WebSockets then close.
+    pub closing: watch::Receiver<bool>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let (_, closing) = watch::channel(false);
+        Self {
+            tokens: Arc::new(Tokens::default()),
+            cors_origins: Vec::new(),
+            body_timeout: graphql_post::DEFAULT_BODY_TIMEOUT,
+            max_body_bytes: MAX_BODY_BYTES,
+            max_websockets: 256,
+            ws_init_timeout: Duration::from_secs(10),
+            closing,
+        }
+    }
+}
+
+/// What every handler shares; axum clones it per request, so the parts only some routes
+/// need sit behind one `Arc`.
 #[derive(Clone)]
 struct AppState {
     schema: RosterSchema,
     services: AppServices,
+    edge: Arc<Edge>,
 }
 
-/// The whole HTTP surface.
+/// The guards at the edge: tokens, the WebSockets' cap and rules, the body deadline.
+struct Edge {
+    tokens: Arc<Tokens>,
+    sockets: WebSockets,
+    body_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+/// The whole HTTP surface, with the default settings (no tokens, no CORS).
 pub fn router(schema: RosterSchema, services: AppServices) -> Router {
-    Router::new()
-        .route(
-            "/graphql",
-            get(graphql_get::console_or_websocket).post(graphql_post::graphql),
+    router_with(schema, services, HttpSettings::default())
+}
+
+/// The whole HTTP surface with these settings.
+pub fn router_with(schema: RosterSchema, services: AppServices, settings: HttpSettings) -> Router {
+    let tokens = Arc::clone(&settings.tokens);
+    let state = AppState {
+        schema,
+        services,
+        edge: Arc::new(Edge {
+            tokens: Arc::clone(&tokens),
+            sockets: WebSockets::new(
+                settings.max_websockets,
+                settings.ws_init_timeout,
+                settings.max_body_bytes,
+                &settings.cors_origins,
+                settings.closing.clone(),
+            ),
+            body_timeout: settings.body_timeout,
+            max_body_bytes: settings.max_body_bytes,
+        }),
+    };
+    // Without tokens every caller is anonymous and may do everything: the middleware
+    // would only cost time on every request.
+    let (execute, metrics) = if tokens.policy() == AccessPolicy::default() {
+        (post(graphql_post::graphql), get(metrics::metrics))
+    } else {
+        let guard = middleware::from_fn_with_state(tokens, auth::require_read);
+        (
+            post(graphql_post::graphql).route_layer(guard.clone()),
+            get(metrics::metrics).route_layer(guard),
         )
+    };
+    let router = Router::new()
+        .route("/graphql", get(graphql_get::console_or_websocket).merge(execute))
         .route("/health", get(health::health))
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", metrics)
         .merge(super::console::routes())
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
-        .with_state(AppState { schema, services })
-        .layer(CatchPanicLayer::custom(errors::panic_response))
-        .layer(middleware::from_fn(request_log::log_request))
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(errors::panic_response));
+    let router = match cors(&settings.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(middleware::from_fn(request_log::log_request))
+}
+
+/// CORS for exactly the allowed origins, preflights included; `None` when there are none.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(&normalise_origin(origin)).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .max_age(Duration::from_secs(600)),
+    )
 }

@@ -3,6 +3,7 @@
 
 mod beyond;
 mod contract;
+mod limits;
 mod metrics;
 
 use std::sync::Arc;

@@ -1,0 +1,380 @@
+//! What a query document can cost, measured in time linear in its size (SPEC §2).
+//!
+//! async-graphql's own recursion check, complexity and depth visitors expand every fragment
+//! spread in place, so a document under 1 KB whose fragments each spread the next one twice
+//! takes time exponential in its size (measured: minutes of CPU, gigabytes of memory). This
+//! measure walks each fragment once and remembers what it costs, so every
+//! later use of it is a lookup; a spread that reaches a fragment still being measured is a
+//! cycle and is refused. It runs right after parsing, before validation or execution does any
+//! work proportional to the expansion.
+//!
+//! Three numbers come out of it:
+//! - `fields`: every field the validator will visit with fragments expanded, aliases and
+//!   `__typename` included, summed over the operations and the fragment definitions (which
+//!   validation also walks);
+//! - `depth`: how deeply fields nest, through fragments;
+//! - `cost`: the most values the answer can hold. A list counts by what it can return:
+//!   `allUsers(limit: 10)` multiplies its selection by 10, `allUsers` without a limit by the
+//!   number of users, a connection by its page size (`first`/`last`, at most 1,000), a field
+//!   taking a list argument (`bulkUpdateEmails(updates: […])`) by the list's length, and an
+//!   introspection list by the longest such list in the schema. So aliasing a list 300 times
+//!   costs 300 lists, not 300 fields.
+//!
+//! Nesting through spreads and inline fragments is bounded too ([`MAX_NESTING`]), which keeps
+//! this walk, the validator's and the executor's recursion shallow.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+
+use async_graphql::parser::Positioned;
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::registry::{MetaType, MetaTypeName, Registry};
+use async_graphql::{Name, Variables};
+use async_graphql_value::{ConstValue, Value};
+
+/// How deeply selection sets, fragment spreads and inline fragments may nest in all, as
+/// async-graphql's own recursion limit (which this walk replaces, since it expands every
+/// spread). The standard introspection query nests about 20 levels.
+pub const MAX_NESTING: usize = 32;
+/// The most items a connection page holds (`users(first:)`), as the schema enforces.
+pub const MAX_PAGE: u64 = 1_000;
+
+/// What a document was measured to cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Measure {
+    /// Fields with fragments expanded, over every operation and fragment definition.
+    pub fields: u64,
+    /// The deepest nesting of fields.
+    pub depth: u64,
+    /// The most values the answer of the costliest operation can hold.
+    pub cost: u64,
+    /// How deeply selection sets nest, through fragments: each field's selection, spread
+    /// fragment and inline fragment is one level (as async-graphql counts recursion).
+    pub nesting: u64,
+}
+
+/// Why a document could not be measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unmeasurable {
+    /// A fragment spreads itself, directly or through others.
+    Cycle(String),
+    /// Spreads and selections nest deeper than [`MAX_NESTING`].
+    TooNested,
+    /// A list without a limit returns every user; ask again with their number.
+    NeedsUserCount,
+}
+
+/// Measures `document`, resolving argument variables from `variables` (or the operations'
+/// defaults). `users` is the number of users, when known; without it, a document with a
+/// list of every user answers [`Unmeasurable::NeedsUserCount`].
+///
+/// # Errors
+/// [`Unmeasurable`] for a fragment cycle, too deep a nesting, or a missing user count.
+pub fn measure(
+    document: &ExecutableDocument,
+    registry: &Registry,
+    variables: &Variables,
+    users: Option<u64>,
+) -> Result<Measure, Unmeasurable> {
+    let mut defaults: HashMap<&str, &ConstValue> = HashMap::new();
+    for (_, operation) in document.operations.iter() {
+        for definition in &operation.node.variable_definitions {
+            if let Some(default) = &definition.node.default_value {
+                defaults
+                    .entry(definition.node.name.node.as_str())
+                    .or_insert(&default.node);
+            }
+        }
+    }
+    let mut walk = Walk {
+        document,
+        registry,
+        variables,
+        defaults,
+        users,
+        fragments: HashMap::new(),
+        introspection: OnceCell::new(),
+    };
+    let mut total = Measure::default();
+    for (name, fragment) in &document.fragments {
+        let _ = fragment;
+        let part = walk.fragment(name, 0)?;
+        total.absorb(part);
+    }
+    for (_, operation) in document.operations.iter() {
+        let root = match operation.node.ty {
+            OperationType::Query => Some(registry.query_type.as_str()),
+            OperationType::Mutation => registry.mutation_type.as_deref(),
+            OperationType::Subscription => registry.subscription_type.as_deref(),
+        };
+        let part = walk.selection_set(&operation.node.selection_set.node, root, 1)?;
+        total.absorb(part);
+        total.cost = total.cost.max(part.cost);
+    }
+    if total.nesting > MAX_NESTING as u64 {
+        return Err(Unmeasurable::TooNested);
+    }
+    Ok(total)
+}
+
+impl Measure {
+    /// Adds the fields of another root (operation or fragment definition) to these.
+    fn absorb(&mut self, other: Measure) {
+        self.fields = self.fields.saturating_add(other.fields);
+        self.depth = self.depth.max(other.depth);
+        self.nesting = self.nesting.max(other.nesting);
+    }
+}
+
+/// A fragment's measure, or the mark that it is being measured right now.
+#[derive(Clone, Copy)]
+enum Memo {
+    InProgress,
+    Done(Measure),
+}
+
+struct Walk<'a> {
+    document: &'a ExecutableDocument,
+    registry: &'a Registry,
+    variables: &'a Variables,
+    defaults: HashMap<&'a str, &'a ConstValue>,
+    users: Option<u64>,
+    fragments: HashMap<&'a str, Memo>,
+    /// Read from the registry the first time an introspection list is met.
+    introspection: OnceCell<IntrospectionBounds>,
+}
+
+impl<'a> Walk<'a> {
+    fn fragment(&mut self, name: &'a Name, nesting: usize) -> Result<Measure, Unmeasurable> {
+        match self.fragments.get(name.as_str()) {
+            Some(Memo::Done(measure)) => return Ok(*measure),
+            Some(Memo::InProgress) => return Err(Unmeasurable::Cycle(name.to_string())),
+            None => {}
+        }
+        // An unknown fragment costs nothing here; validation reports it.
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return Ok(Measure::default());
+        };
+        self.fragments.insert(name.as_str(), Memo::InProgress);
+        let on = Some(fragment.node.type_condition.node.on.node.as_str());
+        let measure = self.selection_set(&fragment.node.selection_set.node, on, nesting + 1)?;
+        self.fragments.insert(name.as_str(), Memo::Done(measure));
+        Ok(measure)
+    }
+
+    fn selection_set(
+        &mut self,
+        set: &'a SelectionSet,
+        parent: Option<&'a str>,
+        nesting: usize,
+    ) -> Result<Measure, Unmeasurable> {
+        if nesting > MAX_NESTING {
+            return Err(Unmeasurable::TooNested);
+        }
+        let mut total = Measure::default();
+        for selection in &set.items {
+            let part = match &selection.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    let meta = parent
+                        .and_then(|parent| self.registry.types.get(parent))
+                        .and_then(|ty| ty.field_by_name(field.name.node.as_str()));
+                    let child_type = meta.map(|meta| MetaTypeName::concrete_typename(&meta.ty));
+                    let children = if field.selection_set.node.items.is_empty() {
+                        Measure::default()
+                    } else {
+                        self.selection_set(&field.selection_set.node, child_type, nesting + 1)?
+                    };
+                    let items = match (parent, meta) {
+                        (Some(parent), Some(meta)) => {
+                            self.items(parent, field.name.node.as_str(), &meta.ty, &field.arguments)?
+                        }
+                        _ => 1,
+                    };
+                    Measure {
+                        fields: children.fields.saturating_add(1),
+                        depth: children.depth.saturating_add(1),
+                        cost: items.saturating_mul(children.cost.saturating_add(1)),
+                        nesting: children.nesting,
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    let part = self.fragment(&spread.node.fragment_name.node, nesting)?;
+                    // A remembered fragment may be used deeper than where it was measured.
+                    if (nesting as u64).saturating_add(part.nesting) > MAX_NESTING as u64 {
+                        return Err(Unmeasurable::TooNested);
+                    }
+                    part
+                }
+                Selection::InlineFragment(inline) => {
+                    let on = inline
+                        .node
+                        .type_condition
+                        .as_ref()
+                        .map(|condition| condition.node.on.node.as_str())
+                        .or(parent);
+                    self.selection_set(&inline.node.selection_set.node, on, nesting + 1)?
+                }
+            };
+            total.fields = total.fields.saturating_add(part.fields);
+            total.depth = total.depth.max(part.depth);
+            total.cost = total.cost.saturating_add(part.cost);
+            total.nesting = total.nesting.max(part.nesting);
+        }
+        total.nesting = total.nesting.saturating_add(1);
+        Ok(total)
+    }
+
+    /// How many times a field's selection can repeat in the answer.
+    fn items(
+        &self,
+        parent: &str,
+        field: &str,
+        ty: &str,
+        arguments: &[(Positioned<Name>, Positioned<Value>)],
+    ) -> Result<u64, Unmeasurable> {
+        let is_list = MetaTypeName::create(ty).is_list();
+        let returns = MetaTypeName::concrete_typename(ty);
+        let argument = |name: &str| {
+            arguments
+                .iter()
+                .find(|(key, _)| key.node.as_str() == name)
+                .map(|(_, value)| self.resolve(&value.node))
+        };
+        if parent.starts_with("__") {
+            if !is_list {
+                return Ok(1);
+            }
+            let bounds = self
+                .introspection
+                .get_or_init(|| IntrospectionBounds::of(self.registry));
+            return Ok(bounds.items(field));
+        }
+        if returns.ends_with("Connection") {
+            let page = [argument("first"), argument("last")]
+                .into_iter()
+                .flatten()
+                .filter_map(count)
+                .min()
+                .unwrap_or(MAX_PAGE);
+            return Ok(page.min(MAX_PAGE));
+        }
+        // Lists inside a connection or a payload were counted at the field above them.
+        if parent.ends_with("Connection") || parent.ends_with("Payload") {
+            return Ok(1);
+        }
+        let longest_list_argument = arguments
+            .iter()
+            .filter_map(|(_, value)| match self.resolve(&value.node) {
+                Resolved::List(len) => Some(len),
+                _ => None,
+            })
+            .max();
+        if !is_list {
+            return Ok(longest_list_argument.unwrap_or(1).max(1));
+        }
+        if let Some(limit) = argument("limit").and_then(count) {
+            return Ok(self.users.map_or(limit, |users| users.min(limit)));
+        }
+        // Every list Roster serves is a list of users.
+        self.users.ok_or(Unmeasurable::NeedsUserCount)
+    }
+
+    fn resolve(&self, value: &Value) -> Resolved {
+        match value {
+            Value::Variable(name) => self
+                .variables
+                .get(name)
+                .or_else(|| self.defaults.get(name.as_str()).copied())
+                .map_or(Resolved::Unknown, Resolved::of_const),
+            Value::Number(number) => Resolved::Int(number.as_i64()),
+            Value::List(items) => Resolved::List(items.len() as u64),
+            Value::Null => Resolved::Unknown,
+            _ => Resolved::Other,
+        }
+    }
+}
+
+/// An argument's value, as far as the measure cares.
+enum Resolved {
+    Int(Option<i64>),
+    List(u64),
+    Unknown,
+    Other,
+}
+
+impl Resolved {
+    fn of_const(value: &ConstValue) -> Self {
+        match value {
+            ConstValue::Number(number) => Self::Int(number.as_i64()),
+            ConstValue::List(items) => Self::List(items.len() as u64),
+            ConstValue::Null => Self::Unknown,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// A count argument: a non-negative integer (a negative one is refused by the resolver, so
+/// it yields nothing).
+fn count(value: Resolved) -> Option<u64> {
+    match value {
+        Resolved::Int(Some(n)) => Some(u64::try_from(n).unwrap_or(0)),
+        _ => None,
+    }
+}
+
+/// The longest lists introspection can return, from the schema itself.
+struct IntrospectionBounds {
+    types: u64,
+    fields: u64,
+    input_fields: u64,
+    enum_values: u64,
+    arguments: u64,
+    directives: u64,
+}
+
+impl IntrospectionBounds {
+    fn of(registry: &Registry) -> Self {
+        let mut bounds = Self {
+            types: registry.types.len() as u64,
+            fields: 1,
+            input_fields: 1,
+            enum_values: 1,
+            arguments: 1,
+            directives: registry.directives.len() as u64,
+        };
+        for ty in registry.types.values() {
+            match ty {
+                MetaType::Object { fields, .. } | MetaType::Interface { fields, .. } => {
+                    bounds.fields = bounds.fields.max(fields.len() as u64);
+                    for field in fields.values() {
+                        bounds.arguments = bounds.arguments.max(field.args.len() as u64);
+                    }
+                }
+                MetaType::InputObject { input_fields, .. } => {
+                    bounds.input_fields = bounds.input_fields.max(input_fields.len() as u64);
+                }
+                MetaType::Enum { enum_values, .. } => {
+                    bounds.enum_values = bounds.enum_values.max(enum_values.len() as u64);
+                }
+                _ => {}
+            }
+        }
+        for directive in registry.directives.values() {
+            bounds.arguments = bounds.arguments.max(directive.args.len() as u64);
+        }
+        bounds
+    }
+
+    fn items(&self, field: &str) -> u64 {
+        match field {
+            "fields" => self.fields,
+            "inputFields" => self.input_fields,
+            "enumValues" => self.enum_values,
+            "args" => self.arguments,
+            "directives" => self.directives,
+            // `types`, `interfaces`, `possibleTypes`, `locations` and anything newer.
+            _ => self.types.max(self.directives),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The bounds on what one GraphQL request may cost (SPEC §2), enforced on every transport.
+//!
+//! Before parsing, the query text's bracket nesting is checked in one pass, so a pathological
+//! document cannot drive the recursive parser deep. Right after parsing, the document is
+//! measured ([`super::cost`]) and refused with `BAD_USER_INPUT` when its depth, its expanded
+//! field count or the size of the answer it can build is over the limit: validation and
+//! execution never see it. A syntax error answers a short excerpt around the error rather than
+//! the parser's echo of the whole line. Execution runs under a deadline, so a request that
+//! still takes too long is stopped (its future dropped), not just answered late.
+//!
+//! The request gate ([`super::gate`]) applies these on the schema, so the WebSocket
+//! transport gets the same limits as HTTP.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_graphql::extensions::ExtensionContext;
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Response, ServerError, ServerResult, Variables};
+
+use super::cost::{self, MAX_NESTING, Unmeasurable};
+use super::errors::ErrorCode;
+use crate::app::AppServices;
+
+/// The most tokens (names, numbers, strings, punctuation) a query may have. A bulk update of
+/// 10,000 items written inline has about 90,000; larger inputs belong in variables, which
+/// are JSON and not parsed as GraphQL.
+pub const MAX_TOKENS: usize = 100_000;
+/// How long an excerpt of the query a syntax error quotes, in characters either side.
+const EXCERPT_CHARS: usize = 40;
+
+/// The limits, chosen at start (flags) and shared by every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// How deeply fields may nest.
+    pub max_depth: u64,
+    /// How many fields a document may select with its fragments expanded.
+    pub max_fields: u64,
+    /// How many values the answer may hold at most, lists counted by what they can return.
+    pub max_cost: u64,
+    /// How long one operation may execute.
+    pub request_timeout: Duration,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 20,
+            max_fields: 2_000,
+            max_cost: 1_000_000,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl QueryLimits {
+    /// Refuses a document whose depth, expanded field count or answer size is over the
+    /// limits, in time linear in its size.
+    ///
+    /// # Errors
+    /// `BAD_USER_INPUT` naming the limit and the document's figure.
+    pub async fn check_document(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        document: &ExecutableDocument,
+        variables: &Variables,
+    ) -> ServerResult<()> {
+        let registry = &ctx.schema_env.registry;
+        let measured = match cost::measure(document, registry, variables, None) {
+            Err(Unmeasurable::NeedsUserCount) => {
+                let users = user_count(ctx).await;
+                cost::measure(document, registry, variables, Some(users))
+            }
+            other => other,
+        };
+        let measure = measured.map_err(|why| refuse(&unmeasurable_message(&why)))?;
+        if measure.depth > self.max_depth {
+            return Err(refuse(&format!(
+                "Query is nested too deep: its fields nest {} levels; at most {} are allowed.",
+                measure.depth, self.max_depth
+            )));
+        }
+        if measure.fields > self.max_fields {
+            return Err(refuse(&format!(
+                "The query selects {} fields with its fragments expanded; at most {} are allowed.",
+                measure.fields, self.max_fields
+            )));
+        }
+        if measure.cost > self.max_cost {
+            return Err(refuse(&format!(
+                "The answer could hold {} values (lists counted by what they can return: every user \
+                 for a list without a limit); at most {} are allowed. Use limit, first or fewer aliases.",
+                measure.cost, self.max_cost
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs an operation under the deadline; past it the operation's future is dropped (its
+    /// work stops at its next await) and the answer is `REQUEST_TIMEOUT`.
+    pub async fn with_deadline(
+        &self,
+        operation: Option<&str>,
+        execution: impl Future<Output = Response>,
+    ) -> Response {
+        let timeout = self.request_timeout;
+        match tokio::time::timeout(timeout, execution).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(
+                    operation = operation.unwrap_or_default(),
+                    timeout_s = timeout.as_secs_f64(),
+                    "request stopped at its deadline"
+                );
+                Response::from_errors(vec![ErrorCode::RequestTimeout.server_error(format!(
+                    "The request ran longer than {} s and was stopped.",
+                    timeout.as_secs_f64()
+                ))])
+            }
+        }
+    }
+}
+
+fn refuse(message: &str) -> ServerError {
+    ErrorCode::BadUserInput.server_error(message)
+}
+
+fn unmeasurable_message(why: &Unmeasurable) -> String {
+    match why {
+        Unmeasurable::Cycle(name) => {
+            format!("Fragment \"{name}\" spreads itself, directly or through others.")
+        }
+        Unmeasurable::TooNested => {
+            format!("Selections and fragment spreads nest more than {MAX_NESTING} levels deep.")
+        }
+        Unmeasurable::NeedsUserCount => "The query's cost could not be measured.".to_owned(),
+    }
+}
+
+/// The number of users, which a list without a limit can return; 0 when the store cannot be
+/// read (the resolver will say so).
+async fn user_count(ctx: &ExtensionContext<'_>) -> u64 {
+    match ctx.data::<AppServices>() {
+        Ok(services) => services
+            .check_health
+            .execute()
+            .await
+            .users
+            .map_or(0, |users| users as u64),
+        Err(_) => 0,
+    }
+}
+
+/// Refuses, in one pass over the text and before the parser sees it, a query whose brackets
+/// nest deeper than any document the limits allow (the parser is recursive) or that has more
+/// than [`MAX_TOKENS`] tokens (parsing a megabyte of one-letter fields takes a second and
+/// 120 MB, only for the document to be refused for its field count). Strings count as one
+/// token and comments as none.
+pub fn check_text(query: &str) -> ServerResult<()> {
+    let bytes = query.as_bytes();
+    let mut depth = 0usize;
+    let mut tokens = 0usize;
+    let mut in_word = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        let word = byte.is_ascii_alphanumeric() || byte == b'_' || byte >= 0x80;
+        if word && !in_word || !word && !matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | b',' | b'#') {
+            tokens += 1;
+        }
+        in_word = word;
+        match byte {
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(refuse(&format!(
+                        "Brackets nest more than {MAX_NESTING} levels deep."
+                    )));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            b'#' => {
+                while at < bytes.len() && bytes[at] != b'\n' && bytes[at] != b'\r' {
+                    at += 1;
+                }
+            }
+            b'"' if bytes[at..].starts_with(b"\"\"\"") => {
+                at += 3;
+                while at < bytes.len() && !bytes[at..].starts_with(b"\"\"\"") {
+                    // `\"""` is an escaped triple quote inside a block string.
+                    at += if bytes[at..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                at += 2;
+            }
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    if tokens > MAX_TOKENS {
+        return Err(refuse(&format!(
+            "The query has more than {MAX_TOKENS} tokens; send large inputs as variables."
+        )));
+    }
+    Ok(())
+}
+
+/// Replaces the parser's message (which echoes the whole offending line with caret padding,
+/// 2 MB for a 1 MB one-line query) by the position, what was expected, and a short excerpt.
+pub fn shorten_syntax_error(mut err: ServerError, query: &str) -> ServerError {
+    let expected = err
+        .message
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix("= "))
+        .map(|text| truncate_chars(text, 120));
+    let Some(at) = err.locations.first().copied() else {
+        err.message = truncate_chars(&err.message, 200);
+        return err;
+    };
+    let excerpt = excerpt(query, at.line, at.column);
+    err.message = match expected {
+        Some(expected) => format!(
+            "Syntax error at line {}, column {}: {expected}; near \"{excerpt}\"",
+            at.line, at.column
+        ),
+        None => format!(
+            "Syntax error at line {}, column {}, near \"{excerpt}\"",
+            at.line, at.column
+        ),
+    };
+    err
+}
+
+/// Up to [`EXCERPT_CHARS`] characters either side of `line:column` (both counted from 1).
+fn excerpt(query: &str, line: usize, column: usize) -> String {
+    let text = query.lines().nth(line.saturating_sub(1)).unwrap_or_default();
+    let at = column.saturating_sub(1);
+    let start = at.saturating_sub(EXCERPT_CHARS);
+    text.chars()
+        .skip(start)
+        .take(at - start + 1 + EXCERPT_CHARS)
+        .collect()
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    let mut chars = text.chars();
+    let mut kept: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        kept.push('…');
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_megabyte_of_one_letter_fields_is_too_many_tokens_but_a_long_string_is_one() {
+        assert!(check_text(&format!("{{ {} }}", "a ".repeat(100_001))).is_err());
+        assert!(check_text(&format!("{{ {} }}", "a ".repeat(99_000))).is_ok());
+        let string = format!("{{ allUsers(search: \"{}\") {{ id }} }}", "a b ".repeat(250_000));
+        assert!(check_text(&string).is_ok());
+        let commas = format!("{{ allUsers {{ id{} }} }}", ",".repeat(500_000));
+        assert!(check_text(&commas).is_ok());
+    }
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_and_comments() {
+        let deep = format!("{{ a(x: {}1{}) }}", "[".repeat(70), "]".repeat(70));
+        assert!(check_text(&deep).is_err());
+        let quoted = format!("{{ a(x: \"{}\") }} # {}", "[".repeat(200), "{".repeat(200));
+        assert!(check_text(&quoted).is_ok());
+        let escaped = format!("{{ a(x: \"\\\"{}\") }}", "(".repeat(200));
+        assert!(check_text(&escaped).is_ok());
+        let block = format!("{{ a(x: \"\"\"a \"{}\" b\"\"\") }}", "{".repeat(200));
+        assert!(check_text(&block).is_ok());
+    }
+
+    #[test]
+    fn an_excerpt_keeps_forty_characters_either_side() {
+        let line = format!("{}X{}", "a".repeat(100), "b".repeat(100));
+        let got = excerpt(&line, 1, 101);
+        assert_eq!(got, format!("{}X{}", "a".repeat(40), "b".repeat(40)));
+        assert_eq!(excerpt("{ a", 1, 1), "{ a");
+    }
+}
