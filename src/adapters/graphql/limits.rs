@@ -290,6 +290,24 @@ mod tests {
         assert!(check_text(&block).is_ok());
     }
 
+    #[tokio::test]
+    async fn a_shared_deadline_that_has_passed_stops_the_operation_at_once() {
+        let limits = QueryLimits::default();
+        let passed = Instant::now();
+        let stuck = std::future::pending::<Response>();
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            limits.with_deadline(Some("Late"), Some(passed), stuck),
+        )
+        .await
+        .expect("the batch's deadline, not the operation's 30 s, applies");
+        let code = response.errors[0]
+            .extensions
+            .as_ref()
+            .and_then(|ext| ext.get("code").cloned());
+        assert_eq!(code, Some(async_graphql::Value::from("REQUEST_TIMEOUT")));
+    }
+
     #[test]
     fn an_excerpt_keeps_forty_characters_either_side() {
         let line = format!("{}X{}", "a".repeat(100), "b".repeat(100));
