@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::spawn_app_with_users;
+use crate::helpers::{TestApp, spawn_app_with_users};
 
 /// How long one script may take: generous, for a shared machine; the scripts bound their own
 /// waits too.
@@ -77,32 +77,34 @@ fn seed() -> serde_json::Value {
     ])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graphql_https_audit_passes_every_must_and_should() {
-    if !node_ready("graphql_https_audit_passes_every_must_and_should") {
-        return;
+/// Runs `script` against a fresh server over [`seed`], asserting it succeeded and printed
+/// `summary`; `None` (after saying so) when node or the packages are missing.
+async fn run_client(test: &str, script: &str, summary: &str) -> Option<(TestApp, String)> {
+    if !node_ready(test) {
+        return None;
     }
     let app = spawn_app_with_users(&seed()).await;
-    let output = run_script("audit.mjs", &app.base).await;
-    // The MAYs not taken, if any, are worth seeing in the test's output.
-    println!("{output}");
-    assert!(output.contains(" 0 failed"), "{output}");
+    let output = run_script(script, &app.base).await;
+    assert!(output.contains(summary), "{output}");
+    Some((app, output))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_https_audit_passes_every_must_and_should() {
+    let test = "graphql_https_audit_passes_every_must_and_should";
+    if let Some((_app, output)) = run_client(test, "audit.mjs", " 0 failed").await {
+        // The MAYs not taken, if any, are worth seeing in the test's output.
+        println!("{output}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apollo_client_queries_over_post_and_get_batches_and_persists_queries() {
-    if !node_ready("apollo_client_queries_over_post_and_get_batches_and_persists_queries") {
+    let test = "apollo_client_queries_over_post_and_get_batches_and_persists_queries";
+    let Some((app, _)) = run_client(test, "apollo.mjs", "apollo: 4 passed, 0 failed").await else {
         return;
-    }
-    let app = spawn_app_with_users(&seed()).await;
-    let output = run_script("apollo.mjs", &app.base).await;
-    assert!(output.contains("apollo: 4 passed, 0 failed"), "{output}");
-    let names: Vec<String> = app
-        .all_users()
-        .await
-        .iter()
-        .map(|user| user["name"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    };
+    let names = app.names("").await;
     assert_eq!(
         names,
         ["Ann", "Bob", "Cy", "Di", "Ed"],
@@ -112,10 +114,6 @@ async fn apollo_client_queries_over_post_and_get_batches_and_persists_queries() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphql_ws_receives_an_event_after_a_create() {
-    if !node_ready("graphql_ws_receives_an_event_after_a_create") {
-        return;
-    }
-    let app = spawn_app_with_users(&seed()).await;
-    let output = run_script("graphql-ws.mjs", &app.base).await;
-    assert!(output.contains("graphql-ws: 1 passed, 0 failed"), "{output}");
+    let test = "graphql_ws_receives_an_event_after_a_create";
+    run_client(test, "graphql-ws.mjs", "graphql-ws: 1 passed, 0 failed").await;
 }

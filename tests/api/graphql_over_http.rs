@@ -62,11 +62,16 @@ async fn post(app: &TestApp, body: &Value, accept: Option<&str>) -> Reply {
 }
 
 async fn post_with(app: &TestApp, body: &Value, accept: Option<&str>, headers: &[(&str, &str)]) -> Reply {
+    post_text(app, body.to_string(), accept, headers).await
+}
+
+/// `POST /graphql` of `body` as it is (it need not be JSON), labelled `application/json`.
+async fn post_text(app: &TestApp, body: String, accept: Option<&str>, headers: &[(&str, &str)]) -> Reply {
     let mut request = app
         .client
         .post(app.url("/graphql"))
         .header("content-type", "application/json")
-        .body(body.to_string());
+        .body(body);
     if let Some(accept) = accept {
         request = request.header("accept", accept);
     }
@@ -190,15 +195,7 @@ async fn malformed_requests_are_a_coded_400_whatever_the_client_accepts() {
             json!({ "query": create, "extensions": [] }).to_string(),
             "42".to_owned(),
         ] {
-            let mut request = app
-                .client
-                .post(app.url("/graphql"))
-                .header("content-type", "application/json")
-                .body(body.clone());
-            if let Some(accept) = accept {
-                request = request.header("accept", accept);
-            }
-            let reply = Reply::from(request.send().await.unwrap()).await;
+            let reply = post_text(&app, body.clone(), accept, &[]).await;
             assert_eq!(reply.status, 400, "{accept:?} {body}: {}", reply.body);
             assert_eq!(reply.code(0), "BAD_REQUEST", "{accept:?} {body}");
             assert!(!reply.has_data());
@@ -287,14 +284,7 @@ async fn get_refuses_mutations_and_subscriptions_with_405_and_allow_post() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_without_a_query_serves_the_console_to_a_browser_and_a_coded_400_to_others() {
     let app = spawn_app().await;
-    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-    let response = app
-        .client
-        .get(app.url("/graphql"))
-        .header("accept", browser)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as_browser("/graphql").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]

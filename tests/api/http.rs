@@ -148,13 +148,7 @@ async fn get_graphql_runs_queries_never_mutations_and_serves_the_console_to_brow
     assert_eq!(emails, [json!("ann@x.com")], "GET ran a mutation");
     assert_eq!(app.file_records().len(), 1);
 
-    let response = app
-        .client
-        .get(app.url("/graphql"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as_browser("/graphql").await;
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("text/html"), "{content_type}");

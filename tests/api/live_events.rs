@@ -249,13 +249,7 @@ async fn an_editors_truncate_then_write_yields_only_the_events_of_the_final_cont
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browsers_get_of_the_endpoint_still_serves_the_console() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/graphql"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as_browser("/graphql").await;
     assert_eq!(response.status(), 200);
     let page = response.text().await.unwrap();
     assert!(page.contains("<title>Roster console</title>"), "{page}");
