@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, ServerResult};
+use axum::http::HeaderValue;
 
 use super::errors::ErrorCode;
 use super::limits::{MAX_TOKENS, QueryLimits};
@@ -23,7 +24,7 @@ pub struct OverHttp {
     /// It came as `GET`: only queries run.
     get: bool,
     /// Where subscriptions are served, as the client reached this service.
-    socket_url: String,
+    socket: SocketUrl,
     /// The batch it belongs to, if any.
     batch: Option<Arc<Batch>>,
     executed: AtomicBool,
@@ -31,12 +32,12 @@ pub struct OverHttp {
 }
 
 impl OverHttp {
-    /// An operation sent with `GET` (`get`) or `POST`; `socket_url` is the WebSocket's
-    /// address as the client would reach it, for the error a subscription gets.
-    pub fn new(get: bool, socket_url: impl Into<String>) -> Self {
+    /// An operation sent with `GET` (`get`) or `POST`; `socket` is the WebSocket's address
+    /// as the client would reach it, for the error a subscription gets.
+    pub fn new(get: bool, socket: SocketUrl) -> Self {
         Self {
             get,
-            socket_url: socket_url.into(),
+            socket,
             batch: None,
             executed: AtomicBool::new(false),
             wrong_method: AtomicBool::new(false),
@@ -82,7 +83,7 @@ impl OverHttp {
                 "Subscriptions are served over the WebSocket at {} (graphql-transport-ws), not \
                  over HTTP: connect a WebSocket client (such as graphql-ws, or the console at \
                  /graphql) there.",
-                self.socket_url
+                self.socket
             )),
             Some(OperationType::Mutation) if self.get => ErrorCode::MethodNotAllowed.server_error(
                 "Mutations are not run over GET, which must never change data: send them with POST.",
@@ -93,6 +94,44 @@ impl OverHttp {
             self.wrong_method.store(true, Ordering::Relaxed);
         }
         Err(refused)
+    }
+}
+
+/// The WebSocket's address as a client reached the service: its `Host` header, and whether a
+/// proxy in front terminated TLS. Kept as it came (cloning a header value shares it) and
+/// written out only for the rare error that names it.
+#[derive(Clone, Debug, Default)]
+pub struct SocketUrl {
+    host: Option<HeaderValue>,
+    secure: bool,
+}
+
+impl SocketUrl {
+    /// The address at `host` (the request's `Host` header), `wss` when `secure`.
+    pub fn new(host: Option<HeaderValue>, secure: bool) -> Self {
+        Self { host, secure }
+    }
+}
+
+impl std::fmt::Display for SocketUrl {
+    /// `ws://<host>/graphql`, or just `/graphql` when the host is missing or not a plausible
+    /// host name (it is client input, echoed into a message).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = self
+            .host
+            .as_ref()
+            .and_then(|host| host.to_str().ok())
+            .filter(|host| {
+                !host.is_empty()
+                    && host.len() <= 255
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
+            });
+        match host {
+            Some(host) => write!(f, "{}://{host}/graphql", if self.secure { "wss" } else { "ws" }),
+            None => f.write_str("/graphql"),
+        }
     }
 }
 
@@ -202,14 +241,27 @@ mod tests {
     }
 
     #[test]
+    fn the_socket_url_names_the_host_the_client_reached_when_it_is_plausible() {
+        let at = |host: &'static str, secure| SocketUrl::new(Some(HeaderValue::from_static(host)), secure);
+        assert_eq!(SocketUrl::default().to_string(), "/graphql");
+        assert_eq!(
+            at("roster.example:8080", false).to_string(),
+            "ws://roster.example:8080/graphql"
+        );
+        assert_eq!(at("[::1]:5000", true).to_string(), "wss://[::1]:5000/graphql");
+        assert_eq!(at("evil\"><script>", false).to_string(), "/graphql");
+    }
+
+    #[test]
     fn get_runs_queries_only_and_no_http_request_subscribes() {
-        let get = OverHttp::new(true, "ws://h/graphql");
+        let at = |host: &'static str| SocketUrl::new(Some(HeaderValue::from_static(host)), false);
+        let get = OverHttp::new(true, at("h"));
         assert!(get.check_operation(Some(OperationType::Query)).is_ok());
         assert!(!get.refused_for_its_method());
         assert!(get.check_operation(Some(OperationType::Mutation)).is_err());
         assert!(get.refused_for_its_method());
 
-        let post = OverHttp::new(false, "ws://h:5000/graphql");
+        let post = OverHttp::new(false, at("h:5000"));
         assert!(post.check_operation(Some(OperationType::Mutation)).is_ok());
         assert!(post.check_operation(None).is_ok());
         let refused = post

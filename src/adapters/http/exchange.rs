@@ -23,14 +23,14 @@ use serde::Serialize;
 
 use super::accept::MediaType;
 use super::errors::unauthorized;
-use crate::adapters::graphql::{Access, Batch, ErrorCode, OverHttp, RosterSchema};
+use crate::adapters::graphql::{Access, Batch, ErrorCode, OverHttp, RosterSchema, SocketUrl};
 
 /// One HTTP request's GraphQL context: how to answer, who asks, how it came.
 pub struct Exchange {
     pub media: MediaType,
     access: Access,
     get: bool,
-    socket_url: String,
+    socket: SocketUrl,
 }
 
 /// What running one operation gave, and what the gate saw of it.
@@ -85,7 +85,7 @@ impl Exchange {
             media: MediaType::negotiate(headers),
             access,
             get,
-            socket_url: socket_url(headers),
+            socket: socket_url(headers),
         }
     }
 
@@ -118,7 +118,7 @@ impl Exchange {
         request: async_graphql::Request,
         batch: Option<&Arc<Batch>>,
     ) -> Outcome {
-        let mut over_http = OverHttp::new(self.get, self.socket_url.clone());
+        let mut over_http = OverHttp::new(self.get, self.socket.clone());
         if let Some(batch) = batch {
             over_http = over_http.in_batch(Arc::clone(batch));
         }
@@ -203,24 +203,11 @@ static FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto"
 
 /// The WebSocket's address as this client reached the service (its `Host`), for the error a
 /// subscription over HTTP gets; `wss` behind a proxy that says it terminated TLS.
-fn socket_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .filter(|host| {
-            !host.is_empty()
-                && host.len() <= 255
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
-        });
-    let Some(host) = host else {
-        return "/graphql".to_owned();
-    };
+fn socket_url(headers: &HeaderMap) -> SocketUrl {
     let secure = headers
         .get(&FORWARDED_PROTO)
         .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
-    format!("{}://{host}/graphql", if secure { "wss" } else { "ws" })
+    SocketUrl::new(headers.get(header::HOST).cloned(), secure)
 }
 
 #[cfg(test)]
@@ -265,12 +252,16 @@ mod tests {
     #[test]
     fn the_socket_url_uses_the_host_the_client_reached() {
         let mut headers = HeaderMap::new();
-        assert_eq!(socket_url(&headers), "/graphql");
+        assert_eq!(socket_url(&headers).to_string(), "/graphql");
         headers.insert(header::HOST, HeaderValue::from_static("roster.example:8080"));
-        assert_eq!(socket_url(&headers), "ws://roster.example:8080/graphql");
+        assert_eq!(
+            socket_url(&headers).to_string(),
+            "ws://roster.example:8080/graphql"
+        );
         headers.insert(&FORWARDED_PROTO, HeaderValue::from_static("https"));
-        assert_eq!(socket_url(&headers), "wss://roster.example:8080/graphql");
-        headers.insert(header::HOST, HeaderValue::from_static("evil\"><script>"));
-        assert_eq!(socket_url(&headers), "/graphql");
+        assert_eq!(
+            socket_url(&headers).to_string(),
+            "wss://roster.example:8080/graphql"
+        );
     }
 }
