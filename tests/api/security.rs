@@ -236,3 +236,39 @@ async fn cors_is_off_by_default_and_allows_exactly_the_listed_origins() {
         "https://app.example"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_read_token_when_one_is_set_and_are_open_otherwise() {
+    let guarded = spawn_app_with_flags(
+        &json!([]),
+        &["--read-token", "r-secret", "--write-token", "w-secret"],
+    )
+    .await;
+    let anonymous = guarded.get("/metrics").await;
+    let challenge = anonymous
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let status = anonymous.status().as_u16();
+    let body: Value = anonymous.json().await.expect("a JSON refusal");
+    assert_unauthenticated(&(status, challenge, body));
+    for token in ["r-secret", "w-secret"] {
+        let scraped = guarded
+            .client
+            .get(guarded.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(scraped.status(), 200, "with {token}");
+        assert!(
+            scraped
+                .text()
+                .await
+                .unwrap()
+                .contains("roster_graphql_subscribers")
+        );
+    }
+    let write_only = spawn_app_with_flags(&json!([]), &["--write-token", "w-secret"]).await;
+    assert_eq!(write_only.get("/metrics").await.status(), 200);
+}

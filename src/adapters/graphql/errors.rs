@@ -6,10 +6,6 @@
 //! The HTTP layer answers its own refusals (400, 401, 413, …) with the same shape and codes
 //! from [`ErrorCode`], so a client matches on one list.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe};
-use async_graphql::futures_util::stream::{BoxStream, StreamExt};
 use async_graphql::{Error, ErrorExtensionValues, ErrorExtensions, Response, ServerError};
 
 use crate::ports::RepositoryError;
@@ -102,34 +98,9 @@ pub fn storage(err: &RepositoryError) -> Error {
 
 /// Gives every error of a response a code: request-level errors (syntax, validation,
 /// argument types) are the client's (`BAD_USER_INPUT`); a field error without a code is a
-/// bug, logged with its cause and shown only as `internal error` (`INTERNAL`).
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        code_errors(next.run(ctx).await)
-    }
-
-    /// The WebSocket transport runs every operation as a stream and never calls `request`,
-    /// so its answers are coded here.
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream).map(code_errors).boxed()
-    }
-}
-
-fn code_errors(mut response: Response) -> Response {
+/// bug, logged with its cause and shown only as `internal error` (`INTERNAL`). At most
+/// [`MAX_ERRORS`] are kept. The metrics extension applies it to every answer.
+pub fn code_errors(mut response: Response) -> Response {
     if response.errors.len() > MAX_ERRORS {
         let hidden = response.errors.len() - (MAX_ERRORS - 1);
         response.errors.truncate(MAX_ERRORS - 1);

@@ -13,13 +13,16 @@
 //! WebSocket when its stream ends, and a subscription's lifetime is not a latency, so only
 //! queries and mutations there feed the histogram.
 //!
-//! The same extension answers `__schema { description }` (see `description`): async-graphql
-//! passes every field of every request through every extension, so each one costs.
+//! The same extension gives every error its code (`errors::code_errors`, before counting, so
+//! the counts see the codes clients see) and answers `__schema { description }` (see
+//! `description`): async-graphql passes every field of every request through every
+//! extension, so each one costs.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use super::errors::code_errors;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
     NextResolve, NextSubscribe, NextValidation, ResolveInfo,
@@ -237,7 +240,7 @@ impl Drop for StreamTally {
 impl Extension for Measured {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
-        let response = next.run(ctx).await;
+        let response = code_errors(next.run(ctx).await);
         let elapsed = started.elapsed();
         count_errors(&response.errors);
         let (operation, outcome) = {
@@ -265,6 +268,9 @@ impl Extension for Measured {
         };
         next.run(ctx, stream)
             .map(move |response| {
+                // The WebSocket transport runs every operation as a stream and never calls
+                // `request`, so its answers are coded here.
+                let response = code_errors(response);
                 tally.saw(&response);
                 response
             })

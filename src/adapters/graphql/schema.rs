@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
 use super::access::AccessPolicy;
 use super::description::DESCRIPTION;
-use super::errors::{self, ErrorCode, ErrorCodes};
+use super::errors::{self, ErrorCode};
 use super::gate::Gate;
 use super::limits::QueryLimits;
 use super::logging::FieldLogger;
@@ -55,14 +55,13 @@ pub fn build_schema(services: AppServices) -> RosterSchema {
 }
 
 /// Builds the schema over the use cases with these settings. Extensions run outermost
-/// first: the metrics see every error with its final code, and the request gate is
+/// first: the metrics extension codes every error (then counts it), and the request gate is
 /// innermost, since it parses the document itself. Each extension costs every field a pass
 /// through it, so add one only for what cannot ride on another.
 pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> RosterSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
         .extension(RequestMetrics::default())
-        .extension(ErrorCodes)
         .extension(FieldLogger)
         .extension(Gate {
             limits: settings.limits,

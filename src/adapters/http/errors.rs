@@ -72,7 +72,7 @@ pub async fn not_found() -> Response {
     errors(
         StatusCode::NOT_FOUND,
         ErrorCode::NotFound,
-        "Not found. Roster serves /graphql and /health.",
+        "Not found. Roster serves /graphql, /health and /metrics.",
     )
 }
 
