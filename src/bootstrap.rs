@@ -142,6 +142,7 @@ async fn serve(config: &Config, store: Arc<CachedUserRepository>) -> Result<Serv
         max_body_bytes: exposure.max_body_bytes as usize,
         max_websockets: exposure.max_websockets as usize,
         ws_init_timeout: exposure.ws_init_timeout,
+        max_batch_size: exposure.max_batch_size as usize,
         closing: closing_watch,
     };
     let router = http::router_with(schema, services, http_settings);

@@ -109,6 +109,10 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_WS_INIT_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub ws_init_timeout: Duration,
 
+    /// How many operations one batch (a JSON array in one `POST /graphql`) may hold.
+    #[arg(long, env = "ROSTER_MAX_BATCH_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_batch_size: u32,
+
     /// How long shutdown waits for in-flight requests before dropping what is left.
     #[arg(long, env = "ROSTER_SHUTDOWN_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub shutdown_timeout: Duration,
@@ -361,6 +365,20 @@ mod tests {
         let config = Config::from_flags(["--write-token", "hunter2"]).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
         assert_eq!(config.exposure.write_token.unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn the_batch_size_defaults_to_sixteen_and_must_be_at_least_one() {
+        assert_eq!(
+            Config::from_flags(["--port", "0"])
+                .unwrap()
+                .exposure
+                .max_batch_size,
+            16
+        );
+        let config = Config::from_flags(["--max-batch-size", "4"]).unwrap();
+        assert_eq!(config.exposure.max_batch_size, 4);
+        assert!(Config::from_flags(["--max-batch-size", "0"]).is_err());
     }
 
     #[test]

@@ -516,7 +516,7 @@ async fn wait_for_driver(webdriver: &str) {
 #[tokio::test]
 async fn the_console_and_every_file_it_refers_to_come_from_roster_under_a_strict_policy() {
     let app = crate::helpers::spawn_app().await;
-    let response = app.get("/graphql").await;
+    let response = app.get_as_browser("/graphql").await;
     assert_eq!(response.status(), 200);
     let policy = response.headers()["content-security-policy"]
         .to_str()

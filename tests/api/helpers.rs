@@ -263,6 +263,16 @@ impl TestApp {
             .unwrap_or_else(|err| panic!("GET {path}: {err}"))
     }
 
+    /// `GET path` as a browser navigating asks for it (`Accept: text/html`).
+    pub async fn get_as_browser(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("GET {path}: {err}"))
+    }
+
     /// `GET /health`, asserting 200 and a JSON body.
     pub async fn health(&self) -> Value {
         let response = self.get("/health").await;

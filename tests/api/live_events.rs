@@ -247,13 +247,13 @@ async fn an_editors_truncate_then_write_yields_only_the_events_of_the_final_cont
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plain_get_of_the_endpoint_still_serves_the_console() {
+async fn a_browsers_get_of_the_endpoint_still_serves_the_console() {
     let app = spawn_app().await;
-    let response = app.get("/graphql").await;
+    let response = app.get_as_browser("/graphql").await;
     assert_eq!(response.status(), 200);
     let page = response.text().await.unwrap();
     assert!(page.contains("<title>Roster console</title>"), "{page}");
 }
 
 // Over PostgreSQL, events are tested with replicas in `postgres_replicas.rs`.
-crate::helpers::also_on_postgres!(a_plain_get_of_the_endpoint_still_serves_the_console,);
+crate::helpers::also_on_postgres!(a_browsers_get_of_the_endpoint_still_serves_the_console,);

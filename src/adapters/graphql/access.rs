@@ -69,36 +69,30 @@ impl AccessPolicy {
         }
     }
 
-    /// Refuses the document when the operation that would run is a mutation the caller
-    /// may not run.
+    /// Refuses the operation that would run (of type `ty`, see [`operation_type`]) when it
+    /// is a mutation the caller may not run.
     ///
     /// # Errors
     /// `UNAUTHENTICATED` when the write token is needed and missing.
-    pub fn check_operation(
-        self,
-        access: Access,
-        document: &ExecutableDocument,
-        operation: Option<&str>,
-    ) -> ServerResult<()> {
-        if is_mutation(document, operation) && !self.can_write(access) {
+    pub fn check_operation(self, access: Access, ty: Option<OperationType>) -> ServerResult<()> {
+        if ty == Some(OperationType::Mutation) && !self.can_write(access) {
             return Err(ErrorCode::Unauthenticated.server_error(NEEDS_THE_WRITE_TOKEN));
         }
         Ok(())
     }
 }
 
-/// Whether the operation that would run is a mutation. With several operations and no
-/// name, nothing runs (the request is refused later), so nothing is a mutation.
-fn is_mutation(document: &ExecutableDocument, operation: Option<&str>) -> bool {
-    let ty = match (&document.operations, operation) {
+/// The type of the operation that would run. With several operations and no name, or a
+/// name the document does not hold, nothing runs (the request is refused later): `None`.
+pub fn operation_type(document: &ExecutableDocument, operation: Option<&str>) -> Option<OperationType> {
+    match (&document.operations, operation) {
         (DocumentOperations::Single(single), _) => Some(single.node.ty),
         (DocumentOperations::Multiple(many), Some(name)) => many.get(name).map(|op| op.node.ty),
         (DocumentOperations::Multiple(many), None) if many.len() == 1 => {
             many.values().next().map(|op| op.node.ty)
         }
         (DocumentOperations::Multiple(_), None) => None,
-    };
-    ty == Some(OperationType::Mutation)
+    }
 }
 
 #[cfg(test)]
@@ -134,11 +128,16 @@ mod tests {
     #[test]
     fn the_operation_that_would_run_decides_whether_a_document_mutates() {
         let parse = |q: &str| async_graphql::parser::parse_query(q).unwrap();
+        let is_mutation = |document: &ExecutableDocument, name: Option<&str>| {
+            operation_type(document, name) == Some(OperationType::Mutation)
+        };
         assert!(is_mutation(&parse("mutation { a }"), None));
         assert!(!is_mutation(&parse("{ a }"), None));
-        let two = parse("query Q { a } mutation M { b }");
+        let two = parse("query Q { a } mutation M { b } subscription S { c }");
         assert!(is_mutation(&two, Some("M")));
         assert!(!is_mutation(&two, Some("Q")));
         assert!(!is_mutation(&two, None));
+        assert_eq!(operation_type(&two, Some("S")), Some(OperationType::Subscription));
+        assert_eq!(operation_type(&two, Some("X")), None);
     }
 }

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Too many connections or WebSockets are open; try again later.
     Unavailable,
+    /// An automatic persisted query's hash is not known (any more): send the query with it.
+    PersistedQueryNotFound,
 }
 
 impl ErrorCode {
@@ -55,6 +57,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::Unavailable => "UNAVAILABLE",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
         }
     }
 

@@ -1,12 +1,15 @@
 //! The request gate: one schema extension that applies, in order, everything decided before
-//! a request does real work: the query text's bounds, the caller's access, parsing (through
-//! the cache), the cost limits, validation (through the cache), and the execution deadline.
+//! a request does real work: a persisted query's text, the query text's bounds, the caller's
+//! access, parsing (through the cache), what the transport runs (GET runs queries only, HTTP
+//! no subscriptions), the cost limits (a batch's shared too), validation (through the cache),
+//! and the execution deadline.
 //!
 //! It is one extension rather than one per concern because async-graphql calls every
 //! extension's `resolve` hook for every field of every answer, overridden or not: each extra
 //! extension measurably lowered read throughput. The rules themselves live in `limits`,
-//! `access` and `parse_cache`.
+//! `access`, `over_http`, `persisted` and `parse_cache`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
@@ -16,15 +19,18 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerResult, Variables};
 
-use super::access::{Access, AccessPolicy};
+use super::access::{Access, AccessPolicy, operation_type};
 use super::limits::{QueryLimits, check_text, shorten_syntax_error};
+use super::over_http::OverHttp;
 use super::parse_cache::{ParseCache, Validated};
+use super::persisted::PersistedQueries;
 
 /// The gate's settings and the caches it shares between requests.
 pub struct Gate {
     pub limits: QueryLimits,
     pub access: AccessPolicy,
     pub cache: ParseCache,
+    pub persisted: PersistedQueries,
 }
 
 impl ExtensionFactory for Gate {
@@ -33,8 +39,10 @@ impl ExtensionFactory for Gate {
             limits: self.limits,
             access: self.access,
             cache: self.cache.clone(),
+            persisted: self.persisted.clone(),
             operation: Mutex::new(None),
             validation_key: Mutex::new(None),
+            tokens: AtomicUsize::new(0),
         })
     }
 }
@@ -44,10 +52,13 @@ struct GateRequest {
     limits: QueryLimits,
     access: AccessPolicy,
     cache: ParseCache,
+    persisted: PersistedQueries,
     /// The operation the request names, to tell whether it is a mutation.
     operation: Mutex<Option<String>>,
     /// Where this request's validation is remembered, when it may be.
     validation_key: Mutex<Option<String>>,
+    /// The query's tokens, counted before parsing, for a batch's shared limit.
+    tokens: AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -55,10 +66,15 @@ impl Extension for GateRequest {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: Request,
+        mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        check_text(&request.query)?;
+        let register = self.persisted.resolve(&mut request)?;
+        let tokens = check_text(&request.query)?;
+        if let Some(hash) = register {
+            self.persisted.remember(hash, &request.query);
+        }
+        self.tokens.store(tokens, Ordering::Relaxed);
         *self.operation.lock().unwrap_or_else(|p| p.into_inner()) = request.operation_name.clone();
         *self.validation_key.lock().unwrap_or_else(|p| p.into_inner()) = ParseCache::validation_key(&request);
         next.run(ctx, request).await
@@ -74,14 +90,25 @@ impl Extension for GateRequest {
     ) -> ServerResult<ExecutableDocument> {
         let access = ctx.data_opt::<Access>().copied().unwrap_or_default();
         self.access.check_caller(access)?;
+        let over_http = ctx.data_opt::<Arc<OverHttp>>();
+        let batch = over_http.and_then(|http| http.batch());
+        if let Some(batch) = batch {
+            batch.charge_tokens(self.tokens.load(Ordering::Relaxed))?;
+        }
         let document = self
             .cache
             .parse(query)
             .map_err(|err| shorten_syntax_error(err, query))?;
         let operation = self.operation.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        self.access
-            .check_operation(access, &document, operation.as_deref())?;
-        self.limits.check_document(ctx, &document, variables).await?;
+        let ty = operation_type(&document, operation.as_deref());
+        if let Some(http) = over_http {
+            http.check_operation(ty)?;
+        }
+        self.access.check_operation(access, ty)?;
+        let measure = self.limits.check_document(ctx, &document, variables).await?;
+        if let Some(batch) = batch {
+            batch.charge(&self.limits, measure.fields, measure.cost)?;
+        }
         Ok(document)
     }
 
@@ -100,8 +127,14 @@ impl Extension for GateRequest {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
+        let over_http = ctx.data_opt::<Arc<OverHttp>>();
+        let shared = over_http.and_then(|http| {
+            http.mark_executed();
+            http.batch()
+                .map(|batch| batch.deadline(self.limits.request_timeout))
+        });
         self.limits
-            .with_deadline(operation_name, next.run(ctx, operation_name))
+            .with_deadline(operation_name, shared, next.run(ctx, operation_name))
             .await
     }
 }

@@ -12,13 +12,13 @@
 //! transport gets the same limits as HTTP.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, ServerError, ServerResult, Variables};
 
-use super::cost::{self, MAX_NESTING, Unmeasurable};
+use super::cost::{self, MAX_NESTING, Measure, Unmeasurable};
 use super::errors::ErrorCode;
 use crate::app::AppServices;
 
@@ -55,7 +55,7 @@ impl Default for QueryLimits {
 
 impl QueryLimits {
     /// Refuses a document whose depth, expanded field count or answer size is over the
-    /// limits, in time linear in its size.
+    /// limits, in time linear in its size; answers its measure.
     ///
     /// # Errors
     /// `BAD_USER_INPUT` naming the limit and the document's figure.
@@ -64,7 +64,7 @@ impl QueryLimits {
         ctx: &ExtensionContext<'_>,
         document: &ExecutableDocument,
         variables: &Variables,
-    ) -> ServerResult<()> {
+    ) -> ServerResult<Measure> {
         let registry = &ctx.schema_env.registry;
         let measured = match cost::measure(document, registry, variables, None) {
             Err(Unmeasurable::NeedsUserCount) => {
@@ -93,18 +93,22 @@ impl QueryLimits {
                 measure.cost, self.max_cost
             )));
         }
-        Ok(())
+        Ok(measure)
     }
 
-    /// Runs an operation under the deadline; past it the operation's future is dropped (its
-    /// work stops at its next await) and the answer is `REQUEST_TIMEOUT`.
+    /// Runs an operation under the deadline (or the earlier `shared` one, a batch's);
+    /// past it the operation's future is dropped (its work stops at its next await) and the
+    /// answer is `REQUEST_TIMEOUT`.
     pub async fn with_deadline(
         &self,
         operation: Option<&str>,
+        shared: Option<Instant>,
         execution: impl Future<Output = Response>,
     ) -> Response {
         let timeout = self.request_timeout;
-        match tokio::time::timeout(timeout, execution).await {
+        let own = Instant::now() + timeout;
+        let deadline = shared.map_or(own, |shared| shared.min(own));
+        match tokio::time::timeout_at(deadline.into(), execution).await {
             Ok(response) => response,
             Err(_) => {
                 tracing::warn!(
@@ -155,8 +159,8 @@ async fn user_count(ctx: &ExtensionContext<'_>) -> u64 {
 /// nest deeper than any document the limits allow (the parser is recursive) or that has more
 /// than [`MAX_TOKENS`] tokens (parsing a megabyte of one-letter fields takes a second and
 /// 120 MB, only for the document to be refused for its field count). Strings count as one
-/// token and comments as none.
-pub fn check_text(query: &str) -> ServerResult<()> {
+/// token and comments as none. Answers the number of tokens.
+pub fn check_text(query: &str) -> ServerResult<usize> {
     let bytes = query.as_bytes();
     let mut depth = 0usize;
     let mut tokens = 0usize;
@@ -211,7 +215,7 @@ pub fn check_text(query: &str) -> ServerResult<()> {
             "The query has more than {MAX_TOKENS} tokens; send large inputs as variables."
         )));
     }
-    Ok(())
+    Ok(tokens)
 }
 
 /// Replaces the parser's message (which echoes the whole offending line with caret padding,
@@ -284,6 +288,24 @@ mod tests {
         assert!(check_text(&escaped).is_ok());
         let block = format!("{{ a(x: \"\"\"a \"{}\" b\"\"\") }}", "{".repeat(200));
         assert!(check_text(&block).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_shared_deadline_that_has_passed_stops_the_operation_at_once() {
+        let limits = QueryLimits::default();
+        let passed = Instant::now();
+        let stuck = std::future::pending::<Response>();
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            limits.with_deadline(Some("Late"), Some(passed), stuck),
+        )
+        .await
+        .expect("the batch's deadline, not the operation's 30 s, applies");
+        let code = response.errors[0]
+            .extensions
+            .as_ref()
+            .and_then(|ext| ext.get("code").cloned());
+        assert_eq!(code, Some(async_graphql::Value::from("REQUEST_TIMEOUT")));
     }
 
     #[test]

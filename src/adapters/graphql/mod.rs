@@ -1,5 +1,6 @@
 //! The GraphQL driving adapter: schema, wire types, error mapping, field logging, the
-//! schema's description and request metrics.
+//! schema's description, request metrics, the request gate (limits, access, persisted
+//! queries) and what it must know of operations that came over plain HTTP.
 //!
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 
@@ -11,7 +12,9 @@ mod gate;
 mod limits;
 mod logging;
 mod metrics;
+mod over_http;
 mod parse_cache;
+mod persisted;
 mod schema;
 mod types;
 
@@ -22,4 +25,6 @@ pub use access::{Access, AccessPolicy, NEEDS_A_TOKEN};
 pub use errors::ErrorCode;
 pub use limits::QueryLimits;
 pub use metrics::{MAX_OPERATION_LABELS, describe as describe_metrics};
+pub use over_http::{Batch, OverHttp, SocketUrl};
+pub use persisted::{MAX_PERSISTED_QUERIES, MAX_PERSISTED_QUERY_BYTES};
 pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};

@@ -12,6 +12,7 @@ use super::limits::QueryLimits;
 use super::logging::FieldLogger;
 use super::metrics::{RequestMetrics, SubscriberGuard};
 use super::parse_cache::ParseCache;
+use super::persisted::PersistedQueries;
 use super::types::{
     BulkUpdateEmailsPayload, CreateUserPayload, DeleteUserPayload, EmailUpdateInput, EventKind,
     PatchUserInput, PatchUserPayload, UpdateUserPayload, UserConnection, UserEventObject, UserInput,
@@ -33,7 +34,8 @@ pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct SchemaSettings {
     pub limits: QueryLimits,
     pub access: AccessPolicy,
-    /// The most bytes each parse and validation cache may hold.
+    /// The most bytes each cache (parsed documents, validations, persisted queries' text)
+    /// may hold.
     pub cache_bytes: usize,
 }
 
@@ -65,6 +67,7 @@ pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> Ros
             limits: settings.limits,
             access: settings.access,
             cache: ParseCache::with_budget(settings.cache_bytes),
+            persisted: PersistedQueries::with_budget(settings.cache_bytes),
         })
         .finish()
 }

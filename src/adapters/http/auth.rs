@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::errors::unauthorized;
@@ -103,12 +103,42 @@ fn bearer_token(authorization: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// Why a caller may not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoReader {
+    /// The token given matches neither configured token.
+    Invalid,
+    /// A read token is set and none was given.
+    Missing,
+}
+
+impl IntoResponse for NoReader {
+    /// The 401 answer.
+    fn into_response(self) -> Response {
+        match self {
+            Self::Invalid => unauthorized(INVALID_TOKEN, true),
+            Self::Missing => unauthorized(NEEDS_A_TOKEN, false),
+        }
+    }
+}
+
+/// The access of a caller who may read.
+///
+/// # Errors
+/// [`NoReader`] for a wrong token, or a missing one where a read token is set.
+pub fn reader(tokens: &Tokens, headers: &HeaderMap) -> Result<Access, NoReader> {
+    match tokens.access(headers) {
+        Err(InvalidToken) => Err(NoReader::Invalid),
+        Ok(access) if !tokens.policy().can_read(access) => Err(NoReader::Missing),
+        Ok(access) => Ok(access),
+    }
+}
+
 /// Middleware: refuses (401) a wrong token, or a missing one where a read token is set;
 /// otherwise records the caller's [`Access`] in the request's extensions.
 pub async fn require_read(State(tokens): State<Arc<Tokens>>, mut request: Request, next: Next) -> Response {
-    match tokens.access(request.headers()) {
-        Err(InvalidToken) => unauthorized(INVALID_TOKEN, true),
-        Ok(access) if !tokens.policy().can_read(access) => unauthorized(NEEDS_A_TOKEN, false),
+    match reader(&tokens, request.headers()) {
+        Err(refused) => refused.into_response(),
         Ok(access) => {
             request.extensions_mut().insert(access);
             next.run(request).await

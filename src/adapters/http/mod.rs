@@ -1,14 +1,19 @@
-//! HTTP (SPEC §2): `POST /graphql` (JSON only), `GET /graphql` (the console, or the
-//! WebSocket upgrade), `GET /health`, `GET /metrics`, JSON 404/405, request logging; and
-//! the connection-level server under them (`server`: caps and timeouts, graceful shutdown
-//! with a deadline).
+//! HTTP (SPEC §2): `POST /graphql` (JSON only, one operation or a batch), `GET /graphql` (a
+//! query in the query string, the console, or the WebSocket upgrade), `GET /health`,
+//! `GET /metrics`, JSON 404/405, request logging; and the connection-level server under them
+//! (`server`: caps and timeouts, graceful shutdown with a deadline).
 //!
-//! One file per route or concern: `graphql_post`, `graphql_get`, `websocket`, `health`,
-//! `metrics`, `auth` (bearer tokens), `errors` (the JSON error answers), `request_log`
-//! (span, request id, log line and HTTP metrics of every request) and `server`.
+//! One file per route or concern: `graphql_post`, `graphql_get`, `exchange` (running a
+//! GraphQL request that came over HTTP and choosing its status and media type), `accept`
+//! (content negotiation), `batch`, `websocket`, `health`, `metrics`, `auth` (bearer tokens),
+//! `errors` (the JSON error answers), `request_log` (span, request id, log line and HTTP
+//! metrics of every request) and `server`.
 
+mod accept;
 pub mod auth;
+mod batch;
 mod errors;
+mod exchange;
 mod graphql_get;
 mod graphql_post;
 mod health;
@@ -29,6 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::Tokens;
+pub use batch::DEFAULT_MAX_BATCH_SIZE;
 pub use websocket::normalise_origin;
 
 use super::graphql::{AccessPolicy, RosterSchema};
@@ -53,6 +59,8 @@ pub struct HttpSettings {
     pub max_websockets: usize,
     /// How long a WebSocket may take to send `connection_init`.
     pub ws_init_timeout: Duration,
+    /// The most operations one batch (a JSON array in one `POST`) may hold.
+    pub max_batch_size: usize,
     /// Turns true when the service shuts down; open WebSockets then close.
     pub closing: watch::Receiver<bool>,
 }
@@ -67,6 +75,7 @@ impl Default for HttpSettings {
             max_body_bytes: MAX_BODY_BYTES,
             max_websockets: 256,
             ws_init_timeout: Duration::from_secs(10),
+            max_batch_size: batch::DEFAULT_MAX_BATCH_SIZE,
             closing,
         }
     }
@@ -81,12 +90,14 @@ struct AppState {
     edge: Arc<Edge>,
 }
 
-/// The guards at the edge: tokens, the WebSockets' cap and rules, the body deadline.
+/// The guards at the edge: tokens, the WebSockets' cap and rules, the body deadline and
+/// size, the batch size.
 struct Edge {
     tokens: Arc<Tokens>,
     sockets: WebSockets,
     body_timeout: Duration,
     max_body_bytes: usize,
+    max_batch_size: usize,
 }
 
 /// The whole HTTP surface, with the default settings (no tokens, no CORS).
@@ -111,6 +122,7 @@ pub fn router_with(schema: RosterSchema, services: AppServices, settings: HttpSe
             ),
             body_timeout: settings.body_timeout,
             max_body_bytes: settings.max_body_bytes,
+            max_batch_size: settings.max_batch_size,
         }),
     };
     // Without tokens every caller is anonymous and may do everything: the middleware
@@ -125,7 +137,7 @@ pub fn router_with(schema: RosterSchema, services: AppServices, settings: HttpSe
         )
     };
     let router = Router::new()
-        .route("/graphql", get(graphql_get::console_or_websocket).merge(execute))
+        .route("/graphql", get(graphql_get::graphql).merge(execute))
         .route("/health", get(health::health))
         .route("/metrics", metrics)
         .merge(super::console::routes())

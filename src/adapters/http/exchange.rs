@@ -1,0 +1,267 @@
+//! Running the GraphQL requests that come over HTTP (a `POST` body, a `GET` query string, a
+//! batch) and shaping their answers (GraphQL over HTTP): the negotiated media type, the
+//! status code, and a `data` entry only once execution began.
+//!
+//! | what happened | `application/json` | `application/graphql-response+json` |
+//! | --- | --- | --- |
+//! | executed (with or without errors) | 200, `data` | 200, `data` |
+//! | refused before execution: syntax, validation, variables, limits, a subscription | 200, no `data` | 400, no `data` |
+//! | a token is missing or wrong | 401 | 401 |
+//! | a mutation or subscription over `GET` | 405, `Allow: POST` | 405, `Allow: POST` |
+//!
+//! Every request goes through the schema, whose request gate applies the limits, the
+//! deadline, the token rules and the metrics, exactly as for `POST /graphql`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_graphql::{ServerError, Value};
+use axum::Json;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::accept::MediaType;
+use super::errors::unauthorized;
+use crate::adapters::graphql::{Access, Batch, ErrorCode, OverHttp, RosterSchema, SocketUrl};
+
+/// One HTTP request's GraphQL context: how to answer, who asks, how it came.
+pub struct Exchange {
+    pub media: MediaType,
+    access: Access,
+    get: bool,
+    socket: SocketUrl,
+}
+
+/// What running one operation gave, and what the gate saw of it.
+pub struct Outcome {
+    response: async_graphql::Response,
+    executed: bool,
+    wrong_method: bool,
+}
+
+/// A GraphQL response on the wire: `data` only when execution began (GraphQL spec,
+/// "Response": a request error has no `data` entry).
+#[derive(Serialize)]
+struct Answer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, Value>,
+}
+
+impl Outcome {
+    /// The message of a refusal for want of a token, if the operation got one.
+    pub fn unauthenticated(&self) -> Option<&str> {
+        let code = Value::from(ErrorCode::Unauthenticated.as_str());
+        self.response
+            .errors
+            .iter()
+            .find(|error| {
+                error
+                    .extensions
+                    .as_ref()
+                    .and_then(|ext| ext.get("code"))
+                    .is_some_and(|found| *found == code)
+            })
+            .map(|error| error.message.as_str())
+    }
+
+    fn answer(&self) -> Answer<'_> {
+        Answer {
+            data: self.executed.then_some(&self.response.data),
+            errors: &self.response.errors,
+            extensions: &self.response.extensions,
+        }
+    }
+}
+
+impl Exchange {
+    /// The context of a request with these headers, made by `access`, over `GET` or `POST`.
+    pub fn new(headers: &HeaderMap, access: Access, get: bool) -> Self {
+        Self {
+            media: MediaType::negotiate(headers),
+            access,
+            get,
+            socket: socket_url(headers),
+        }
+    }
+
+    /// Runs one operation and answers it.
+    pub async fn run(&self, schema: &RosterSchema, request: async_graphql::Request) -> Response {
+        let outcome = self.execute(schema, request, None).await;
+        if let Some(message) = outcome.unauthenticated() {
+            return self.relabel(unauthorized(message, false));
+        }
+        let status = if outcome.wrong_method {
+            StatusCode::METHOD_NOT_ALLOWED
+        } else if !outcome.executed && self.media == MediaType::GraphqlResponse {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        let mut response = self.json(status, &outcome.answer());
+        if outcome.wrong_method {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+
+    /// Runs one operation, as part of `batch` if given.
+    pub async fn execute(
+        &self,
+        schema: &RosterSchema,
+        request: async_graphql::Request,
+        batch: Option<&Arc<Batch>>,
+    ) -> Outcome {
+        let mut over_http = OverHttp::new(self.get, self.socket.clone());
+        if let Some(batch) = batch {
+            over_http = over_http.in_batch(Arc::clone(batch));
+        }
+        let over_http = Arc::new(over_http);
+        let request = request.data(self.access).data(Arc::clone(&over_http));
+        let response = schema.execute(request).await;
+        Outcome {
+            response,
+            executed: over_http.executed(),
+            wrong_method: over_http.refused_for_its_method(),
+        }
+    }
+
+    /// A batch's answer: 200 and one response per operation, in order.
+    pub fn batch_answer(&self, outcomes: &[Outcome]) -> Response {
+        let answers: Vec<Answer<'_>> = outcomes.iter().map(Outcome::answer).collect();
+        self.json(StatusCode::OK, &answers)
+    }
+
+    /// `body` as JSON with this status, in the negotiated media type.
+    fn json(&self, status: StatusCode, body: &impl Serialize) -> Response {
+        self.relabel((status, Json(body)).into_response())
+    }
+
+    /// Gives an answer (one of the HTTP layer's own errors too) the negotiated media type;
+    /// since the type depends on `Accept`, caches must key on it.
+    pub fn relabel(&self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, self.media.content_type());
+        headers.insert(header::VARY, HeaderValue::from_static("accept"));
+        response
+    }
+}
+
+/// Reads a GraphQL-over-HTTP request from its members: a string `query` (absent only when
+/// `extensions` holds a persisted query's hash), and optionally an object `variables`, a
+/// string `operationName` and an object `extensions` (any of them may be null).
+///
+/// # Errors
+/// A message saying which member is wrong.
+pub fn request_from_object(
+    mut members: serde_json::Map<String, serde_json::Value>,
+) -> Result<async_graphql::Request, String> {
+    use serde_json::Value as Json;
+    let extensions = match members.remove("extensions") {
+        None | Some(Json::Null) => async_graphql::Extensions::default(),
+        Some(Json::Object(extensions)) => {
+            let mut converted = async_graphql::Extensions::default();
+            for (name, value) in extensions {
+                let value = Value::from_json(value)
+                    .map_err(|_| "\"extensions\" holds a value that is not JSON.".to_owned())?;
+                converted.insert(name, value);
+            }
+            converted
+        }
+        Some(_) => return Err("\"extensions\" must be a JSON object.".into()),
+    };
+    let query = match members.remove("query") {
+        Some(Json::String(query)) => query,
+        None | Some(Json::Null) if extensions.contains_key("persistedQuery") => String::new(),
+        None | Some(Json::Null) => return Err("The request must have a \"query\" string.".into()),
+        Some(_) => return Err("\"query\" must be a string.".into()),
+    };
+    let mut request = async_graphql::Request::new(query);
+    request.extensions = extensions;
+    match members.remove("variables") {
+        None | Some(Json::Null) => {}
+        Some(variables @ Json::Object(_)) => {
+            request = request.variables(async_graphql::Variables::from_json(variables));
+        }
+        Some(_) => return Err("\"variables\" must be a JSON object.".into()),
+    }
+    match members.remove("operationName") {
+        None | Some(Json::Null) => {}
+        Some(Json::String(name)) => request = request.operation_name(name),
+        Some(_) => return Err("\"operationName\" must be a string.".into()),
+    }
+    Ok(request)
+}
+
+static FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// The WebSocket's address as this client reached the service (its `Host`), for the error a
+/// subscription over HTTP gets; `wss` behind a proxy that says it terminated TLS.
+fn socket_url(headers: &HeaderMap) -> SocketUrl {
+    let secure = headers
+        .get(&FORWARDED_PROTO)
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
+    SocketUrl::new(headers.get(header::HOST).cloned(), secure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn members(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn a_request_needs_a_string_query_unless_it_names_a_persisted_one() {
+        assert!(request_from_object(members(json!({ "query": "{ a }" }))).is_ok());
+        assert!(request_from_object(members(json!({}))).is_err());
+        assert!(request_from_object(members(json!({ "query": 1 }))).is_err());
+        let persisted = json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": "ab" } } });
+        let request = request_from_object(members(persisted)).unwrap();
+        assert!(request.query.is_empty());
+        assert!(request.extensions.contains_key("persistedQuery"));
+    }
+
+    #[test]
+    fn variables_and_extensions_are_maps_and_the_operation_name_a_string_or_null() {
+        for ok in [
+            json!({ "query": "{ a }", "variables": null, "operationName": null, "extensions": null }),
+            json!({ "query": "{ a }", "variables": {"x": 1}, "operationName": "A", "extensions": {"a": [1]} }),
+        ] {
+            assert!(request_from_object(members(ok.clone())).is_ok(), "{ok}");
+        }
+        for bad in [
+            json!({ "query": "{ a }", "variables": "{}" }),
+            json!({ "query": "{ a }", "variables": [1] }),
+            json!({ "query": "{ a }", "operationName": 0 }),
+            json!({ "query": "{ a }", "extensions": "x" }),
+            json!({ "query": "{ a }", "extensions": false }),
+        ] {
+            assert!(request_from_object(members(bad.clone())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_socket_url_uses_the_host_the_client_reached() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(socket_url(&headers).to_string(), "/graphql");
+        headers.insert(header::HOST, HeaderValue::from_static("roster.example:8080"));
+        assert_eq!(
+            socket_url(&headers).to_string(),
+            "ws://roster.example:8080/graphql"
+        );
+        headers.insert(&FORWARDED_PROTO, HeaderValue::from_static("https"));
+        assert_eq!(
+            socket_url(&headers).to_string(),
+            "wss://roster.example:8080/graphql"
+        );
+    }
+}
