@@ -1,21 +1,14 @@
-//! The request gate: one schema extension that applies, in order, everything decided before
-//! a request does real work: a persisted query's text, the query text's bounds, the caller's
-//! access, parsing (through the cache), what the transport runs (GET runs queries only, HTTP
-//! no subscriptions), the cost limits (a batch's shared too), validation (through the cache),
-//! and the execution deadline.
-//!
-//! It is one extension rather than one per concern because async-graphql calls every
-//! extension's `resolve` hook for every field of every answer, overridden or not: each extra
-//! extension measurably lowered read throughput. The rules themselves live in `limits`,
-//! `access`, `over_http`, `persisted` and `parse_cache`.
+//! The request gate: everything decided before a request does real work, applied in order
+//! by the schema's one extension (`pipeline`): a persisted query's text, the query text's
+//! bounds, the caller's access, parsing (through the cache), what the transport runs (GET
+//! runs queries only, HTTP no subscriptions), the cost limits (a batch's shared too),
+//! validation (through the cache), and the execution deadline. The rules themselves live in
+//! `limits`, `access`, `over_http`, `persisted` and `parse_cache`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextValidation,
-};
+use async_graphql::extensions::{ExtensionContext, NextExecute, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerResult, Variables};
 
@@ -33,9 +26,10 @@ pub struct Gate {
     pub persisted: PersistedQueries,
 }
 
-impl ExtensionFactory for Gate {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GateRequest {
+impl Gate {
+    /// The gate for one request.
+    pub fn for_request(&self) -> GateRequest {
+        GateRequest {
             limits: self.limits,
             access: self.access,
             cache: self.cache.clone(),
@@ -43,12 +37,12 @@ impl ExtensionFactory for Gate {
             operation: Mutex::new(None),
             validation_key: Mutex::new(None),
             tokens: AtomicUsize::new(0),
-        })
+        }
     }
 }
 
 /// The gate for one request.
-struct GateRequest {
+pub struct GateRequest {
     limits: QueryLimits,
     access: AccessPolicy,
     cache: ParseCache,
@@ -61,14 +55,9 @@ struct GateRequest {
     tokens: AtomicUsize,
 }
 
-#[async_trait::async_trait]
-impl Extension for GateRequest {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+impl GateRequest {
+    /// Resolves a persisted query and checks the query text's bounds.
+    pub fn prepare(&self, mut request: Request) -> ServerResult<Request> {
         let register = self.persisted.resolve(&mut request)?;
         let tokens = check_text(&request.query)?;
         if let Some(hash) = register {
@@ -77,16 +66,16 @@ impl Extension for GateRequest {
         self.tokens.store(tokens, Ordering::Relaxed);
         *self.operation.lock().unwrap_or_else(|p| p.into_inner()) = request.operation_name.clone();
         *self.validation_key.lock().unwrap_or_else(|p| p.into_inner()) = ParseCache::validation_key(&request);
-        next.run(ctx, request).await
+        Ok(request)
     }
 
-    /// Parses without calling `next`: see [`ParseCache::parse`].
-    async fn parse_query(
+    /// Checks the caller, parses (without async-graphql's own parse: see
+    /// [`ParseCache::parse`]) and applies the transport's rules and the cost limits.
+    pub async fn parse(
         &self,
         ctx: &ExtensionContext<'_>,
         query: &str,
         variables: &Variables,
-        _next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let access = ctx.data_opt::<Access>().copied().unwrap_or_default();
         self.access.check_caller(access)?;
@@ -112,7 +101,8 @@ impl Extension for GateRequest {
         Ok(document)
     }
 
-    async fn validation(&self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>) -> Validated {
+    /// Validates through the cache.
+    pub async fn validate(&self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>) -> Validated {
         let key = self
             .validation_key
             .lock()
@@ -121,7 +111,8 @@ impl Extension for GateRequest {
         self.cache.validate(key, ctx, next).await
     }
 
-    async fn execute(
+    /// Runs the operation under its deadline (a batch's shared one too).
+    pub async fn execute(
         &self,
         ctx: &ExtensionContext<'_>,
         operation_name: Option<&str>,

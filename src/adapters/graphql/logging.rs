@@ -3,18 +3,15 @@
 //! resolver errors with their field.
 //!
 //! Arguments are logged with variables substituted, so `createUser(userData: $u)` logs
-//! the values actually used. The extension is created per request and keeps that
-//! request's variables. A value longer than [`MAX_LOGGED_CHARS`] is logged cut short with
+//! the values actually used: a [`FieldLogging`] lives as long as its request (inside the
+//! schema's one extension, `pipeline`) and keeps that request's variables. A value longer than [`MAX_LOGGED_CHARS`] is logged cut short with
 //! its full length, so a 1 MB `search` string is a short line, not a 1 MB one; error
 //! messages are cut the same way.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
-};
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::extensions::ResolveInfo;
 use async_graphql::{ServerResult, Value, Variables};
 
 /// The most characters of one argument value (or error message) a log line shows.
@@ -50,15 +47,6 @@ impl std::fmt::Write for Bounded {
     }
 }
 
-/// Installs [`FieldLogging`] on every request.
-pub struct FieldLogger;
-
-impl ExtensionFactory for FieldLogger {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(FieldLogging::default())
-    }
-}
-
 /// The per-request logger.
 #[derive(Default)]
 pub struct FieldLogging {
@@ -83,40 +71,29 @@ impl FieldLogging {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for FieldLogging {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        // Only the `info` line uses the variables; do not copy them when it is off.
+impl FieldLogging {
+    /// Keeps the request's variables for the `info` line, only when that line is on.
+    pub fn remember(&self, variables: &Variables) {
         if tracing::enabled!(tracing::Level::INFO) {
             *self.variables.lock().unwrap_or_else(|p| p.into_inner()) = variables.clone();
         }
-        next.run(ctx, query, variables).await
     }
 
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        // The name borrows the query document, not `info`, so it outlives the call below.
-        let field = info.name;
+    /// Logs a field about to resolve: a top-level one at `info` with its arguments, any other
+    /// at `debug`.
+    pub fn field(&self, info: &ResolveInfo<'_>) {
         if info.path_node.parent.is_none() && !info.is_for_introspection {
-            tracing::info!(field = %field, args = %self.describe_arguments(&info), "graphql field");
+            tracing::info!(field = %info.name, args = %self.describe_arguments(info), "graphql field");
         } else {
-            tracing::debug!(field = %field, path = %info.path_node, "graphql field");
+            tracing::debug!(field = %info.name, path = %info.path_node, "graphql field");
         }
-        let result = next.run(ctx, info).await;
-        if let Err(err) = &result {
+    }
+
+    /// Logs a field that failed, with its error cut short.
+    pub fn outcome(field: &str, result: &ServerResult<Option<Value>>) {
+        if let Err(err) = result {
             tracing::warn!(field = %field, error = %bounded(&err.message), "graphql field failed");
         }
-        result
     }
 }
 

@@ -13,26 +13,21 @@
 //! WebSocket when its stream ends, and a subscription's lifetime is not a latency, so only
 //! queries and mutations there feed the histogram.
 //!
-//! The same extension gives every error its code (`errors::code_errors`, before counting, so
-//! the counts see the codes clients see) and answers `__schema { description }` (see
-//! `description`): async-graphql passes every field of every request through every
-//! extension, so each one costs.
+//! Every error gets its code here (`errors::code_errors`), before counting, so the counts
+//! see the codes clients see. The schema's one extension (`pipeline`) calls these hooks.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::errors::code_errors;
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
-    NextResolve, NextSubscribe, NextValidation, ResolveInfo,
-};
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables};
+use async_graphql::{Request, Response, ServerError, ValidationResult, Value};
 
 /// How many distinct operation labels a schema records before counting the rest as `(other)`.
 pub const MAX_OPERATION_LABELS: usize = 200;
@@ -71,18 +66,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Installs [`Measured`] on every request; the operation labels are shared by all of them.
+/// Hands each request its [`Measured`]; the operation labels are shared by all of them.
 #[derive(Default)]
 pub struct RequestMetrics {
     labels: Arc<Labels>,
 }
 
-impl ExtensionFactory for RequestMetrics {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Measured {
+impl RequestMetrics {
+    /// The measurements of one request.
+    pub fn for_request(&self) -> Measured {
+        Measured {
             labels: Arc::clone(&self.labels),
             state: Arc::default(),
-        })
+        }
     }
 }
 
@@ -141,7 +137,7 @@ impl State {
     }
 }
 
-/// The per-request extension.
+/// One request's measurements, taken by the schema's one extension (`pipeline`).
 pub struct Measured {
     labels: Arc<Labels>,
     state: Arc<Mutex<State>>,
@@ -236,11 +232,11 @@ impl Drop for StreamTally {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for Measured {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+impl Measured {
+    /// Codes every error of the answer `run` gives (`errors::code_errors`), then counts it.
+    pub async fn request(&self, run: impl Future<Output = Response>) -> Response {
         let started = Instant::now();
-        let response = code_errors(next.run(ctx).await);
+        let response = code_errors(run.await);
         let elapsed = started.elapsed();
         count_errors(&response.errors);
         let (operation, outcome) = {
@@ -255,21 +251,16 @@ impl Extension for Measured {
         response
     }
 
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
+    /// The same for a streamed operation: the WebSocket transport runs every operation as a
+    /// stream and never calls `request`, so its answers are coded and counted here.
+    pub fn stream<'s>(&self, stream: BoxStream<'s, Response>) -> BoxStream<'s, Response> {
         let tally = StreamTally {
             labels: Arc::clone(&self.labels),
             state: Arc::clone(&self.state),
             started: Instant::now(),
         };
-        next.run(ctx, stream)
+        stream
             .map(move |response| {
-                // The WebSocket transport runs every operation as a stream and never calls
-                // `request`, so its answers are coded here.
                 let response = code_errors(response);
                 tally.saw(&response);
                 response
@@ -277,52 +268,21 @@ impl Extension for Measured {
             .boxed()
     }
 
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
+    /// Notes the operation name the request asked for.
+    pub fn requested(&self, request: &Request) {
         lock(&self.state).requested.clone_from(&request.operation_name);
-        next.run(ctx, request).await
     }
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
+    /// Notes the operation the parsed document will run.
+    pub fn parsed(&self, document: &ExecutableDocument) {
         let mut state = lock(&self.state);
-        state.operation = chosen_operation(&document, state.requested.as_deref());
-        drop(state);
-        Ok(document)
+        state.operation = chosen_operation(document, state.requested.as_deref());
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await;
+    /// Notes whether the document validated.
+    pub fn validated(&self, result: &Result<ValidationResult, Vec<ServerError>>) {
         let mut state = lock(&self.state);
         state.valid = result.is_ok() && state.operation.is_some();
-        drop(state);
-        result
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if let Some(ours) = super::description::answer(&info) {
-            return Ok(Some(ours));
-        }
-        next.run(ctx, info).await
     }
 }
 

@@ -15,6 +15,7 @@ mod metrics;
 mod over_http;
 mod parse_cache;
 mod persisted;
+mod pipeline;
 mod schema;
 mod types;
 

@@ -9,10 +9,10 @@ use super::description::DESCRIPTION;
 use super::errors::{self, ErrorCode};
 use super::gate::Gate;
 use super::limits::QueryLimits;
-use super::logging::FieldLogger;
 use super::metrics::{RequestMetrics, SubscriberGuard};
 use super::parse_cache::ParseCache;
 use super::persisted::PersistedQueries;
+use super::pipeline::Pipeline;
 use super::types::{
     BulkUpdateEmailsPayload, CreateUserPayload, DeleteUserPayload, EmailUpdateInput, EventKind,
     PatchUserInput, PatchUserPayload, UpdateUserPayload, UserConnection, UserEventObject, UserInput,
@@ -54,20 +54,19 @@ pub fn build_schema(services: AppServices) -> RosterSchema {
     build_schema_with(services, SchemaSettings::default())
 }
 
-/// Builds the schema over the use cases with these settings. Extensions run outermost
-/// first: the metrics extension codes every error (then counts it), and the request gate is
-/// innermost, since it parses the document itself. Each extension costs every field a pass
-/// through it, so add one only for what cannot ride on another.
+/// Builds the schema over the use cases with these settings, under one extension
+/// (`pipeline`: each extension costs every field a pass through it).
 pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> RosterSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
-        .extension(RequestMetrics::default())
-        .extension(FieldLogger)
-        .extension(Gate {
-            limits: settings.limits,
-            access: settings.access,
-            cache: ParseCache::with_budget(settings.cache_bytes),
-            persisted: PersistedQueries::with_budget(settings.cache_bytes),
+        .extension(Pipeline {
+            gate: Gate {
+                limits: settings.limits,
+                access: settings.access,
+                cache: ParseCache::with_budget(settings.cache_bytes),
+                persisted: PersistedQueries::with_budget(settings.cache_bytes),
+            },
+            metrics: RequestMetrics::default(),
         })
         .finish()
 }

@@ -13,7 +13,7 @@ use super::AppState;
 use crate::domain::timestamp_text;
 
 pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let report = state.services.check_health.execute().await;
+    let report = state.edge.services.check_health.execute().await;
     let storage = &report.storage;
     let time = |at: Option<chrono::DateTime<chrono::Utc>>| at.map(timestamp_text);
     let access = state.edge.tokens.access(&headers).unwrap_or_default();
