@@ -17,13 +17,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeSeq, Serializer};
+use serde::ser::{Error as _, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::ser::PrettyFormatter;
 use serde_json::{Map, Value};
 
 use crate::domain::{
-    Change, ChangeOutcome, EmailUpdate, User, UserId, UserSet, UserSnapshot, timestamp_text,
+    Change, ChangeOutcome, EmailUpdate, User, UserId, UserSet, UserSnapshot, timestamp_bytes, timestamp_text,
 };
 
 /// The parsed contents of a data file.
@@ -162,12 +162,17 @@ impl Document {
     /// # Errors
     /// The writer's errors.
     pub fn render_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut chunks = Chunks {
+            buffer: Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
+            out,
+        };
         let mut serializer =
-            serde_json::Serializer::with_formatter(&mut *out, PrettyFormatter::with_indent(b"  "));
+            serde_json::Serializer::with_formatter(&mut chunks, PrettyFormatter::with_indent(b"  "));
         FileView(self)
             .serialize(&mut serializer)
             .map_err(io::Error::other)?;
-        out.write_all(b"\n")
+        chunks.write_all(b"\n")?;
+        chunks.flush()
     }
 
     /// The file's bytes in memory (tests and small files).
@@ -176,6 +181,34 @@ impl Document {
         let mut out = Vec::new();
         self.render_to(&mut out).expect("writing to memory cannot fail");
         out
+    }
+}
+
+/// How much rendered text is gathered before it is handed to the file.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Gathers the serializer's many small writes (a quote, an indent, a key) in memory and
+/// hands the file a few large ones: each write to the file is a system call and a watcher
+/// wake-up, and each small one through `dyn Write` a call that cannot be inlined.
+struct Chunks<'a> {
+    buffer: Vec<u8>,
+    out: &'a mut dyn Write,
+}
+
+impl Write for Chunks<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.out.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buffer)?;
+        self.buffer.clear();
+        self.out.flush()
     }
 }
 
@@ -209,10 +242,10 @@ struct Record<'a> {
     id: &'a str,
     name: &'a str,
     email: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    created_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "timestamp")]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "timestamp")]
+    updated_at: Option<DateTime<Utc>>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     extras: Option<&'a Map<String, Value>>,
 }
@@ -223,10 +256,21 @@ impl<'a> Record<'a> {
             id: user.id().as_str(),
             name: user.name(),
             email: user.email(),
-            created_at: user.created_at().map(timestamp_text),
-            updated_at: user.updated_at().map(timestamp_text),
+            created_at: user.created_at(),
+            updated_at: user.updated_at(),
             extras,
         }
+    }
+}
+
+/// A timestamp as [`timestamp_text`] writes it, without a `String` per timestamp.
+fn timestamp<S: Serializer>(at: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+    let Some(at) = *at else {
+        return serializer.serialize_none();
+    };
+    match timestamp_bytes(at) {
+        Some(bytes) => serializer.serialize_str(std::str::from_utf8(&bytes).map_err(S::Error::custom)?),
+        None => serializer.serialize_str(&timestamp_text(at)),
     }
 }
 
