@@ -354,6 +354,31 @@ async fn a_client_trickling_its_headers_is_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_over_64_kib_are_refused_and_smaller_ones_served() {
+    let app = spawn_app().await;
+    let request = |padding: usize| {
+        format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(padding)
+        )
+    };
+    let mut fits = raw(&app).await;
+    fits.write_all(request(32 * 1024).as_bytes()).await.unwrap();
+    let received = read_until_closed(&mut fits).await;
+    assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+
+    let mut too_large = raw(&app).await;
+    // The server may close before reading it all; what counts is that it never serves it.
+    let _ = too_large.write_all(request(100 * 1024).as_bytes()).await;
+    let received = read_until_closed(&mut too_large).await;
+    assert!(
+        received.is_empty() || received.starts_with("HTTP/1.1 431"),
+        "{received}"
+    );
+    assert_healthy(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_never_finishes_answers_a_coded_408_and_closes() {
     let app = spawn_app_with_flags(&json!([]), &["--body-timeout", "0.5"]).await;
     let mut slow = raw(&app).await;

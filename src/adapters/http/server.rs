@@ -37,6 +37,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+/// The most a request's line and headers may take (hyper's own default is about 400 KiB, so a
+/// thousand connections could hold 400 MiB of headers); more is refused with 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// File handles kept free beside the connections: the data file, its lock, the watcher,
 /// temporary files while writing, logs.
 pub const SPARE_FILE_HANDLES: u64 = 64;
@@ -191,7 +195,10 @@ async fn connection(
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The header deadline is kept by `TimedIo`, which knows idle time from header time.
-    builder.timer(TokioTimer::new()).header_read_timeout(None);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_header_size(MAX_HEADER_BYTES);
     let served = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
