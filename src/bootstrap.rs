@@ -141,6 +141,7 @@ async fn serve(config: &Config, store: Arc<CachedUserRepository>) -> Result<Serv
         body_timeout: exposure.body_timeout,
         max_body_bytes: exposure.max_body_bytes as usize,
         max_websockets: exposure.max_websockets as usize,
+        max_websocket_operations: exposure.max_websocket_operations as usize,
         ws_init_timeout: exposure.ws_init_timeout,
         max_batch_size: exposure.max_batch_size as usize,
         closing: closing_watch,

@@ -105,6 +105,11 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_MAX_WEBSOCKETS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_websockets: u32,
 
+    /// How many operations (subscriptions, queries, mutations) one WebSocket may have running
+    /// at once; more are answered with an error until one ends.
+    #[arg(long, env = "ROSTER_MAX_WEBSOCKET_OPERATIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_websocket_operations: u32,
+
     /// How long a WebSocket may take to send `connection_init` (then it is closed with 4408).
     #[arg(long, env = "ROSTER_WS_INIT_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub ws_init_timeout: Duration,

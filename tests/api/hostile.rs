@@ -283,6 +283,56 @@ async fn the_same_cost_limits_apply_over_the_websocket() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_past_the_cap_on_one_websocket_are_refused_until_one_ends() {
+    let app = spawn_app_with_flags(&json!([]), &["--max-websocket-operations", "3"]).await;
+    let mut socket = open_socket(&app, &[]).await.expect("upgrade");
+    send_json(&mut socket, json!({ "type": "connection_init" })).await;
+    assert_eq!(
+        next_frame(&mut socket).await.unwrap().unwrap()["type"],
+        "connection_ack"
+    );
+    let subscribe = |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": "subscription { userEvents { kind user { email } } }" } });
+    for id in ["1", "2", "3", "4"] {
+        send_json(&mut socket, subscribe(id)).await;
+    }
+    // Subscriptions say nothing until an event, so the next message is the refusal.
+    let refusal = next_frame(&mut socket).await.unwrap().unwrap();
+    assert_eq!(
+        (&refusal["type"], &refusal["id"]),
+        (&json!("error"), &json!("4")),
+        "{refusal}"
+    );
+    let errors = refusal["payload"].as_array().expect("errors");
+    assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{refusal}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("at most 3"),
+        "{refusal}"
+    );
+
+    // Ending one frees its place.
+    send_json(&mut socket, json!({ "id": "1", "type": "complete" })).await;
+    send_json(&mut socket, subscribe("5")).await;
+    let (_, created) = post_query(
+        &app,
+        &json!({ "query": r#"mutation { createUser(userData: {name: "Ann", email: "ann@x.com"}) { ok } }"# }),
+    )
+    .await;
+    assert_eq!(created["data"]["createUser"]["ok"], true, "{created}");
+    let mut heard = Vec::new();
+    while heard.len() < 3 {
+        let message = next_frame(&mut socket).await.unwrap().unwrap();
+        if message == json!({ "type": "complete", "id": "1" }) {
+            continue; // the server confirms the end of the one we ended
+        }
+        assert_eq!(message["type"], "next", "{message}");
+        heard.push(message["id"].as_str().unwrap().to_owned());
+    }
+    heard.sort();
+    assert_eq!(heard, ["2", "3", "5"]);
+    assert_healthy(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_without_connection_init_is_closed_with_4408() {
     let app = spawn_app_with_flags(&json!([]), &["--ws-init-timeout", "0.5"]).await;
     let mut socket = open_socket(&app, &[]).await.expect("upgrade");

@@ -21,6 +21,7 @@ mod metrics;
 mod request_log;
 pub mod server;
 mod websocket;
+mod websocket_operations;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// How many WebSockets may be open at once.
     pub max_websockets: usize,
+    /// How many operations one WebSocket may have running at once.
+    pub max_websocket_operations: usize,
     /// How long a WebSocket may take to send `connection_init`.
     pub ws_init_timeout: Duration,
     /// The most operations one batch (a JSON array in one `POST`) may hold.
@@ -74,6 +77,7 @@ impl Default for HttpSettings {
             body_timeout: graphql_post::DEFAULT_BODY_TIMEOUT,
             max_body_bytes: MAX_BODY_BYTES,
             max_websockets: 256,
+            max_websocket_operations: 100,
             ws_init_timeout: Duration::from_secs(10),
             max_batch_size: batch::DEFAULT_MAX_BATCH_SIZE,
             closing,
@@ -116,6 +120,7 @@ pub fn router_with(schema: RosterSchema, services: AppServices, settings: HttpSe
             tokens: Arc::clone(&tokens),
             sockets: WebSockets::new(
                 settings.max_websockets,
+                settings.max_websocket_operations,
                 settings.ws_init_timeout,
                 settings.max_body_bytes,
                 &settings.cors_origins,

@@ -8,7 +8,8 @@
 //! After it: messages are at most the body limit (1 MiB by default), `connection_init` must come within the deadline
 //! (else close 4408, as graphql-transport-ws says) and may carry the token as
 //! `{"Authorization": "Bearer …"}` (a wrong or missing required one closes with 4403), and
-//! the socket closes with 1001 when the service shuts down. Every operation goes through the
+//! the socket closes with 1001 when the service shuts down. At most `max_operations` run
+//! at once on one socket (`websocket_operations.rs`); one more is answered with an error. Every operation goes through the
 //! schema, so the cost limits, the deadline and the write-token guard apply as on HTTP.
 
 use std::str::FromStr;
@@ -25,12 +26,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tracing::Instrument;
 
 use super::AppState;
 use super::auth::{INVALID_TOKEN, InvalidToken, Tokens};
 use super::errors::{errors, unauthorized};
+use super::websocket_operations::Operations;
 use crate::adapters::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema};
 
 /// graphql-transport-ws: no `connection_init` in time.
@@ -41,6 +43,8 @@ const FORBIDDEN_CODE: u16 = 4403;
 const GOING_AWAY_CODE: u16 = 1001;
 /// RFC 6455: a message is too big to process.
 const TOO_BIG_CODE: u16 = 1009;
+/// Refusals waiting to be sent before the socket's further messages wait too.
+const REFUSALS_QUEUED: usize = 64;
 /// How long a close frame may take to leave before the socket is simply dropped.
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -50,6 +54,8 @@ const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct WebSockets {
     slots: Arc<Semaphore>,
     max: usize,
+    /// Operations one socket may have running at once.
+    max_operations: usize,
     init_timeout: Duration,
     /// The largest message a client may send.
     max_message_bytes: usize,
@@ -63,6 +69,7 @@ impl WebSockets {
     /// turning true closes them all.
     pub fn new(
         max: usize,
+        max_operations: usize,
         init_timeout: Duration,
         max_message_bytes: usize,
         origins: &[String],
@@ -71,6 +78,7 @@ impl WebSockets {
         Self {
             slots: Arc::new(Semaphore::new(max)),
             max,
+            max_operations,
             init_timeout,
             max_message_bytes,
             origins: origins.iter().map(|origin| normalise_origin(origin)).collect(),
@@ -161,6 +169,7 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         tokens: Arc::clone(&state.edge.tokens),
         header_access,
         protocol,
+        max_operations: sockets.max_operations,
         init_timeout: sockets.init_timeout,
         max_message_bytes: sockets.max_message_bytes,
         closing: sockets.closing.clone(),
@@ -183,6 +192,7 @@ struct Session {
     tokens: Arc<Tokens>,
     header_access: Access,
     protocol: WebSocketProtocols,
+    max_operations: usize,
     init_timeout: Duration,
     max_message_bytes: usize,
     closing: watch::Receiver<bool>,
@@ -196,9 +206,13 @@ impl Session {
         let too_big = Arc::new(AtomicBool::new(false));
         let initialised = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicBool::new(false));
+        let operations = Arc::new(Operations::new(self.max_operations, self.protocol));
+        // Refusals of operations past the cap, on their way to the client.
+        let (refuse, mut refusals) = mpsc::channel::<String>(REFUSALS_QUEUED);
 
         let input = {
             let too_big = Arc::clone(&too_big);
+            let operations = Arc::clone(&operations);
             stream
                 .take_while(move |message| {
                     if let Err(err) = message {
@@ -206,12 +220,25 @@ impl Session {
                     }
                     future::ready(message.is_ok())
                 })
-                .filter_map(|message| {
-                    future::ready(match message {
+                .filter_map(move |message| {
+                    let bytes = match message {
                         Ok(Message::Text(text)) => Some(axum::body::Bytes::from(text)),
                         Ok(Message::Binary(bytes)) => Some(bytes),
                         _ => None,
-                    })
+                    };
+                    let refusal = bytes.as_ref().and_then(|bytes| operations.admit(bytes));
+                    let refuse = refuse.clone();
+                    async move {
+                        match refusal {
+                            None => bytes,
+                            Some(refusal) => {
+                                // Waits while the client is slow to read its refusals, so
+                                // it cannot pile them up; the loop below sends them.
+                                let _ = refuse.send(refusal).await;
+                                None
+                            }
+                        }
+                    }
                 })
         };
         let on_init = {
@@ -256,6 +283,7 @@ impl Session {
             tokio::select! {
                 message = machine.next() => match message {
                     Some(WsMessage::Text(text)) => {
+                        operations.sent(&text);
                         if sink.send(Message::Text(text.into())).await.is_err() {
                             return;
                         }
@@ -272,6 +300,11 @@ impl Session {
                     }
                     None => return,
                 },
+                Some(refusal) = refusals.recv() => {
+                    if sink.send(Message::Text(refusal.into())).await.is_err() {
+                        return;
+                    }
+                }
                 () = &mut init_deadline, if !initialised.load(Ordering::Relaxed) => {
                     break (INIT_TIMEOUT_CODE, "Connection initialisation timeout".to_owned());
                 }

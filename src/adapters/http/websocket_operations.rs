@@ -1,0 +1,156 @@
+//! How many operations one WebSocket has running, followed from the messages each way.
+//!
+//! Each subscription holds memory for as long as it runs (about 7 KB) and every store event
+//! wakes all of a socket's subscriptions, so without a cap a client could send 20,000
+//! `subscribe` messages of a hundred bytes each and hold 150 MB and seconds of CPU per event.
+//! An operation starts with the client's `subscribe` (graphql-transport-ws) or `start`
+//! (graphql-ws) and ends with the client's `complete` or `stop`, or the server's `complete`
+//! or `error`. One past the cap is answered with an `error` for its id and never runs.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use async_graphql::http::WebSocketProtocols;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::adapters::graphql::ErrorCode;
+
+/// The parts of a protocol message that say what it does to an operation.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+}
+
+/// The operations running on one socket.
+pub struct Operations {
+    max: usize,
+    protocol: WebSocketProtocols,
+    running: Mutex<HashSet<String>>,
+}
+
+impl Operations {
+    pub fn new(max: usize, protocol: WebSocketProtocols) -> Self {
+        Self {
+            max,
+            protocol,
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Looks at a message from the client: `None` lets it through, `Some` is the refusal to
+    /// send instead. Messages that are not well-formed pass, for the protocol to answer.
+    pub fn admit(&self, message: &[u8]) -> Option<String> {
+        let envelope: Envelope = serde_json::from_slice(message).ok()?;
+        let id = envelope.id?;
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match envelope.kind.as_str() {
+            "subscribe" | "start" if !running.contains(&id) && running.len() >= self.max => {
+                Some(self.refusal(&id))
+            }
+            "subscribe" | "start" => {
+                running.insert(id);
+                None
+            }
+            "complete" | "stop" => {
+                running.remove(&id);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Notes a message to the client; `complete` and `error` end their operation.
+    pub fn sent(&self, text: &str) {
+        // Most messages are `next` events: look closer only when one of the words appears.
+        if !(text.contains("\"complete\"") || text.contains("\"error\"")) {
+            return;
+        }
+        let Ok(Envelope { kind, id: Some(id) }) = serde_json::from_str(text) else {
+            return;
+        };
+        if kind == "complete" || kind == "error" {
+            self.running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+        }
+    }
+
+    fn refusal(&self, id: &str) -> String {
+        let error = json!({
+            "message": format!(
+                "A WebSocket may run at most {} operations at once; end one (send `complete`) or open another socket.",
+                self.max
+            ),
+            "extensions": { "code": ErrorCode::BadUserInput.as_str() },
+        });
+        // graphql-transport-ws carries a list of errors, graphql-ws a single one.
+        let payload = match self.protocol {
+            WebSocketProtocols::GraphQLWS => json!([error]),
+            WebSocketProtocols::SubscriptionsTransportWS => error,
+        };
+        json!({ "id": id, "type": "error", "payload": payload }).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscribe(id: &str) -> Vec<u8> {
+        json!({ "id": id, "type": "subscribe", "payload": { "query": "subscription { userEvents { kind } }" } })
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_cap_counts_running_operations_whichever_side_ends_them() {
+        let operations = Operations::new(2, WebSocketProtocols::GraphQLWS);
+        assert_eq!(operations.admit(&subscribe("a")), None);
+        assert_eq!(operations.admit(&subscribe("b")), None);
+        let refusal: serde_json::Value =
+            serde_json::from_str(&operations.admit(&subscribe("c")).expect("refused")).unwrap();
+        assert_eq!(refusal["id"], "c");
+        assert_eq!(refusal["payload"][0]["extensions"]["code"], "BAD_USER_INPUT");
+        // A repeated id is the protocol's to refuse (4409), not a new operation.
+        assert_eq!(operations.admit(&subscribe("a")), None);
+
+        operations.sent(r#"{"type":"next","id":"a","payload":{"data":{"error":"complete"}}}"#);
+        assert!(operations.admit(&subscribe("c")).is_some(), "a next ends nothing");
+        operations.sent(r#"{"type":"complete","id":"a"}"#);
+        assert_eq!(operations.admit(&subscribe("c")), None);
+        operations.admit(br#"{"type":"complete","id":"b"}"#);
+        operations.sent(r#"{"type":"error","id":"c","payload":[]}"#);
+        assert_eq!(operations.admit(&subscribe("d")), None);
+        assert_eq!(operations.admit(&subscribe("e")), None);
+        assert!(operations.admit(&subscribe("f")).is_some());
+        assert_eq!(operations.admit(b"not json"), None);
+    }
+
+    #[test]
+    fn the_legacy_protocol_starts_and_stops_and_gets_a_single_error() {
+        let operations = Operations::new(1, WebSocketProtocols::SubscriptionsTransportWS);
+        assert_eq!(
+            operations.admit(br#"{"type":"start","id":"1","payload":{}}"#),
+            None
+        );
+        let refusal: serde_json::Value = serde_json::from_str(
+            &operations
+                .admit(br#"{"type":"start","id":"2","payload":{}}"#)
+                .expect("refused"),
+        )
+        .unwrap();
+        assert_eq!(refusal["payload"]["extensions"]["code"], "BAD_USER_INPUT");
+        operations.admit(br#"{"type":"stop","id":"1"}"#);
+        assert_eq!(
+            operations.admit(br#"{"type":"start","id":"2","payload":{}}"#),
+            None
+        );
+    }
+}
