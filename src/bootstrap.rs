@@ -89,6 +89,7 @@ fn schema_settings(exposure: &Exposure, tokens: &Tokens) -> SchemaSettings {
             max_depth: exposure.max_query_depth,
             max_fields: exposure.max_query_fields,
             max_cost: exposure.max_query_cost,
+            max_scan: exposure.max_query_scan,
             request_timeout: exposure.request_timeout,
         },
         access: tokens.policy(),

@@ -135,6 +135,11 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_MAX_QUERY_COST", default_value_t = 1_000_000)]
     pub max_query_cost: u64,
 
+    /// How many users a query's searches may examine: each user once per `search`, 3 to 33
+    /// times per `fuzzy` search (by its maxDistance).
+    #[arg(long, env = "ROSTER_MAX_QUERY_SCAN", default_value_t = 4_000_000)]
+    pub max_query_scan: u64,
+
     /// How many MiB each cache of parsed and validated queries may hold.
     #[arg(long, env = "ROSTER_QUERY_CACHE_MIB", default_value_t = 32)]
     pub query_cache_mib: u32,

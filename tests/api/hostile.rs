@@ -148,6 +148,45 @@ async fn three_hundred_aliases_of_every_user_are_refused_and_of_small_pages_answ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_searches_are_counted_by_the_users_they_scan() {
+    let app = spawn_app_with_flags(&many_users(2_000), &[]).await;
+    let aliases = |count: usize, field: &str| -> String {
+        let body: Vec<String> = (0..count).map(|n| format!("a{n}: {field} {{ id }}")).collect();
+        format!("{{ {} }}", body.join(" "))
+    };
+    // Each typo-tolerant scan of 2,000 users at maxDistance 10 costs milliseconds; a hundred
+    // of them in a 7 KB request would cost a second of CPU for five answers each.
+    let fuzzy = r#"allUsers(fuzzy: "usr12", maxDistance: 10, limit: 5)"#;
+    let (status, answer) = post_query(&app, &json!({ "query": aliases(100, fuzzy) })).await;
+    assert_eq!(status, 200);
+    let message = refusal(&answer, "BAD_USER_INPUT");
+    assert!(message.contains("--max-query-scan"), "{message}");
+    let (_, answer) = post_query(&app, &json!({ "query": aliases(1, fuzzy) })).await;
+    assert_eq!(answer["data"]["a0"].as_array().map(Vec::len), Some(5), "{answer}");
+
+    // Plain searches cost a scan each, fuzzy ones more, through variables too.
+    let app = spawn_app_with_flags(&many_users(2_000), &["--max-query-scan", "10000"]).await;
+    let search = r#"allUsers(search: "user1", limit: 5)"#;
+    let (_, answer) = post_query(&app, &json!({ "query": aliases(5, search) })).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let (_, answer) = post_query(&app, &json!({ "query": aliases(6, search) })).await;
+    refusal(&answer, "BAD_USER_INPUT");
+    let by_variable = json!({
+        "query": "query($s: String) { a: users(search: $s, first: 5) { nodes { id } } b: allUsers(fuzzy: $s) { id } c: allUsers(search: $s, limit: 1) { id } }",
+        "variables": { "s": "user1" },
+    });
+    let (_, answer) = post_query(&app, &by_variable).await;
+    refusal(&answer, "BAD_USER_INPUT");
+    let (_, answer) = post_query(
+        &app,
+        &json!({ "query": by_variable["query"], "variables": { "s": null } }),
+    )
+    .await;
+    assert!(answer.get("errors").is_none(), "no search, no scan: {answer}");
+    assert_healthy(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn megabyte_queries_are_refused_before_parsing_and_a_syntax_error_answers_a_short_excerpt() {
     let app = spawn_app().await;
     for n in 0..3 {

@@ -38,6 +38,8 @@ pub struct QueryLimits {
     pub max_fields: u64,
     /// How many values the answer may hold at most, lists counted by what they can return.
     pub max_cost: u64,
+    /// How many users a query's searches may examine, fuzzy ones weighted.
+    pub max_scan: u64,
     /// How long one operation may execute.
     pub request_timeout: Duration,
 }
@@ -48,6 +50,7 @@ impl Default for QueryLimits {
             max_depth: 20,
             max_fields: 2_000,
             max_cost: 1_000_000,
+            max_scan: 4_000_000,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -91,6 +94,14 @@ impl QueryLimits {
                 "The answer could hold {} values (lists counted by what they can return: every user \
                  for a list without a limit); at most {} are allowed. Use limit, first or fewer aliases.",
                 measure.cost, self.max_cost
+            )));
+        }
+        if measure.scan > self.max_scan {
+            return Err(refuse(&format!(
+                "The query's searches would make {} comparisons (one per user for a search, 3 to \
+                 33 per user for a fuzzy search, by its maxDistance); at most {} are allowed \
+                 (--max-query-scan). Use fewer searches or a smaller maxDistance.",
+                measure.scan, self.max_scan
             )));
         }
         Ok(measure)
