@@ -187,6 +187,49 @@ async fn aliased_searches_are_counted_by_the_users_they_scan() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_ordered_pages_are_counted_by_the_users_they_sort() {
+    // Each ordered page sorts every user, whatever its size: 100 aliases of a one-user page
+    // by name took 4 s at 100,000 users.
+    let app = spawn_app_with_flags(&many_users(2_000), &["--max-query-scan", "100000"]).await;
+    let pages = |count: usize, order: &str| -> String {
+        let body: Vec<String> = (0..count)
+            .map(|n| format!("a{n}: users(first: 1{order}) {{ nodes {{ id }} }}"))
+            .collect();
+        format!("{{ {} }}", body.join(" "))
+    };
+    let by_name = ", orderBy: {field: NAME, direction: DESC}";
+    // 2,000 users × 10 per page sorted by text: five pages fit 100,000, six do not.
+    let (_, answer) = post_query(&app, &json!({ "query": pages(5, by_name) })).await;
+    assert_eq!(
+        answer["data"]["a4"]["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    let (_, answer) = post_query(&app, &json!({ "query": pages(6, by_name) })).await;
+    let message = refusal(&answer, "BAD_USER_INPUT");
+    assert!(message.contains("--max-query-scan"), "{message}");
+    // Pages in time order cost less per user, through a variable too.
+    let (_, answer) = post_query(&app, &json!({ "query": pages(25, "") })).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let by_variable = format!("query($o: UserOrderInput) {}", pages(6, ", orderBy: $o"));
+    let (_, answer) = post_query(
+        &app,
+        &json!({ "query": by_variable, "variables": { "o": { "field": "EMAIL" } } }),
+    )
+    .await;
+    refusal(&answer, "BAD_USER_INPUT");
+    for order in [json!(null), json!({ "field": "UPDATED_AT", "direction": "DESC" })] {
+        let (_, answer) = post_query(
+            &app,
+            &json!({ "query": by_variable, "variables": { "o": order } }),
+        )
+        .await;
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    assert_healthy(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn megabyte_queries_are_refused_before_parsing_and_a_syntax_error_answers_a_short_excerpt() {
     let app = spawn_app().await;
     for n in 0..3 {

@@ -38,7 +38,7 @@ pub struct QueryLimits {
     pub max_fields: u64,
     /// How many values the answer may hold at most, lists counted by what they can return.
     pub max_cost: u64,
-    /// How many users a query's searches may examine, fuzzy ones weighted.
+    /// How many comparisons a query's searches and sorted pages may make (see `cost`).
     pub max_scan: u64,
     /// How long one operation may execute.
     pub request_timeout: Duration,
@@ -98,9 +98,10 @@ impl QueryLimits {
         }
         if measure.scan > self.max_scan {
             return Err(refuse(&format!(
-                "The query's searches would make {} comparisons (one per user for a search, 3 to \
-                 33 per user for a fuzzy search, by its maxDistance); at most {} are allowed \
-                 (--max-query-scan). Use fewer searches or a smaller maxDistance.",
+                "The query's searches and sorted pages would make {} comparisons (per user: 1 for \
+                 a search, 3 to 33 for a fuzzy search by its maxDistance, 2 or 10 for a page of \
+                 users by a timestamp or by name or email); at most {} are allowed \
+                 (--max-query-scan). Use fewer of them or a smaller maxDistance.",
                 measure.scan, self.max_scan
             )));
         }
