@@ -171,6 +171,17 @@ async fn aliased_searches_are_counted_by_the_users_they_scan() {
     assert!(answer.get("errors").is_none(), "{answer}");
     let (_, answer) = post_query(&app, &json!({ "query": aliases(6, search) })).await;
     refusal(&answer, "BAD_USER_INPUT");
+    // A batch shares one request's budget: one search of six operations is refused.
+    let batch: Vec<Value> = (0..6).map(|_| json!({ "query": aliases(1, search) })).collect();
+    let (_, answers) = post_query(&app, &Value::Array(batch)).await;
+    let answers = answers.as_array().expect("a batch answers an array");
+    let refused: Vec<&Value> = answers
+        .iter()
+        .filter(|answer| answer.get("errors").is_some())
+        .collect();
+    assert_eq!(refused.len(), 1, "{answers:?}");
+    let message = refusal(refused[0], "BAD_USER_INPUT");
+    assert!(message.contains("batch"), "{message}");
     let by_variable = json!({
         "query": "query($s: String) { a: users(search: $s, first: 5) { nodes { id } } b: allUsers(fuzzy: $s) { id } c: allUsers(search: $s, limit: 1) { id } }",
         "variables": { "s": "user1" },

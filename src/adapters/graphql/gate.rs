@@ -96,7 +96,7 @@ impl GateRequest {
         self.access.check_operation(access, ty)?;
         let measure = self.limits.check_document(ctx, &document, variables).await?;
         if let Some(batch) = batch {
-            batch.charge(&self.limits, measure.fields, measure.cost)?;
+            batch.charge(&self.limits, &measure)?;
         }
         Ok(document)
     }

@@ -16,6 +16,7 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, ServerResult};
 use axum::http::HeaderValue;
 
+use super::cost::Measure;
 use super::errors::ErrorCode;
 use super::limits::{MAX_TOKENS, QueryLimits};
 
@@ -142,6 +143,7 @@ pub struct Batch {
     tokens: AtomicU64,
     fields: AtomicU64,
     cost: AtomicU64,
+    scan: AtomicU64,
 }
 
 impl Default for Batch {
@@ -158,6 +160,7 @@ impl Batch {
             tokens: AtomicU64::new(0),
             fields: AtomicU64::new(0),
             cost: AtomicU64::new(0),
+            scan: AtomicU64::new(0),
         }
     }
 
@@ -181,12 +184,12 @@ impl Batch {
         Ok(())
     }
 
-    /// Counts an operation's fields and cost against the batch's share of `limits`.
+    /// Counts an operation's fields, cost and scan against the batch's share of `limits`.
     ///
     /// # Errors
     /// `BAD_USER_INPUT` when the batch's operations together are over a limit.
-    pub(super) fn charge(&self, limits: &QueryLimits, fields: u64, cost: u64) -> ServerResult<()> {
-        let fields = add(&self.fields, fields);
+    pub(super) fn charge(&self, limits: &QueryLimits, measure: &Measure) -> ServerResult<()> {
+        let fields = add(&self.fields, measure.fields);
         if fields > limits.max_fields {
             return Err(refuse(format!(
                 "The batch's operations select {fields} fields together with their fragments \
@@ -194,13 +197,21 @@ impl Batch {
                 limits.max_fields
             )));
         }
-        let cost = add(&self.cost, cost);
+        let cost = add(&self.cost, measure.cost);
         if cost > limits.max_cost {
             return Err(refuse(format!(
                 "The batch's answers could hold {cost} values together (lists counted by what \
                  they can return); at most {} are allowed in one request. Use limit, first or \
                  fewer operations.",
                 limits.max_cost
+            )));
+        }
+        let scan = add(&self.scan, measure.scan);
+        if scan > limits.max_scan {
+            return Err(refuse(format!(
+                "The batch's searches and sorted pages would make {scan} comparisons together; \
+                 at most {} are allowed in one request (--max-query-scan). Send fewer of them at once.",
+                limits.max_scan
             )));
         }
         Ok(())
@@ -227,15 +238,26 @@ mod tests {
         let limits = QueryLimits {
             max_fields: 10,
             max_cost: 100,
+            max_scan: 1_000,
             ..QueryLimits::default()
         };
+        let measure = |fields, cost, scan| Measure {
+            fields,
+            cost,
+            scan,
+            ..Measure::default()
+        };
         let batch = Batch::new();
-        assert!(batch.charge(&limits, 6, 60).is_ok());
-        let over = batch.charge(&limits, 6, 10).unwrap_err();
+        assert!(batch.charge(&limits, &measure(6, 60, 0)).is_ok());
+        let over = batch.charge(&limits, &measure(6, 10, 0)).unwrap_err();
         assert!(over.message.contains("12 fields"), "{}", over.message);
         let batch = Batch::new();
-        assert!(batch.charge(&limits, 1, 100).is_ok());
-        assert!(batch.charge(&limits, 1, 1).is_err());
+        assert!(batch.charge(&limits, &measure(1, 100, 0)).is_ok());
+        assert!(batch.charge(&limits, &measure(1, 1, 0)).is_err());
+        let batch = Batch::new();
+        assert!(batch.charge(&limits, &measure(1, 1, 500)).is_ok());
+        let over = batch.charge(&limits, &measure(1, 1, 501)).unwrap_err();
+        assert!(over.message.contains("1001 comparisons"), "{}", over.message);
         assert!(batch.charge_tokens(MAX_TOKENS).is_ok());
         assert!(batch.charge_tokens(1).is_err());
     }
