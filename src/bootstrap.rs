@@ -83,13 +83,19 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn schema_settings(exposure: &Exposure, tokens: &Tokens) -> SchemaSettings {
+fn schema_settings(exposure: &Exposure, tokens: &Tokens, on_database: bool) -> SchemaSettings {
     SchemaSettings {
         limits: QueryLimits {
             max_depth: exposure.max_query_depth,
             max_fields: exposure.max_query_fields,
             max_cost: exposure.max_query_cost,
             max_scan: exposure.max_query_scan,
+            // The file is written whole on every commit; a database writes the row.
+            write_weight: if on_database {
+                0
+            } else {
+                QueryLimits::default().write_weight
+            },
             request_timeout: exposure.request_timeout,
         },
         access: tokens.policy(),
@@ -135,7 +141,10 @@ async fn serve(config: &Config, store: Arc<CachedUserRepository>) -> Result<Serv
         );
     }
     let (closing, closing_watch) = tokio::sync::watch::channel(false);
-    let schema = build_schema_with(services.clone(), schema_settings(exposure, &tokens));
+    let schema = build_schema_with(
+        services.clone(),
+        schema_settings(exposure, &tokens, config.database_url.is_some()),
+    );
     let http_settings = HttpSettings {
         tokens,
         cors_origins: exposure.cors_origins.clone(),

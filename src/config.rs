@@ -135,9 +135,10 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_MAX_QUERY_COST", default_value_t = 1_000_000)]
     pub max_query_cost: u64,
 
-    /// How many comparisons a query's searches and sorted pages may make: per user, 1 for
-    /// each `search`, 3 to 33 for each `fuzzy` (by its maxDistance), 2 or 10 for each `users`
-    /// page (by a timestamp, or by name or email).
+    /// How many times a query's searches, sorted pages and mutations may go over the users:
+    /// per user, 1 for each `search`, 3 to 33 for each `fuzzy` (by its maxDistance), 2 or 10
+    /// for each `users` page (by a timestamp, or by name or email), and over the file 10 for
+    /// each mutation after an operation's first.
     #[arg(long, env = "ROSTER_MAX_QUERY_SCAN", default_value_t = 4_000_000)]
     pub max_query_scan: u64,
 

@@ -152,8 +152,13 @@ pub fn test_config_on_database(url: &str, extra: &[&str]) -> Config {
 
 /// A service (one replica) over the database at `url`, which the caller keeps.
 pub async fn spawn_replica(url: &str) -> TestApp {
+    spawn_replica_with(url, &[]).await
+}
+
+/// A service over the database at `url`, started with `flags`.
+pub async fn spawn_replica_with(url: &str, flags: &[&str]) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let config = test_config_on_database(url, &[]);
+    let config = test_config_on_database(url, flags);
     let mut app = run(dir, config).await;
     app.database_url = Some(url.to_owned());
     app

@@ -241,6 +241,34 @@ async fn aliased_ordered_pages_are_counted_by_the_users_they_sort() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_mutations_are_counted_by_the_users_each_write_rewrites() {
+    // Each mutation is a commit that writes every user again: 50 aliased creates, a 4 KB
+    // request, took 2.7 s at 100,000 users.
+    let app = spawn_app_with_flags(&many_users(2_000), &["--max-query-scan", "100000"]).await;
+    let creates = |count: usize, tag: &str| -> String {
+        let body: Vec<String> = (0..count)
+            .map(|n| {
+                format!(r#"c{n}: createUser(userData: {{name: "New", email: "{tag}{n}@x.com"}}) {{ ok }}"#)
+            })
+            .collect();
+        format!("mutation {{ {} }}", body.join(" "))
+    };
+    // The first write is what any mutation costs; each further one is 2,000 users × 10:
+    // six creates fit 100,000, seven do not, and none of the seven is made.
+    let (_, answer) = post_query(&app, &json!({ "query": creates(7, "seven") })).await;
+    let message = refusal(&answer, "BAD_USER_INPUT");
+    assert!(message.contains("--max-query-scan"), "{message}");
+    let (_, answer) = post_query(&app, &json!({ "query": creates(6, "six") })).await;
+    assert_eq!(answer["data"]["c5"]["ok"], true, "{answer}");
+    let (_, answer) = post_query(&app, &json!({ "query": r#"{ a: userByEmail(email: "seven0@x.com") { id } b: userByEmail(email: "six5@x.com") { id } }"# })).await;
+    assert!(
+        answer["data"]["a"].is_null() && answer["data"]["b"].is_object(),
+        "{answer}"
+    );
+    assert_healthy(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn megabyte_queries_are_refused_before_parsing_and_a_syntax_error_answers_a_short_excerpt() {
     let app = spawn_app().await;
     for n in 0..3 {

@@ -7,9 +7,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_graphql::futures_util::future::join_all;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, WATCH_DEADLINE, eventually, scratch_database, spawn_replica};
+use crate::helpers::{
+    TestApp, WATCH_DEADLINE, assert_no_errors, eventually, scratch_database, spawn_replica,
+    spawn_replica_with,
+};
 use crate::live_events::Subscriber;
 use crate::process::RosterProcess;
 
@@ -316,4 +319,25 @@ async fn the_database_password_is_never_shown_on_health_nor_logged() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("using PostgreSQL"), "{logged}");
     assert!(!logged.contains("Sup3rSecret"), "{logged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_mutations_are_not_charged_for_rewriting_every_user_on_the_database() {
+    let Some(database) = scratch_database("aliased mutations on the database").await else {
+        return;
+    };
+    // Over the file, four further creates among three users would count 4 × 3 × 10.
+    let app = spawn_replica_with(database.url(), &["--max-query-scan", "1"]).await;
+    for n in 0..3 {
+        app.create_ok("Seed", &format!("seed{n}@x.com")).await;
+    }
+    let creates: Vec<String> = (0..5)
+        .map(|n| format!(r#"c{n}: createUser(userData: {{name: "New", email: "new{n}@x.com"}}) {{ ok }}"#))
+        .collect();
+    let answer = app
+        .gql(&format!("mutation {{ {} }}", creates.join(" ")), json!({}))
+        .await;
+    assert_no_errors(&answer);
+    assert_eq!(answer["data"]["c4"]["ok"], true, "{answer}");
+    assert_eq!(app.all_users().await.len(), 8);
 }

@@ -23,8 +23,10 @@
 //!   limits: every user once for a `search`, [`fuzzy_weight`] times for a `fuzzy` one (its
 //!   typo-tolerant comparison costs more per user the larger `maxDistance` is), 2 or 10
 //!   times for a connection page (sorted by a timestamp, or by name or email). So a hundred
-//!   aliases of a fuzzy search with `limit: 1`, or of a one-user page by name, a few
-//!   kilobytes answered with a hundred users, count as a hundred passes over the list.
+//!   aliases of a fuzzy search with `limit: 1` or of a one-user page by name, a few
+//!   kilobytes, count as a hundred passes over the list;
+//! - `writes`: the mutations the costliest operation makes, each a commit of its own (which
+//!   the file store pays for by writing every user again; see `limits`).
 //!
 //! Nesting through spreads and inline fragments is bounded too ([`MAX_NESTING`]), which keeps
 //! this walk, the validator's and the executor's recursion shallow.
@@ -57,8 +59,10 @@ pub struct Measure {
     /// How deeply selection sets nest, through fragments: each field's selection, spread
     /// fragment and inline fragment is one level (as async-graphql counts recursion).
     pub nesting: u64,
-    /// The users the costliest operation's searches examine, fuzzy ones weighted.
+    /// The users the costliest operation's searches examine and its pages sort, weighted.
     pub scan: u64,
+    /// The mutations the costliest operation makes.
+    pub writes: u64,
 }
 
 /// What sorting a connection's users costs per user, in plain substring searches: about
@@ -135,6 +139,7 @@ pub fn measure(
         total.absorb(part);
         total.cost = total.cost.max(part.cost);
         total.scan = total.scan.max(part.scan);
+        total.writes = total.writes.max(part.writes);
     }
     if total.nesting > MAX_NESTING as u64 {
         return Err(Unmeasurable::TooNested);
@@ -217,12 +222,15 @@ impl<'a> Walk<'a> {
                         ),
                         _ => (1, 0),
                     };
+                    let write =
+                        u64::from(parent.is_some() && parent == self.registry.mutation_type.as_deref());
                     Measure {
                         fields: children.fields.saturating_add(1),
                         depth: children.depth.saturating_add(1),
                         cost: items.saturating_mul(children.cost.saturating_add(1)),
                         nesting: children.nesting,
                         scan: items.saturating_mul(children.scan).saturating_add(scan),
+                        writes: items.saturating_mul(children.writes).saturating_add(write),
                     }
                 }
                 Selection::FragmentSpread(spread) => {
@@ -248,6 +256,7 @@ impl<'a> Walk<'a> {
             total.cost = total.cost.saturating_add(part.cost);
             total.nesting = total.nesting.max(part.nesting);
             total.scan = total.scan.saturating_add(part.scan);
+            total.writes = total.writes.saturating_add(part.writes);
         }
         total.nesting = total.nesting.saturating_add(1);
         Ok(total)
@@ -339,6 +348,7 @@ impl<'a> Walk<'a> {
         if returns.is_some_and(|returns| returns.ends_with("Connection")) {
             weight += self.sort_weight(arguments);
         }
+
         if weight == 0 {
             return Ok(0);
         }

@@ -209,8 +209,9 @@ impl Batch {
         let scan = add(&self.scan, measure.scan);
         if scan > limits.max_scan {
             return Err(refuse(format!(
-                "The batch's searches and sorted pages would make {scan} comparisons together; \
-                 at most {} are allowed in one request (--max-query-scan). Send fewer of them at once.",
+                "The batch's operations would go over the users {scan} times together (searches, \
+                 sorted pages and mutations); at most {} are allowed in one request \
+                 (--max-query-scan). Send fewer of them at once.",
                 limits.max_scan
             )));
         }
@@ -257,7 +258,7 @@ mod tests {
         let batch = Batch::new();
         assert!(batch.charge(&limits, &measure(1, 1, 500)).is_ok());
         let over = batch.charge(&limits, &measure(1, 1, 501)).unwrap_err();
-        assert!(over.message.contains("1001 comparisons"), "{}", over.message);
+        assert!(over.message.contains("1001 times"), "{}", over.message);
         assert!(batch.charge_tokens(MAX_TOKENS).is_ok());
         assert!(batch.charge_tokens(1).is_err());
     }
