@@ -64,6 +64,12 @@ fn refusal(answer: &Value, code: &str) -> String {
         .to_owned()
 }
 
+/// `count` aliases `a0`, `a1`, … of the field `field(n)` writes, in braces.
+fn aliased(count: usize, field: impl Fn(usize) -> String) -> String {
+    let fields: Vec<String> = (0..count).map(|n| format!("a{n}: {}", field(n))).collect();
+    format!("{{ {} }}", fields.join(" "))
+}
+
 /// A fragment fan-out: each of `levels` fragments spreads the next one twice, the last
 /// selects `leaf`. Expanded, it selects 2^levels leaves.
 fn fan_out(levels: usize, leaf: &str) -> String {
@@ -150,10 +156,7 @@ async fn three_hundred_aliases_of_every_user_are_refused_and_of_small_pages_answ
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aliased_searches_are_counted_by_the_users_they_scan() {
     let app = spawn_app_with_flags(&many_users(2_000), &[]).await;
-    let aliases = |count: usize, field: &str| -> String {
-        let body: Vec<String> = (0..count).map(|n| format!("a{n}: {field} {{ id }}")).collect();
-        format!("{{ {} }}", body.join(" "))
-    };
+    let aliases = |count: usize, field: &str| aliased(count, |_| format!("{field} {{ id }}"));
     // Each typo-tolerant scan of 2,000 users at maxDistance 10 costs milliseconds; a hundred
     // of them in a 7 KB request would cost a second of CPU for five answers each.
     let fuzzy = r#"allUsers(fuzzy: "usr12", maxDistance: 10, limit: 5)"#;
@@ -202,11 +205,8 @@ async fn aliased_ordered_pages_are_counted_by_the_users_they_sort() {
     // Each ordered page sorts every user, whatever its size: 100 aliases of a one-user page
     // by name took 4 s at 100,000 users.
     let app = spawn_app_with_flags(&many_users(2_000), &["--max-query-scan", "100000"]).await;
-    let pages = |count: usize, order: &str| -> String {
-        let body: Vec<String> = (0..count)
-            .map(|n| format!("a{n}: users(first: 1{order}) {{ nodes {{ id }} }}"))
-            .collect();
-        format!("{{ {} }}", body.join(" "))
+    let pages = |count: usize, order: &str| {
+        aliased(count, |_| format!("users(first: 1{order}) {{ nodes {{ id }} }}"))
     };
     let by_name = ", orderBy: {field: NAME, direction: DESC}";
     // 2,000 users × 10 per page sorted by text: five pages fit 100,000, six do not.
@@ -245,13 +245,11 @@ async fn aliased_mutations_are_counted_by_the_users_each_write_rewrites() {
     // Each mutation is a commit that writes every user again: 50 aliased creates, a 4 KB
     // request, took 2.7 s at 100,000 users.
     let app = spawn_app_with_flags(&many_users(2_000), &["--max-query-scan", "100000"]).await;
-    let creates = |count: usize, tag: &str| -> String {
-        let body: Vec<String> = (0..count)
-            .map(|n| {
-                format!(r#"c{n}: createUser(userData: {{name: "New", email: "{tag}{n}@x.com"}}) {{ ok }}"#)
-            })
-            .collect();
-        format!("mutation {{ {} }}", body.join(" "))
+    let creates = |count: usize, tag: &str| {
+        let fields = aliased(count, |n| {
+            format!(r#"createUser(userData: {{name: "New", email: "{tag}{n}@x.com"}}) {{ ok }}"#)
+        });
+        format!("mutation {fields}")
     };
     // The first write is what any mutation costs; each further one is 2,000 users × 10:
     // six creates fit 100,000, seven do not, and none of the seven is made.
@@ -259,7 +257,7 @@ async fn aliased_mutations_are_counted_by_the_users_each_write_rewrites() {
     let message = refusal(&answer, "BAD_USER_INPUT");
     assert!(message.contains("--max-query-scan"), "{message}");
     let (_, answer) = post_query(&app, &json!({ "query": creates(6, "six") })).await;
-    assert_eq!(answer["data"]["c5"]["ok"], true, "{answer}");
+    assert_eq!(answer["data"]["a5"]["ok"], true, "{answer}");
     let (_, answer) = post_query(&app, &json!({ "query": r#"{ a: userByEmail(email: "seven0@x.com") { id } b: userByEmail(email: "six5@x.com") { id } }"# })).await;
     assert!(
         answer["data"]["a"].is_null() && answer["data"]["b"].is_object(),
