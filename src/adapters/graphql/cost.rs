@@ -33,6 +33,7 @@
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
@@ -272,12 +273,7 @@ impl<'a> Walk<'a> {
     ) -> Result<u64, Unmeasurable> {
         let is_list = MetaTypeName::create(ty).is_list();
         let returns = MetaTypeName::concrete_typename(ty);
-        let argument = |name: &str| {
-            arguments
-                .iter()
-                .find(|(key, _)| key.node.as_str() == name)
-                .map(|(_, value)| self.resolve(&value.node))
-        };
+        let resolved = |name: &str| argument(arguments, name).map(|value| self.resolve(value));
         if parent.starts_with("__") {
             if !is_list {
                 return Ok(1);
@@ -288,7 +284,7 @@ impl<'a> Walk<'a> {
             return Ok(bounds.items(field));
         }
         if returns.ends_with("Connection") {
-            let page = [argument("first"), argument("last")]
+            let page = [resolved("first"), resolved("last")]
                 .into_iter()
                 .flatten()
                 .filter_map(count)
@@ -310,7 +306,7 @@ impl<'a> Walk<'a> {
         if !is_list {
             return Ok(longest_list_argument.unwrap_or(1).max(1));
         }
-        if let Some(limit) = argument("limit").and_then(count) {
+        if let Some(limit) = resolved("limit").and_then(count) {
             return Ok(self.users.map_or(limit, |users| users.min(limit)));
         }
         // Every list Roster serves is a list of users.
@@ -329,10 +325,8 @@ impl<'a> Walk<'a> {
             return Ok(0);
         }
         let given = |name: &str| {
-            arguments
-                .iter()
-                .find(|(key, _)| key.node.as_str() == name)
-                .map(|(_, value)| self.resolve(&value.node))
+            argument(arguments, name)
+                .map(|value| self.resolve(value))
                 .filter(|value| !matches!(value, Resolved::Unknown))
         };
         let mut weight = 0;
@@ -348,7 +342,6 @@ impl<'a> Walk<'a> {
         if returns.is_some_and(|returns| returns.ends_with("Connection")) {
             weight += self.sort_weight(arguments);
         }
-
         if weight == 0 {
             return Ok(0);
         }
@@ -360,25 +353,22 @@ impl<'a> Walk<'a> {
     /// without case) or by an order only known when the query runs, [`SORT_BY_TEXT`]; by a
     /// timestamp, the default, [`SORT_BY_TIME`].
     fn sort_weight(&self, arguments: &[(Positioned<Name>, Positioned<Value>)]) -> u64 {
-        let Some((_, order)) = arguments.iter().find(|(key, _)| key.node.as_str() == "orderBy") else {
-            return SORT_BY_TIME;
-        };
-        let field = match &order.node {
-            Value::Null => return SORT_BY_TIME,
-            Value::Variable(name) => match self.variable(name) {
-                None | Some(ConstValue::Null) => return SORT_BY_TIME,
-                Some(ConstValue::Object(order)) => order.get("field").cloned(),
-                Some(_) => None,
-            },
-            Value::Object(order) => match order.get("field") {
-                Some(Value::Variable(name)) => self.variable(name).cloned(),
-                Some(field) => field.clone().into_const(),
-                None => None,
-            },
-            _ => None,
+        // The order with its variables filled in (a missing one reads as null).
+        let order = argument(arguments, "orderBy").map(|order| {
+            order
+                .clone()
+                .into_const_with(|name| {
+                    Ok::<_, Infallible>(self.variable(&name).cloned().unwrap_or(ConstValue::Null))
+                })
+                .unwrap_or(ConstValue::Null)
+        });
+        let field = match &order {
+            None | Some(ConstValue::Null) => return SORT_BY_TIME,
+            Some(ConstValue::Object(order)) => order.get("field"),
+            Some(_) => None,
         };
         // An enum written in the query, or a string in JSON variables.
-        let name = match &field {
+        let name = match field {
             Some(ConstValue::Enum(name)) => name.as_str(),
             Some(ConstValue::String(name)) => name.as_str(),
             _ => "",
@@ -406,6 +396,14 @@ impl<'a> Walk<'a> {
             _ => Resolved::Other,
         }
     }
+}
+
+/// The value a field's argument `name` is given in the document, if any.
+fn argument<'v>(arguments: &'v [(Positioned<Name>, Positioned<Value>)], name: &str) -> Option<&'v Value> {
+    arguments
+        .iter()
+        .find(|(key, _)| key.node.as_str() == name)
+        .map(|(_, value)| &value.node)
 }
 
 /// An argument's value, as far as the measure cares.
