@@ -22,4 +22,4 @@ pub use user::{
     Email, EmailError, NameError, User, UserId, UserName, email_key, timestamp_bytes, timestamp_text,
     to_micros,
 };
-pub use user_set::UserSet;
+pub use user_set::{UserSet, settled_without_write};

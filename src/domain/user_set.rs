@@ -8,13 +8,33 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use hashbrown::HashTable;
 
 use super::change::{
     BulkFailure, BulkFailureReason, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
 };
 use super::snapshot::UserSnapshot;
-use super::user::{User, UserId, to_micros};
+use super::user::{Email, User, UserId, UserName, to_micros};
+
+/// What a change of `current` to `name` and `email` (`None`: kept) is answered without
+/// writing anything, whichever store holds it: `Conflict` when `expected` is given and is
+/// not `current`'s `updated_at` (compared at the precision clients read and stores keep);
+/// `Unchanged` when nothing would change, so no write, no event, and `updated_at` stays
+/// (other clients' `expectedUpdatedAt` still holds). `None` when it must be written.
+pub fn settled_without_write(
+    current: &Arc<User>,
+    name: Option<&str>,
+    email: Option<&str>,
+    expected: Option<Option<DateTime<Utc>>>,
+) -> Option<ChangeOutcome> {
+    if expected.is_some_and(|expected| expected.map(to_micros) != current.updated_at()) {
+        return Some(ChangeOutcome::Conflict(Arc::clone(current)));
+    }
+    let same_name = name.is_none_or(|name| name == current.name());
+    let same_email = email.is_none_or(|email| email == current.email());
+    (same_name && same_email).then(|| ChangeOutcome::Unchanged(Arc::clone(current)))
+}
 
 /// An ordered list of users with indexes by id and by email key.
 ///
@@ -61,10 +81,10 @@ impl UserSet {
 
     /// Indexes the user at `at` by id, unless an earlier record holds the id.
     fn index_id(&mut self, at: usize) {
-        let id = self.users[at].id();
-        if self.position(id).is_none() {
-            let hash = self.hasher.hash_one(id);
-            let (users, hasher) = (&self.users, &self.hasher);
+        let (users, hasher) = (&self.users, &self.hasher);
+        let id = users[at].id();
+        let hash = hasher.hash_one(id);
+        if self.by_id.find(hash, |&i| users[i as usize].id() == id).is_none() {
             self.by_id
                 .insert_unique(hash, at as u32, |&i| hasher.hash_one(users[i as usize].id()));
         }
@@ -173,8 +193,10 @@ impl UserSet {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
                 let current = &self.users[index];
-                if current.name() == name.as_str() && current.email() == email.as_str() {
-                    return ChangeOutcome::Unchanged(Arc::clone(current));
+                if let Some(settled) =
+                    settled_without_write(current, Some(name.as_str()), Some(email.as_str()), None)
+                {
+                    return settled;
                 }
                 if self.email_taken(&email.key(), Some(index)) {
                     return ChangeOutcome::Rejected(Rejection::EmailInUse);
@@ -200,17 +222,14 @@ impl UserSet {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
                 let current = &self.users[index];
-                // Compared at the precision clients read and the file keeps.
-                if expected_updated_at.is_some_and(|expected| expected.map(to_micros) != current.updated_at())
-                {
-                    return ChangeOutcome::Conflict(Arc::clone(current));
-                }
-                let same_name = name.as_ref().is_none_or(|name| name.as_str() == current.name());
-                let same_email = email
-                    .as_ref()
-                    .is_none_or(|email| email.as_str() == current.email());
-                if same_name && same_email {
-                    return ChangeOutcome::Unchanged(Arc::clone(current));
+                let settled = settled_without_write(
+                    current,
+                    name.as_ref().map(UserName::as_str),
+                    email.as_ref().map(Email::as_str),
+                    expected_updated_at,
+                );
+                if let Some(settled) = settled {
+                    return settled;
                 }
                 if let Some(email) = &email
                     && self.email_taken(&email.key(), Some(index))

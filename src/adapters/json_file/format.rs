@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -162,10 +162,7 @@ impl Document {
     /// # Errors
     /// The writer's errors.
     pub fn render_to(&self, out: &mut dyn Write) -> io::Result<()> {
-        let mut chunks = Chunks {
-            buffer: Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
-            out,
-        };
+        let mut chunks = BufWriter::with_capacity(CHUNK_BYTES, out);
         let mut serializer =
             serde_json::Serializer::with_formatter(&mut chunks, PrettyFormatter::with_indent(b"  "));
         FileView(self)
@@ -184,33 +181,10 @@ impl Document {
     }
 }
 
-/// How much rendered text is gathered before it is handed to the file.
+/// How much rendered text is gathered before it is handed to the file: each write to the
+/// file is a system call and a wake-up of our own watcher, and each small one through
+/// `dyn Write` a call that cannot be inlined.
 const CHUNK_BYTES: usize = 256 * 1024;
-
-/// Gathers the serializer's many small writes (a quote, an indent, a key) in memory and
-/// hands the file a few large ones: each write to the file is a system call and a watcher
-/// wake-up, and each small one through `dyn Write` a call that cannot be inlined.
-struct Chunks<'a> {
-    buffer: Vec<u8>,
-    out: &'a mut dyn Write,
-}
-
-impl Write for Chunks<'_> {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() >= CHUNK_BYTES {
-            self.out.write_all(&self.buffer)?;
-            self.buffer.clear();
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buffer)?;
-        self.buffer.clear();
-        self.out.flush()
-    }
-}
 
 /// The whole array, in file order.
 struct FileView<'a>(&'a Document);

@@ -205,14 +205,22 @@ impl JsonFileUserRepository {
 
     /// Asks the owner to revalidate and waits until it has.
     async fn revalidated(&self, cause: ReloadCause) -> Result<(), RepositoryError> {
+        self.ask(|reply| Message::Revalidate {
+            cause,
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Sends the owner the message `message` makes around a reply channel, and waits for
+    /// the answer.
+    async fn ask<T>(
+        &self,
+        message: impl FnOnce(oneshot::Sender<Result<T, RepositoryError>>) -> Message,
+    ) -> Result<T, RepositoryError> {
         let queue = self.queue.as_ref().ok_or(RepositoryError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        queue
-            .send(Message::Revalidate {
-                cause,
-                reply: Some(reply),
-            })
-            .map_err(|_| RepositoryError::Closed)?;
+        queue.send(message(reply)).map_err(|_| RepositoryError::Closed)?;
         answer.await.map_err(|_| RepositoryError::Closed)?
     }
 
@@ -245,12 +253,7 @@ impl UserRepository for JsonFileUserRepository {
     }
 
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
-        let queue = self.queue.as_ref().ok_or(RepositoryError::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        queue
-            .send(Message::Apply { change, reply })
-            .map_err(|_| RepositoryError::Closed)?;
-        answer.await.map_err(|_| RepositoryError::Closed)?
+        self.ask(|reply| Message::Apply { change, reply }).await
     }
 
     fn health(&self) -> StorageHealth {

@@ -12,10 +12,9 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::rows::{RowChange, StoredRow, USER_COLUMNS};
-use crate::domain::to_micros;
 use crate::domain::{
     BulkFailure, BulkFailureReason, BulkMode, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
-    UserId,
+    UserId, settled_without_write,
 };
 
 /// The unique index that keeps emails unique (see the migration).
@@ -140,16 +139,8 @@ async fn patch(
         return Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::NotFound)));
     };
     let current = StoredRow::from_row(&current)?;
-    // Compared at the precision clients read and the table keeps.
-    if expected_updated_at.is_some_and(|expected| expected.map(to_micros) != current.user.updated_at()) {
-        return Ok(Applied::refused(ChangeOutcome::Conflict(current.user)));
-    }
-    // Asking for what the user already is changes nothing: no write, no event, and
-    // `updated_at` stays, so other clients' `expectedUpdatedAt` still holds.
-    let same_name = name.is_none_or(|name| name == current.user.name());
-    let same_email = email.is_none_or(|email| email == current.user.email());
-    if same_name && same_email {
-        return Ok(Applied::refused(ChangeOutcome::Unchanged(current.user)));
+    if let Some(settled) = settled_without_write(&current.user, name, email, expected_updated_at) {
+        return Ok(Applied::refused(settled));
     }
     let update = format!(
         "UPDATE users SET name = coalesce($2, name), email = coalesce($3, email), updated_at = $4 \
