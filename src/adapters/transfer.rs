@@ -6,21 +6,21 @@
 //! writing one back in the form the file store writes, atomically. The database side is
 //! [`crate::adapters::postgres::transfer`].
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
+use crate::adapters::json_file::{is_blank, parse_timestamp, replace_file};
 use crate::adapters::postgres::transfer::{FileRecord, FileUser};
 use crate::adapters::postgres::{self, transfer as database};
 use crate::config::{Command, Config};
-use crate::domain::timestamp_text;
+use crate::domain::{timestamp_text, to_micros};
 
 /// Progress is reported every this many records.
 const PROGRESS_EVERY: usize = 10_000;
@@ -159,7 +159,7 @@ pub async fn export_file(
 /// # Errors
 /// A reason when the contents are not a JSON array.
 pub fn parse_records(bytes: &[u8]) -> Result<Vec<FileRecord>, String> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if is_blank(bytes) {
         return Ok(Vec::new());
     }
     let items: Vec<Value> = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
@@ -190,12 +190,14 @@ fn classify(value: Value) -> FileRecord {
             ("id", Value::String(v)) => user.id = v,
             ("name", Value::String(v)) => user.name = v,
             ("email", Value::String(v)) => user.email = v,
-            (field @ ("created_at" | "updated_at"), Value::String(v)) if parse_timestamp(&v).is_some() => {
-                let at = parse_timestamp(&v);
-                if field == "created_at" {
-                    user.created_at = at;
-                } else {
-                    user.updated_at = at;
+            (field @ ("created_at" | "updated_at"), Value::String(v)) => {
+                // To the microsecond, as the file store keeps and writes them.
+                match parse_timestamp(&v).map(to_micros) {
+                    Some(at) if field == "created_at" => user.created_at = Some(at),
+                    Some(at) => user.updated_at = Some(at),
+                    None => {
+                        user.extra.insert(key, Value::String(v));
+                    }
                 }
             }
             // Anything else, an unreadable or null timestamp included, is kept as it was.
@@ -205,18 +207,6 @@ fn classify(value: Value) -> FileRecord {
         }
     }
     FileRecord::User(user)
-}
-
-/// RFC 3339, or the Python reference's naive `2024-05-01T10:00:00.123456` read as UTC; to
-/// the microsecond, as the file store keeps and writes them.
-fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    let at = match DateTime::parse_from_rfc3339(text) {
-        Ok(at) => at.with_timezone(&Utc),
-        Err(_) => NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()?
-            .and_utc(),
-    };
-    Some(at.trunc_subsecs(6))
 }
 
 /// The records in the data file's format: a two-space indented array, each user's fields
@@ -267,39 +257,19 @@ impl Serialize for UserRecord<'_> {
     }
 }
 
-/// Writes `records` to a temporary file beside `path`, flushes it to disk and renames it
-/// over `path`, so a reader never sees half a list.
+/// Writes `records` over `path` the way the store replaces its file (a temporary file
+/// beside it, fsynced, renamed into place, the folder fsynced), so a reader never sees half
+/// a list.
 fn write_atomically(
     path: &Path,
     records: &[FileRecord],
     progress: &(dyn Fn(usize, usize) + Send + Sync),
 ) -> io::Result<()> {
-    let folder = match path.parent() {
-        Some(folder) if !folder.as_os_str().is_empty() => folder.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-    let temporary = folder.join(format!(
-        ".{}.roster-export-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| {
-        let mut out = BufWriter::new(File::create(&temporary)?);
-        serde_json::to_writer_pretty(&mut out, &RecordList { records, progress })?;
-        out.write_all(b"\n")?;
-        out.into_inner()
-            .map_err(io::IntoInnerError::into_error)?
-            .sync_all()?;
-        fs::rename(&temporary, path)?;
-        File::open(&folder)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    written
+    let replaced = replace_file(path, |out| {
+        serde_json::to_writer_pretty(&mut *out, &RecordList { records, progress })?;
+        out.write_all(b"\n")
+    })?;
+    replaced.folder_synced
 }
 
 #[cfg(test)]

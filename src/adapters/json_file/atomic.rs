@@ -64,13 +64,16 @@ pub struct Replaced {
     pub folder_synced: io::Result<()>,
 }
 
-/// Replaces the file at `path` (a real file, not a link) with `bytes`, durably.
+/// Replaces the file at `path` (a real file, not a link) with what `write` writes, durably.
 ///
 /// # Errors
 /// Any I/O failure before the rename; the old file is then untouched and the temporary
 /// file removed.
-pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<Replaced> {
-    replace_file_if(path, |out| out.write_all(bytes), |_| Ok(true), sync_folder)?
+pub fn replace_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<Replaced> {
+    replace_file_if(path, write, |_| Ok(true), sync_folder)?
         .ok_or_else(|| io::Error::other("the replacement was called off"))
 }
 
@@ -202,7 +205,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.json");
         fs::write(&path, "old").unwrap();
-        replace_file(&path, b"new").unwrap();
+        replace_file(&path, |out| out.write_all(b"new")).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "new");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -215,7 +218,7 @@ mod tests {
         let path = dir.path().join("users.json");
         fs::write(&path, "old").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        replace_file(&path, b"new").unwrap();
+        replace_file(&path, |out| out.write_all(b"new")).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
     }
 

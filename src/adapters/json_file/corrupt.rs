@@ -36,7 +36,7 @@ pub fn set_aside(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     }
     let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
     let copy = folder.join(format!("{prefix}{stamp}"));
-    super::atomic::replace_file(&copy, bytes)?;
+    super::atomic::replace_file(&copy, |out| out.write_all(bytes))?;
     Ok(copy)
 }
 

@@ -26,7 +26,8 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
-pub use format::parse_timestamp;
+pub(crate) use atomic::replace_file;
+pub use format::{is_blank, parse_timestamp};
 pub use message::ReloadCause;
 pub use owner::SETTLE;
 
@@ -134,7 +135,7 @@ impl JsonFileUserRepository {
                 Err(err) => tracing::warn!(error = %err, "could not look for stale temporary files"),
             }
             if !target.exists() {
-                atomic::replace_file(&target, b"[]\n")
+                atomic::replace_file(&target, |out| out.write_all(b"[]\n"))
                     .map_err(|err| OpenError::new(&path, format!("cannot create it: {err}")))?;
                 tracing::info!(path = %path.display(), "created an empty data file");
             }
