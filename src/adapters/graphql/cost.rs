@@ -19,8 +19,8 @@
 //!   taking a list argument (`bulkUpdateEmails(updates: […])`) by the list's length, and an
 //!   introspection list by the longest such list in the schema. So aliasing a list 300 times
 //!   costs 300 lists, not 300 fields.
-//! - `scan`: the users the operation's searches examine and its pages sort, whatever their
-//!   limits: every user once for a `search`, [`fuzzy_weight`] times for a `fuzzy` one (its
+//! - `passes`: how many times the operation's searches and pages go over every user,
+//!   whatever their limits: once for a `search`, [`fuzzy_weight`] times for a `fuzzy` one (its
 //!   typo-tolerant comparison costs more per user the larger `maxDistance` is), 2 or 10
 //!   times for a connection page (sorted by a timestamp, or by name or email). So a hundred
 //!   aliases of a fuzzy search with `limit: 1` or of a one-user page by name, a few
@@ -60,16 +60,17 @@ pub struct Measure {
     /// How deeply selection sets nest, through fragments: each field's selection, spread
     /// fragment and inline fragment is one level (as async-graphql counts recursion).
     pub nesting: u64,
-    /// The users the costliest operation's searches examine and its pages sort, weighted.
-    pub scan: u64,
+    /// How many times the costliest operation's searches and pages go over every user,
+    /// weighted by what each costs per user (the caller multiplies by the users).
+    pub passes: u64,
     /// The mutations the costliest operation makes.
     pub writes: u64,
 }
 
 /// What sorting a connection's users costs per user, in plain substring searches: about
 /// 400 ns a user by name or email and 90 ns by a timestamp, measured at 100,000 users.
-const SORT_BY_TEXT: u64 = 10;
-const SORT_BY_TIME: u64 = 2;
+pub(super) const SORT_BY_TEXT: u64 = 10;
+pub(super) const SORT_BY_TIME: u64 = 2;
 
 /// The `maxDistance` of a fuzzy search when none is given, as the schema says.
 const DEFAULT_MAX_DISTANCE: u64 = 2;
@@ -77,7 +78,7 @@ const DEFAULT_MAX_DISTANCE: u64 = 2;
 /// What a fuzzy search costs per user, in plain substring searches: measured at 100,000
 /// users, a search examines a user in about 40 ns, a fuzzy one in about 100 ns at
 /// `maxDistance: 2` and 1.15 µs at 10 (its table grows with the distance).
-pub fn fuzzy_weight(max_distance: u64) -> u64 {
+pub(super) fn fuzzy_weight(max_distance: u64) -> u64 {
     let distance = max_distance.min(10);
     3 + 3 * distance * distance / 10
 }
@@ -95,7 +96,7 @@ pub enum Unmeasurable {
 
 /// Measures `document`, resolving argument variables from `variables` (or the operations'
 /// defaults). `users` is the number of users, when known; without it, a document with a
-/// list of every user answers [`Unmeasurable::NeedsUserCount`].
+/// list of every user (no limit) answers [`Unmeasurable::NeedsUserCount`].
 ///
 /// # Errors
 /// [`Unmeasurable`] for a fragment cycle, too deep a nesting, or a missing user count.
@@ -139,7 +140,7 @@ pub fn measure(
         let part = walk.selection_set(&operation.node.selection_set.node, root, 1)?;
         total.absorb(part);
         total.cost = total.cost.max(part.cost);
-        total.scan = total.scan.max(part.scan);
+        total.passes = total.passes.max(part.passes);
         total.writes = total.writes.max(part.writes);
     }
     if total.nesting > MAX_NESTING as u64 {
@@ -216,10 +217,10 @@ impl<'a> Walk<'a> {
                     } else {
                         self.selection_set(&field.selection_set.node, child_type, nesting + 1)?
                     };
-                    let (items, scan) = match (parent, meta) {
+                    let (items, passes) = match (parent, meta) {
                         (Some(parent), Some(meta)) => (
                             self.items(parent, field.name.node.as_str(), &meta.ty, &field.arguments)?,
-                            self.scan(parent, child_type, &field.arguments)?,
+                            self.passes(parent, child_type, &field.arguments),
                         ),
                         _ => (1, 0),
                     };
@@ -230,7 +231,7 @@ impl<'a> Walk<'a> {
                         depth: children.depth.saturating_add(1),
                         cost: items.saturating_mul(children.cost.saturating_add(1)),
                         nesting: children.nesting,
-                        scan: items.saturating_mul(children.scan).saturating_add(scan),
+                        passes: items.saturating_mul(children.passes).saturating_add(passes),
                         writes: items.saturating_mul(children.writes).saturating_add(write),
                     }
                 }
@@ -256,7 +257,7 @@ impl<'a> Walk<'a> {
             total.depth = total.depth.max(part.depth);
             total.cost = total.cost.saturating_add(part.cost);
             total.nesting = total.nesting.max(part.nesting);
-            total.scan = total.scan.saturating_add(part.scan);
+            total.passes = total.passes.saturating_add(part.passes);
             total.writes = total.writes.saturating_add(part.writes);
         }
         total.nesting = total.nesting.saturating_add(1);
@@ -313,16 +314,16 @@ impl<'a> Walk<'a> {
         self.users.ok_or(Unmeasurable::NeedsUserCount)
     }
 
-    /// The users a field's `search` or `fuzzy` argument examines, and a connection sorts
-    /// for its page, weighted; a field without either examines none.
-    fn scan(
+    /// How many times a field's `search` or `fuzzy` argument and a connection's sorting go
+    /// over every user, weighted; a field without either goes over none.
+    fn passes(
         &self,
         parent: &str,
         returns: Option<&str>,
         arguments: &[(Positioned<Name>, Positioned<Value>)],
-    ) -> Result<u64, Unmeasurable> {
+    ) -> u64 {
         if parent.starts_with("__") {
-            return Ok(0);
+            return 0;
         }
         let given = |name: &str| {
             argument(arguments, name)
@@ -342,11 +343,7 @@ impl<'a> Walk<'a> {
         if returns.is_some_and(|returns| returns.ends_with("Connection")) {
             weight += self.sort_weight(arguments);
         }
-        if weight == 0 {
-            return Ok(0);
-        }
-        let users = self.users.ok_or(Unmeasurable::NeedsUserCount)?;
-        Ok(users.saturating_mul(weight))
+        weight
     }
 
     /// What ordering a connection's users costs per user: by name or email (text, compared

@@ -99,7 +99,7 @@ pub fn storage(err: &RepositoryError) -> Error {
 /// Gives every error of a response a code: request-level errors (syntax, validation,
 /// argument types) are the client's (`BAD_USER_INPUT`); a field error without a code is a
 /// bug, logged with its cause and shown only as `internal error` (`INTERNAL`). At most
-/// [`MAX_ERRORS`] are kept. The metrics extension applies it to every answer.
+/// [`MAX_ERRORS`] are kept. The schema's extension (`pipeline`) applies it to every answer.
 pub fn code_errors(mut response: Response) -> Response {
     if response.errors.len() > MAX_ERRORS {
         let hidden = response.errors.len() - (MAX_ERRORS - 1);

@@ -94,9 +94,9 @@ impl GateRequest {
             http.check_operation(ty)?;
         }
         self.access.check_operation(access, ty)?;
-        let measure = self.limits.check_document(ctx, &document, variables).await?;
+        let (measure, scan) = self.limits.check_document(ctx, &document, variables).await?;
         if let Some(batch) = batch {
-            batch.charge(&self.limits, &measure)?;
+            batch.charge(&self.limits, &measure, scan)?;
         }
         Ok(document)
     }

@@ -18,7 +18,7 @@ use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, ServerError, ServerResult, Variables};
 
-use super::cost::{self, MAX_NESTING, Measure, Unmeasurable};
+use super::cost::{self, MAX_NESTING, Measure, SORT_BY_TEXT, SORT_BY_TIME, Unmeasurable, fuzzy_weight};
 use super::errors::ErrorCode;
 use crate::app::AppServices;
 
@@ -63,8 +63,9 @@ impl Default for QueryLimits {
 }
 
 impl QueryLimits {
-    /// Refuses a document whose depth, expanded field count or answer size is over the
-    /// limits, in time linear in its size; answers its measure.
+    /// Refuses a document whose depth, expanded field count, answer size or scan is over
+    /// the limits, in time linear in its size; answers its measure and its scan (how many
+    /// times it goes over the users, weighted).
     ///
     /// # Errors
     /// `BAD_USER_INPUT` naming the limit and the document's figure.
@@ -73,24 +74,31 @@ impl QueryLimits {
         ctx: &ExtensionContext<'_>,
         document: &ExecutableDocument,
         variables: &Variables,
-    ) -> ServerResult<Measure> {
+    ) -> ServerResult<(Measure, u64)> {
         let registry = &ctx.schema_env.registry;
+        let mut users = None;
         let measured = match cost::measure(document, registry, variables, None) {
             Err(Unmeasurable::NeedsUserCount) => {
-                let users = user_count(ctx).await;
-                cost::measure(document, registry, variables, Some(users))
+                let count = user_count(ctx).await;
+                users = Some(count);
+                cost::measure(document, registry, variables, Some(count))
             }
             other => other,
         };
-        let mut measure = measured.map_err(|why| refuse(&unmeasurable_message(&why)))?;
+        let measure = measured.map_err(|why| refuse(&unmeasurable_message(&why)))?;
         // One commit per operation is what any write costs; each further one is counted.
-        let further_writes = measure.writes.saturating_sub(1);
-        if further_writes > 0 && self.write_weight > 0 {
-            let rewritten = further_writes
-                .saturating_mul(user_count(ctx).await)
-                .saturating_mul(self.write_weight);
-            measure.scan = measure.scan.saturating_add(rewritten);
-        }
+        let passes = measure
+            .passes
+            .saturating_add(measure.writes.saturating_sub(1).saturating_mul(self.write_weight));
+        let scan = if passes == 0 {
+            0
+        } else {
+            let users = match users {
+                Some(users) => users,
+                None => user_count(ctx).await,
+            };
+            passes.saturating_mul(users)
+        };
         if measure.depth > self.max_depth {
             return Err(refuse(&format!(
                 "Query is nested too deep: its fields nest {} levels; at most {} are allowed.",
@@ -110,17 +118,22 @@ impl QueryLimits {
                 measure.cost, self.max_cost
             )));
         }
-        if measure.scan > self.max_scan {
+        if scan > self.max_scan {
+            let writes = match self.write_weight {
+                0 => String::new(),
+                weight => format!(", {weight} for each mutation after the first"),
+            };
             return Err(refuse(&format!(
-                "The query would go over the users {} times (per user: 1 for a search, 3 to 33 for \
-                 a fuzzy search by its maxDistance, 2 or 10 for a page of users by a timestamp or \
-                 by name or email, 10 for each mutation after the first over the file); at most \
-                 {} are allowed (--max-query-scan). Use fewer of them, a smaller maxDistance, or \
-                 separate requests.",
-                measure.scan, self.max_scan
+                "The query would go over the users {scan} times (per user: 1 for a search, {} to {} \
+                 for a fuzzy search by its maxDistance, {SORT_BY_TIME} or {SORT_BY_TEXT} for a page \
+                 of users by a timestamp or by name or email{writes}); at most {} are allowed \
+                 (--max-query-scan). Use fewer of them, a smaller maxDistance, or separate requests.",
+                fuzzy_weight(0),
+                fuzzy_weight(10),
+                self.max_scan
             )));
         }
-        Ok(measure)
+        Ok((measure, scan))
     }
 
     /// Runs an operation under the deadline (or the earlier `shared` one, a batch's);

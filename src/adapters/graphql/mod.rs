@@ -27,5 +27,4 @@ pub use errors::ErrorCode;
 pub use limits::QueryLimits;
 pub use metrics::{MAX_OPERATION_LABELS, describe as describe_metrics};
 pub use over_http::{Batch, OverHttp, SocketUrl};
-pub use persisted::{MAX_PERSISTED_QUERIES, MAX_PERSISTED_QUERY_BYTES};
 pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};

@@ -188,7 +188,7 @@ impl Batch {
     ///
     /// # Errors
     /// `BAD_USER_INPUT` when the batch's operations together are over a limit.
-    pub(super) fn charge(&self, limits: &QueryLimits, measure: &Measure) -> ServerResult<()> {
+    pub(super) fn charge(&self, limits: &QueryLimits, measure: &Measure, scan: u64) -> ServerResult<()> {
         let fields = add(&self.fields, measure.fields);
         if fields > limits.max_fields {
             return Err(refuse(format!(
@@ -206,7 +206,7 @@ impl Batch {
                 limits.max_cost
             )));
         }
-        let scan = add(&self.scan, measure.scan);
+        let scan = add(&self.scan, scan);
         if scan > limits.max_scan {
             return Err(refuse(format!(
                 "The batch's operations would go over the users {scan} times together (searches, \
@@ -242,22 +242,21 @@ mod tests {
             max_scan: 1_000,
             ..QueryLimits::default()
         };
-        let measure = |fields, cost, scan| Measure {
+        let measure = |fields, cost| Measure {
             fields,
             cost,
-            scan,
             ..Measure::default()
         };
         let batch = Batch::new();
-        assert!(batch.charge(&limits, &measure(6, 60, 0)).is_ok());
-        let over = batch.charge(&limits, &measure(6, 10, 0)).unwrap_err();
+        assert!(batch.charge(&limits, &measure(6, 60), 0).is_ok());
+        let over = batch.charge(&limits, &measure(6, 10), 0).unwrap_err();
         assert!(over.message.contains("12 fields"), "{}", over.message);
         let batch = Batch::new();
-        assert!(batch.charge(&limits, &measure(1, 100, 0)).is_ok());
-        assert!(batch.charge(&limits, &measure(1, 1, 0)).is_err());
+        assert!(batch.charge(&limits, &measure(1, 100), 0).is_ok());
+        assert!(batch.charge(&limits, &measure(1, 1), 0).is_err());
         let batch = Batch::new();
-        assert!(batch.charge(&limits, &measure(1, 1, 500)).is_ok());
-        let over = batch.charge(&limits, &measure(1, 1, 501)).unwrap_err();
+        assert!(batch.charge(&limits, &measure(1, 1), 500).is_ok());
+        let over = batch.charge(&limits, &measure(1, 1), 501).unwrap_err();
         assert!(over.message.contains("1001 times"), "{}", over.message);
         assert!(batch.charge_tokens(MAX_TOKENS).is_ok());
         assert!(batch.charge_tokens(1).is_err());
