@@ -15,7 +15,14 @@ use crate::helpers::free_port;
 /// A `roster` command with no inherited configuration.
 pub fn roster() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
-    for var in ["USERS_JSON_PATH", "PORT", "HOST", "RUST_LOG", "ROSTER_LOG_FORMAT"] {
+    for var in [
+        "USERS_JSON_PATH",
+        "DATABASE_URL",
+        "PORT",
+        "HOST",
+        "RUST_LOG",
+        "ROSTER_LOG_FORMAT",
+    ] {
         command.env_remove(var);
     }
     command

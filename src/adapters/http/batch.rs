@@ -17,9 +17,6 @@ use super::errors::{bad_request, unauthorized};
 use super::exchange::{Exchange, request_from_object};
 use crate::adapters::graphql::{Batch, RosterSchema};
 
-/// The most operations one batch may hold by default.
-pub const DEFAULT_MAX_BATCH_SIZE: usize = 16;
-
 /// Runs a batch of `items` (the body's array) and answers it.
 pub async fn run(
     exchange: &Exchange,

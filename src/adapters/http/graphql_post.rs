@@ -1,8 +1,6 @@
 //! `POST /graphql`: the JSON-only guard, the body's size and time limits, and the GraphQL
 //! request (or batch) it holds, run through [`Exchange`] like every GraphQL request over HTTP.
 
-use std::time::Duration;
-
 use async_graphql::futures_util::StreamExt;
 use axum::body::Body;
 use axum::extract::State;
@@ -96,6 +94,3 @@ async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
     }
     Ok(bytes)
 }
-
-/// How long a request body may take to arrive by default.
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);

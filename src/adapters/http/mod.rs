@@ -35,7 +35,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::Tokens;
-pub use batch::DEFAULT_MAX_BATCH_SIZE;
 pub use websocket::normalise_origin;
 
 use super::graphql::{AccessPolicy, RosterSchema};
@@ -68,23 +67,6 @@ pub struct HttpSettings {
     pub closing: watch::Receiver<bool>,
 }
 
-impl Default for HttpSettings {
-    fn default() -> Self {
-        let (_, closing) = watch::channel(false);
-        Self {
-            tokens: Arc::new(Tokens::default()),
-            cors_origins: Vec::new(),
-            body_timeout: graphql_post::DEFAULT_BODY_TIMEOUT,
-            max_body_bytes: MAX_BODY_BYTES,
-            max_websockets: 256,
-            max_websocket_operations: 100,
-            ws_init_timeout: Duration::from_secs(10),
-            max_batch_size: batch::DEFAULT_MAX_BATCH_SIZE,
-            closing,
-        }
-    }
-}
-
 /// What every handler shares; axum clones it per request, so everything but the schema
 /// (itself one `Arc`) sits behind one `Arc`: cloning the use cases cost about 2% of a small
 /// read's CPU in a profile.
@@ -103,11 +85,6 @@ struct Edge {
     body_timeout: Duration,
     max_body_bytes: usize,
     max_batch_size: usize,
-}
-
-/// The whole HTTP surface, with the default settings (no tokens, no CORS).
-pub fn router(schema: RosterSchema, services: AppServices) -> Router {
-    router_with(schema, services, HttpSettings::default())
 }
 
 /// The whole HTTP surface with these settings.
