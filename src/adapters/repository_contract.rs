@@ -342,8 +342,16 @@ async fn keeps_timestamps_to_the_microsecond(open: &Open) {
     let ChangeOutcome::Created(created) = repo.apply(Change::Create(fresh)).await.unwrap() else {
         panic!("not created")
     };
-    let micros = created.updated_at().unwrap();
-    assert_eq!(micros.timestamp_subsec_nanos(), 123_456_000);
+    assert_eq!(
+        created.updated_at().unwrap().timestamp_subsec_nanos(),
+        123_456_000
+    );
+    // As stored: read back by a store opened afresh, not the user handed back.
+    let reopened = open(dir.path()).await;
+    let stored = reopened.snapshot().await.unwrap();
+    let stored_at = stored.users()[0].updated_at().unwrap();
+    assert_eq!(stored_at.timestamp_subsec_nanos(), 123_456_000);
+    drop(reopened);
     // What a client read compares equal to what is stored.
     let patched = repo
         .apply(Change::Patch {

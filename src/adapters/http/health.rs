@@ -17,26 +17,25 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Respon
     let storage = &report.storage;
     let time = |at: Option<chrono::DateTime<chrono::Utc>>| at.map(timestamp_text);
     let access = state.edge.tokens.access(&headers).unwrap_or_default();
-    let body =
-        if state.edge.tokens.policy().read_token && access == crate::adapters::graphql::Access::Anonymous {
-            json!({
-                "status": if report.healthy { "ok" } else { "unavailable" },
-                "timestamp": time(Some(report.checked_at)),
-            })
-        } else {
-            json!({
+    let body = if !state.edge.tokens.policy().can_read(access) {
+        json!({
             "status": if report.healthy { "ok" } else { "unavailable" },
             "timestamp": time(Some(report.checked_at)),
-            "users": report.users,
-            "dataFile": storage.location,
-            "lastReload": time(storage.last_reload),
-            "lastWrite": time(storage.last_write),
-            "corrupt": storage.corrupt,
-            "writeError": storage.write_error,
-            "durabilityWarning": storage.durability_warning,
-            "readError": report.read_error,
-            })
-        };
+        })
+    } else {
+        json!({
+        "status": if report.healthy { "ok" } else { "unavailable" },
+        "timestamp": time(Some(report.checked_at)),
+        "users": report.users,
+        "dataFile": storage.location,
+        "lastReload": time(storage.last_reload),
+        "lastWrite": time(storage.last_write),
+        "corrupt": storage.corrupt,
+        "writeError": storage.write_error,
+        "durabilityWarning": storage.durability_warning,
+        "readError": report.read_error,
+        })
+    };
     let status = if report.healthy {
         StatusCode::OK
     } else {

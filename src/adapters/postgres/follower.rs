@@ -342,10 +342,7 @@ impl Follower {
 
     /// Whether the marker `tag` ends this replica's check with a difference.
     fn marker(&mut self, tag: &str) -> bool {
-        if self.check.as_ref().is_none_or(|check| check.tag != tag) {
-            return false;
-        }
-        let Some(check) = self.check.take() else {
+        let Some(check) = self.check.take_if(|check| check.tag == tag) else {
             return false;
         };
         match self.replica.totals_as_of(&check.seen) {

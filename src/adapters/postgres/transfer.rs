@@ -6,7 +6,7 @@
 //! progress), and ends with one notification that makes every running replica read the
 //! table again, rather than one notification per row.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -60,12 +60,12 @@ impl From<tokio_postgres::Error> for TransferError {
 /// Refuses a list the table's keys would refuse: a repeated id, or two users whose emails
 /// differ only in case or surrounding spaces.
 fn check_unique(records: &[FileRecord]) -> Result<(), TransferError> {
-    let mut ids: HashMap<&str, ()> = HashMap::new();
+    let mut ids: HashSet<&str> = HashSet::new();
     let mut emails: HashMap<String, &str> = HashMap::new();
     let mut problems = Vec::new();
     for record in records {
         let FileRecord::User(user) = record else { continue };
-        if ids.insert(&user.id, ()).is_some() {
+        if !ids.insert(&user.id) {
             problems.push(format!("the id {:?} is used twice", user.id));
         }
         if let Some(first) = emails.insert(crate::domain::email_key(&user.email), &user.id) {

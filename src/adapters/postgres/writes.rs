@@ -147,13 +147,19 @@ async fn patch(
          WHERE id = $1 RETURNING {USER_COLUMNS}, pg_current_xact_id()::text"
     );
     let statement = transaction.prepare_cached(&update).await?;
-    let row = transaction
+    let row = match transaction
         .query_opt(&statement, &[&id.as_str(), &name, &email, &at])
-        .await;
-    match email_refusal(row)? {
-        Err(()) => Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::EmailInUse))),
-        Ok(None) => Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::NotFound))),
-        Ok(Some(row)) => {
+        .await
+    {
+        Err(err) if is_email_clash(&err) => {
+            return Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::EmailInUse)));
+        }
+        row => row?,
+    };
+    match row {
+        // The row is held `FOR UPDATE`, so it is still there; kept as a refusal all the same.
+        None => Ok(Applied::refused(ChangeOutcome::Rejected(Rejection::NotFound))),
+        Some(row) => {
             let applied = written(&row, ChangeOutcome::Updated)?;
             transaction.commit().await?;
             Ok(applied)
@@ -271,15 +277,4 @@ fn tx_of(row: &Row) -> Result<u64, tokio_postgres::Error> {
 fn is_email_clash(err: &tokio_postgres::Error) -> bool {
     err.as_db_error()
         .is_some_and(|db| *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some(EMAIL_INDEX))
-}
-
-/// `Err(())` when the statement failed only because the email is taken.
-fn email_refusal<T>(
-    result: Result<T, tokio_postgres::Error>,
-) -> Result<Result<T, ()>, tokio_postgres::Error> {
-    match result {
-        Ok(value) => Ok(Ok(value)),
-        Err(err) if is_email_clash(&err) => Ok(Err(())),
-        Err(err) => Err(err),
-    }
 }
