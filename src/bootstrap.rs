@@ -45,15 +45,11 @@ pub enum StartupError {
 
 /// A fully wired service, bound to its address and ready to run.
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
+    wired: Wired,
     /// Kept alive for as long as the service runs; dropping it stops the watch.
     watcher: Option<FileWatcher>,
-    /// Asks the store to revalidate every cache TTL, in case a watcher event was lost.
-    refresher: JoinHandle<()>,
-    server: ServerSettings,
-    /// Set when shutdown begins: connections drain and WebSockets close.
-    closing: tokio::sync::watch::Sender<bool>,
+    /// Asks the file store to revalidate every cache TTL, in case a watcher event was lost.
+    refresher: Option<JoinHandle<()>>,
 }
 
 /// A token given directly, or read from a file (trimmed; empty is an error).
@@ -115,17 +111,18 @@ async fn refresh_every_ttl(store: Weak<JsonFileUserRepository>) {
     }
 }
 
-/// What [`serve`] wires: the router, the bound listener, and the connection settings.
-struct Served {
+/// What [`wire`] makes: the router, the bound listener, and the connection settings.
+struct Wired {
     listener: TcpListener,
     router: Router,
     server: ServerSettings,
+    /// Set when shutdown begins: connections drain and WebSockets close.
     closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The use cases over `store`, the schema and router over them with the limits, tokens
 /// and CORS of `config`, and the bound listener.
-async fn serve(config: &Config, store: Arc<CachedUserRepository>) -> Result<Served, StartupError> {
+async fn wire(config: &Config, store: Arc<CachedUserRepository>) -> Result<Wired, StartupError> {
     let services = AppServices::new(store, Arc::new(SystemClock), Arc::new(UuidV4Generator));
     let exposure = &config.exposure;
     let read = token(exposure.read_token.as_ref(), exposure.read_token_file.as_deref())?;
@@ -167,7 +164,7 @@ async fn serve(config: &Config, store: Arc<CachedUserRepository>) -> Result<Serv
     let listener = TcpListener::bind((config.host.as_str(), config.port))
         .await
         .map_err(|source| StartupError::Bind { address, source })?;
-    Ok(Served {
+    Ok(Wired {
         listener,
         router,
         server,
@@ -207,8 +204,11 @@ impl Application {
                 None
             }
         };
-        let served = serve(&config, cache).await?;
-        Ok(Self::assemble(served, watcher, refresher))
+        Ok(Self {
+            wired: wire(&config, cache).await?,
+            watcher,
+            refresher: Some(refresher),
+        })
     }
 
     /// [`Application::build`] over PostgreSQL: no file, no watcher; the store's follower
@@ -228,30 +228,17 @@ impl Application {
                 cache.invalidate();
             }
         });
-        let served = serve(&config, cache).await?;
-        Ok(Self::assemble(served, None, tokio::spawn(std::future::ready(()))))
-    }
-
-    fn assemble(served: Served, watcher: Option<FileWatcher>, refresher: JoinHandle<()>) -> Self {
-        let Served {
-            listener,
-            router,
-            server,
-            closing,
-        } = served;
-        Self {
-            listener,
-            router,
-            watcher,
-            refresher,
-            server,
-            closing,
-        }
+        Ok(Self {
+            wired: wire(&config, cache).await?,
+            watcher: None,
+            refresher: None,
+        })
     }
 
     /// The address the service listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
+        self.wired
+            .listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
@@ -264,16 +251,21 @@ impl Application {
     /// An I/O error from the listener.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Self {
-            listener,
-            router,
+            wired,
             watcher,
             refresher,
+        } = self;
+        let Wired {
+            listener,
+            router,
             server,
             closing,
-        } = self;
+        } = wired;
         let served = http::server::serve(listener, router, server, closing, shutdown).await;
         drop(watcher);
-        refresher.abort();
+        if let Some(refresher) = refresher {
+            refresher.abort();
+        }
         served
     }
 }

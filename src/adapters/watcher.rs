@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
+use super::json_file::folder_of;
+
 /// A running watch; dropping it stops watching.
 pub struct FileWatcher {
     _watcher: RecommendedWatcher,
@@ -59,12 +61,9 @@ impl FileWatcher {
     }
 }
 
-/// The folder holding `path` (`.` for a bare file name) and the file's name.
+/// The folder holding `path` (`.` for a bare file name, as the store writes it) and the
+/// file's name.
 fn folder_and_name(path: &Path) -> (PathBuf, OsString) {
     let name = path.file_name().map(ToOwned::to_owned).unwrap_or_default();
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    (folder, name)
+    (folder_of(path), name)
 }

@@ -95,14 +95,7 @@ pub fn router_with(schema: RosterSchema, services: AppServices, settings: HttpSe
         edge: Arc::new(Edge {
             services,
             tokens: Arc::clone(&tokens),
-            sockets: WebSockets::new(
-                settings.max_websockets,
-                settings.max_websocket_operations,
-                settings.ws_init_timeout,
-                settings.max_body_bytes,
-                &settings.cors_origins,
-                settings.closing.clone(),
-            ),
+            sockets: WebSockets::new(&settings),
             body_timeout: settings.body_timeout,
             max_body_bytes: settings.max_body_bytes,
             max_batch_size: settings.max_batch_size,

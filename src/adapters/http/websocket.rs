@@ -29,10 +29,10 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tracing::Instrument;
 
-use super::AppState;
 use super::auth::{INVALID_TOKEN, InvalidToken, Tokens};
 use super::errors::{errors, unauthorized};
 use super::websocket_operations::Operations;
+use super::{AppState, HttpSettings};
 use crate::adapters::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema};
 
 /// graphql-transport-ws: no `connection_init` in time.
@@ -65,24 +65,22 @@ pub struct WebSockets {
 }
 
 impl WebSockets {
-    /// At most `max` sockets at once, messages of at most `max_message_bytes`; `closing`
-    /// turning true closes them all.
-    pub fn new(
-        max: usize,
-        max_operations: usize,
-        init_timeout: Duration,
-        max_message_bytes: usize,
-        origins: &[String],
-        closing: watch::Receiver<bool>,
-    ) -> Self {
+    /// The sockets `settings` allow: how many, how many operations each, their
+    /// `connection_init` deadline, their largest message (the body limit), the browser
+    /// origins; `settings.closing` turning true closes them all.
+    pub fn new(settings: &HttpSettings) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(max)),
-            max,
-            max_operations,
-            init_timeout,
-            max_message_bytes,
-            origins: origins.iter().map(|origin| normalise_origin(origin)).collect(),
-            closing,
+            slots: Arc::new(Semaphore::new(settings.max_websockets)),
+            max: settings.max_websockets,
+            max_operations: settings.max_websocket_operations,
+            init_timeout: settings.ws_init_timeout,
+            max_message_bytes: settings.max_body_bytes,
+            origins: settings
+                .cors_origins
+                .iter()
+                .map(|origin| normalise_origin(origin))
+                .collect(),
+            closing: settings.closing.clone(),
         }
     }
 }

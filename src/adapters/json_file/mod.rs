@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
-pub(crate) use atomic::replace_file;
+pub(crate) use atomic::{folder_of, replace_file};
 pub use format::{is_blank, parse_timestamp};
 pub use message::ReloadCause;
 pub use owner::SETTLE;
