@@ -189,11 +189,8 @@ impl Application {
             CACHE_TTL,
         ));
         let refresher = tokio::spawn(refresh_every_ttl(Arc::downgrade(&store)));
-        let (invalidate, revalidate) = (Arc::downgrade(&cache), Arc::downgrade(&store));
+        let revalidate = Arc::downgrade(&store);
         let watcher = match FileWatcher::start(&config.data_file, move || {
-            if let Some(cache) = invalidate.upgrade() {
-                cache.invalidate();
-            }
             if let Some(store) = revalidate.upgrade() {
                 store.revalidate(ReloadCause::Watcher);
             }
@@ -211,8 +208,8 @@ impl Application {
         })
     }
 
-    /// [`Application::build`] over PostgreSQL: no file, no watcher; the store's follower
-    /// keeps its replica current and ends the cache's trust after every change.
+    /// [`Application::build`] over PostgreSQL: no file, no watcher; the store's owner keeps
+    /// its replica current and publishes every change.
     async fn build_on_postgres(config: Config, url: DatabaseUrl) -> Result<Self, StartupError> {
         let mut options = PostgresOptions::new(url.as_str());
         options.start_wait = std::time::Duration::from_secs(config.database_wait);
@@ -222,12 +219,6 @@ impl Application {
             Arc::clone(&store) as Arc<dyn UserRepository>,
             CACHE_TTL,
         ));
-        let invalidate = Arc::downgrade(&cache);
-        store.on_change(move || {
-            if let Some(cache) = invalidate.upgrade() {
-                cache.invalidate();
-            }
-        });
         Ok(Self {
             wired: wire(&config, cache).await?,
             watcher: None,

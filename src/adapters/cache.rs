@@ -1,14 +1,15 @@
-//! `CachedUserRepository`: a read cache in front of any [`UserRepository`] (SPEC §5.4).
+//! `CachedUserRepository`: a read cache in front of any [`UserRepository`].
 //!
-//! A snapshot is trusted for a fixed time-to-live (5 s in production); after that the next
-//! read asks the inner store again, which for the JSON file means a `stat` and a reload only
-//! if the file changed. [`CachedUserRepository::invalidate`] (called by the watcher and after
-//! every write) ends the trust at once. Invalidation bumps a generation counter, and a fetch
-//! is only trusted under the generation it started in, so an invalidation that lands while
-//! a fetch is in flight is never lost.
+//! A store's own view is trusted for a fixed time-to-live (5 s in production): within it,
+//! reads take what the store last published ([`UserRepository::latest`], no I/O); after
+//! it, the next read asks the store to look again, which for the JSON file means a `stat`
+//! and a reload only if the file changed. The cache holds no snapshot of its own: the
+//! store publishes every change it makes or notices (its own writes, a watcher's reload,
+//! a replica's notifications), so what it last published is always the newest it knows,
+//! and the cache only decides when to make it look.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ use tokio::time::Instant;
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
-/// How long a snapshot is trusted without asking the store (SPEC §5.4; not configurable
+/// How long a store's view is trusted without asking it to look again (not configurable
 /// through the API).
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
@@ -25,65 +26,46 @@ pub const CACHE_TTL: Duration = Duration::from_secs(5);
 pub struct CachedUserRepository {
     inner: Arc<dyn UserRepository>,
     ttl: Duration,
-    generation: AtomicU64,
-    entry: Mutex<Option<Entry>>,
-}
-
-struct Entry {
-    snapshot: Arc<UserSnapshot>,
-    fetched_at: Instant,
-    generation: u64,
+    /// When the store last looked, at a reader's request.
+    checked_at: Mutex<Option<Instant>>,
 }
 
 impl CachedUserRepository {
-    /// Wraps `inner`, trusting its snapshots for `ttl`.
+    /// Wraps `inner`, trusting its view for `ttl`.
     pub fn new(inner: Arc<dyn UserRepository>, ttl: Duration) -> Self {
         Self {
             inner,
             ttl,
-            generation: AtomicU64::new(0),
-            entry: Mutex::new(None),
+            checked_at: Mutex::new(None),
         }
     }
 
-    /// Stops trusting the cached snapshot; the next read asks the inner store.
-    pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn fresh(&self) -> Option<Arc<UserSnapshot>> {
-        let generation = self.generation.load(Ordering::SeqCst);
-        let entry = self.entry.lock().unwrap_or_else(|p| p.into_inner());
-        entry
-            .as_ref()
-            .filter(|e| e.generation == generation && e.fetched_at.elapsed() < self.ttl)
-            .map(|e| Arc::clone(&e.snapshot))
+    fn trusted(&self) -> bool {
+        let checked_at = self.checked_at.lock().unwrap_or_else(|p| p.into_inner());
+        checked_at.is_some_and(|at| at.elapsed() < self.ttl)
     }
 }
 
 #[async_trait]
 impl UserRepository for CachedUserRepository {
     async fn snapshot(&self) -> Result<Arc<UserSnapshot>, RepositoryError> {
-        if let Some(snapshot) = self.fresh() {
+        if self.trusted() {
             metrics::counter!("roster_cache_hits_total").increment(1);
-            return Ok(snapshot);
+            return Ok(self.inner.latest());
         }
         metrics::counter!("roster_cache_misses_total").increment(1);
-        let generation = self.generation.load(Ordering::SeqCst);
-        let fetched_at = Instant::now();
+        let asked_at = Instant::now();
         let snapshot = self.inner.snapshot().await?;
-        *self.entry.lock().unwrap_or_else(|p| p.into_inner()) = Some(Entry {
-            snapshot: Arc::clone(&snapshot),
-            fetched_at,
-            generation,
-        });
+        *self.checked_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(asked_at);
         Ok(snapshot)
     }
 
+    fn latest(&self) -> Arc<UserSnapshot> {
+        self.inner.latest()
+    }
+
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
-        let outcome = self.inner.apply(change).await;
-        self.invalidate();
-        outcome
+        self.inner.apply(change).await
     }
 
     fn health(&self) -> StorageHealth {
@@ -97,43 +79,49 @@ impl UserRepository for CachedUserRepository {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
     use crate::ports::MockUserRepository;
 
+    /// A store that counts how often it is asked to look, and publishes a new revision
+    /// each time.
     fn counting_store() -> (Arc<dyn UserRepository>, Arc<AtomicUsize>) {
-        let reads = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&reads);
+        let looks = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&looks);
         let mut inner = MockUserRepository::new();
         inner.expect_snapshot().returning(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            Ok(Arc::default())
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Arc::new(UserSnapshot::default().at_revision(n as u64)))
         });
-        (Arc::new(inner), reads)
+        let published = Arc::clone(&looks);
+        inner.expect_latest().returning(move || {
+            Arc::new(UserSnapshot::default().at_revision(published.load(Ordering::SeqCst) as u64))
+        });
+        (Arc::new(inner), looks)
     }
 
     #[tokio::test(start_paused = true)]
-    async fn snapshots_are_trusted_for_the_ttl_then_revalidated() {
-        let (inner, reads) = counting_store();
+    async fn the_store_is_asked_to_look_again_only_once_the_ttl_has_passed() {
+        let (inner, looks) = counting_store();
         let cache = CachedUserRepository::new(inner, CACHE_TTL);
-        cache.snapshot().await.unwrap();
+        assert_eq!(cache.snapshot().await.unwrap().revision(), 1);
         tokio::time::advance(Duration::from_millis(4_900)).await;
-        cache.snapshot().await.unwrap();
-        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.snapshot().await.unwrap().revision(), 1);
+        assert_eq!(looks.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_millis(200)).await;
-        cache.snapshot().await.unwrap();
-        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.snapshot().await.unwrap().revision(), 2);
+        assert_eq!(looks.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn invalidation_ends_the_trust_at_once() {
-        let (inner, reads) = counting_store();
+    async fn within_the_ttl_reads_see_whatever_the_store_published_since() {
+        let (inner, looks) = counting_store();
         let cache = CachedUserRepository::new(inner, CACHE_TTL);
         cache.snapshot().await.unwrap();
-        cache.invalidate();
-        cache.snapshot().await.unwrap();
-        cache.snapshot().await.unwrap();
-        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        // The store publishes on its own (a write, a watcher's reload): no second copy
+        // held here can hide it.
+        looks.store(7, Ordering::SeqCst);
+        assert_eq!(cache.snapshot().await.unwrap().revision(), 7);
     }
 }

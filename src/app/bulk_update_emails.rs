@@ -99,8 +99,8 @@ mod tests {
         assert_eq!(report.updated.len(), 2);
         assert_eq!(failures(&report), ["bad not found"]);
         let set = set.lock().unwrap();
-        assert_eq!(set.users()[0].email(), "n1@x.com");
-        assert_eq!(set.users()[1].email(), "n2@x.com");
+        assert_eq!(set.iter().next().unwrap().email(), "n1@x.com");
+        assert_eq!(set.iter().nth(1).unwrap().email(), "n2@x.com");
     }
 
     #[tokio::test]
@@ -119,7 +119,7 @@ mod tests {
             .unwrap();
         assert_eq!(report.updated.len(), 1);
         assert_eq!(failures(&report), ["b email in use", "b invalid email"]);
-        assert_eq!(set.lock().unwrap().users()[1].email(), "b@x.com");
+        assert_eq!(set.lock().unwrap().iter().nth(1).unwrap().email(), "b@x.com");
     }
 
     #[tokio::test]

@@ -94,7 +94,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, CreateUserError::EmailExists));
         assert_eq!(err.to_string(), "Email exists.");
-        assert_eq!(set.lock().unwrap().users().len(), 1);
+        assert_eq!(set.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

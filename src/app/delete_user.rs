@@ -54,7 +54,7 @@ mod tests {
         let use_case = DeleteUser::new(repo);
         let user = use_case.execute("a").await.unwrap();
         assert_eq!(DeleteUser::success_message(&user), "Deleted Dave");
-        assert!(set.lock().unwrap().users().is_empty());
+        assert!(set.lock().unwrap().is_empty());
         let err = use_case.execute("a").await.unwrap_err();
         assert_eq!(err.to_string(), "Not found.");
     }

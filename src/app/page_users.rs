@@ -42,8 +42,7 @@ impl PageUsers {
     pub async fn execute(&self, filter: PageFilter, request: PageRequest) -> Result<Page, PageUsersError> {
         let filter = user_filter(filter.search, filter.fuzzy, filter.max_distance)?;
         let snapshot = self.repo.snapshot().await?;
-        let matching = snapshot.select(&filter, 0, None);
-        Ok(paginate(matching, &request)?)
+        Ok(paginate(&snapshot, &filter, &request)?)
     }
 }
 

@@ -127,7 +127,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.to_string(), "Conflict: the user changed since it was read.");
         assert!(matches!(err, PatchUserError::Conflict(ref u) if u.name() == "Ann"));
-        assert_eq!(set.lock().unwrap().users()[0].name(), "Ann");
+        assert_eq!(set.lock().unwrap().iter().next().unwrap().name(), "Ann");
         let updated = use_case.execute(patch(Some("Anne"), None, None)).await.unwrap();
         let seen = updated.updated_at().unwrap().to_rfc3339();
         let again = use_case

@@ -107,7 +107,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "Email in use.");
-        assert_eq!(set.lock().unwrap().users()[0].email(), "a@x.com");
+        assert_eq!(set.lock().unwrap().iter().next().unwrap().email(), "a@x.com");
     }
 
     #[tokio::test]

@@ -78,7 +78,7 @@ pub fn diff(old: &UserSnapshot, new: &UserSnapshot, at: DateTime<Utc>) -> Vec<Us
             });
         }
     }
-    for (id, user) in old.users().iter().map(|u| (u.id(), u)) {
+    for (id, user) in old.users().map(|u| (u.id(), u)) {
         if !seen.contains_key(id) && before.get(id).is_some_and(|first| Arc::ptr_eq(first, user)) {
             events.push(UserEvent {
                 kind: UserEventKind::Deleted,
@@ -107,8 +107,8 @@ mod tests {
     #[test]
     fn diff_names_each_created_updated_and_deleted_user() {
         let (a, b, c) = (user("a", "A"), user("b", "B"), user("c", "C"));
-        let old = UserSnapshot::new(vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]);
-        let new = UserSnapshot::new(vec![
+        let old = UserSnapshot::from_users(vec![Arc::clone(&a), Arc::clone(&b), Arc::clone(&c)]);
+        let new = UserSnapshot::from_users(vec![
             user("d", "D"),
             Arc::clone(&a),
             user("b", "B2"),
@@ -125,7 +125,7 @@ mod tests {
                 (UserEventKind::Updated, "B2".into())
             ]
         );
-        let gone = UserSnapshot::new(vec![Arc::clone(&b)]);
+        let gone = UserSnapshot::from_users(vec![Arc::clone(&b)]);
         let events: Vec<_> = diff(&old, &gone, Utc::now())
             .into_iter()
             .map(|e| (e.kind, e.user.name().to_owned()))

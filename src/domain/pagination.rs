@@ -5,12 +5,21 @@
 //! after that key, wherever it now sits. Cursors are opaque to clients (hex text) and name
 //! the order they were made for, so one cannot be replayed against another order. Records
 //! that share a sort key and an id (a hand-edited file may repeat an id) are told apart by
-//! their rank among themselves in file order, so each appears on exactly one page.
+//! their position, written into their cursors only then, so each appears on exactly one
+//! page.
+//!
+//! Without a filter a page walks the set's index for its order: O(log n + page). With a
+//! search, the matching users (a scan of everyone, as any search is) are sorted first.
 
 use std::cmp::Ordering;
+use std::ops::Bound;
 use std::sync::Arc;
 
-use super::user::User;
+use chrono::{DateTime, Utc};
+
+use super::snapshot::{UserFilter, UserSnapshot};
+use super::user::{User, timestamp_text};
+use super::user_set::{Entry, Position, SortField, SortIndex, SortKey, SortPoint};
 
 /// The largest `first` or `last`.
 pub const MAX_PAGE: usize = 1000;
@@ -75,6 +84,17 @@ pub struct Page {
     pub total_count: usize,
 }
 
+impl OrderField {
+    fn sort_field(self) -> SortField {
+        match self {
+            Self::Name => SortField::Name,
+            Self::Email => SortField::Email,
+            Self::CreatedAt => SortField::CreatedAt,
+            Self::UpdatedAt => SortField::UpdatedAt,
+        }
+    }
+}
+
 impl UserOrder {
     fn tag(self) -> &'static str {
         match (self.field, self.direction) {
@@ -89,26 +109,8 @@ impl UserOrder {
         }
     }
 
-    /// The key a user sorts by: lowercased text, or a fixed-width timestamp (empty when
-    /// missing, so users without one come first in ascending order).
-    fn key(self, user: &User) -> String {
-        let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
-            at.map(super::user::timestamp_text).unwrap_or_default()
-        };
-        match self.field {
-            OrderField::Name => user.name().to_lowercase(),
-            OrderField::Email => user.email().to_lowercase(),
-            OrderField::CreatedAt => time(user.created_at()),
-            OrderField::UpdatedAt => time(user.updated_at()),
-        }
-    }
-
-    fn compare(self, a: (&str, &str), b: (&str, &str)) -> Ordering {
-        let ascending = a.cmp(&b);
-        match self.direction {
-            Direction::Asc => ascending,
-            Direction::Desc => ascending.reverse(),
-        }
+    fn down(self) -> bool {
+        self.direction == Direction::Desc
     }
 }
 
@@ -129,33 +131,89 @@ fn unhex(text: &str) -> Option<String> {
 
 const SEPARATOR: char = '\u{1f}';
 
-/// Where a cursor points: the sort key, the id, and the rank among records sharing both.
-type Bound = (String, String, usize);
-
-fn encode(order: UserOrder, key: &str, id: &str, rank: usize) -> String {
-    // The rank is only written when it is needed, so cursors of unique ids look as before.
-    let rank = if rank == 0 {
-        String::new()
-    } else {
-        format!("{SEPARATOR}{rank}")
-    };
-    hex(&format!("{}{SEPARATOR}{key}{SEPARATOR}{id}{rank}", order.tag()))
+/// A sort key read back from a cursor.
+#[derive(Clone, Debug)]
+enum CursorKey {
+    Text(String),
+    Time(Option<DateTime<Utc>>),
 }
 
-fn decode(order: UserOrder, cursor: &str, arg: &'static str) -> Result<Bound, PageError> {
-    let text = unhex(cursor).ok_or(PageError::BadCursor(arg))?;
+/// Where a cursor points: the sort key, the id, and the position when the record shares
+/// both with another.
+#[derive(Clone, Debug)]
+struct Mark {
+    key: CursorKey,
+    id: String,
+    position: Option<Position>,
+}
+
+impl Mark {
+    /// The point in ascending index order that stands for this mark: a mark without a
+    /// position stands for every record with its key and id, so its lowest or highest
+    /// possible position is taken, whichever keeps those records on the right side.
+    fn point(&self, highest: bool) -> SortPoint<'_> {
+        let key = match &self.key {
+            CursorKey::Text(text) => SortKey::Text(text),
+            CursorKey::Time(at) => SortKey::Time(*at),
+        };
+        let fallback = if highest { Position::MAX } else { Position::MIN };
+        SortPoint {
+            key,
+            id: &self.id,
+            position: self.position.unwrap_or(fallback),
+        }
+    }
+}
+
+fn key_text(key: SortKey<'_>) -> String {
+    match key {
+        SortKey::Text(text) => text.to_owned(),
+        SortKey::Time(at) => at.map(timestamp_text).unwrap_or_default(),
+    }
+}
+
+fn encode(order: UserOrder, entry: &Entry, shared: bool) -> String {
+    let point = SortPoint::of(entry, order.field.sort_field());
+    // The position is only written when it is needed, so most cursors name key and id only
+    // and survive a reload of the file, which numbers positions afresh.
+    let position = if shared {
+        format!("{SEPARATOR}{}", point.position)
+    } else {
+        String::new()
+    };
+    hex(&format!(
+        "{}{SEPARATOR}{}{SEPARATOR}{}{position}",
+        order.tag(),
+        key_text(point.key),
+        point.id
+    ))
+}
+
+fn decode(order: UserOrder, cursor: &str, arg: &'static str) -> Result<Mark, PageError> {
+    let bad = || PageError::BadCursor(arg);
+    let text = unhex(cursor).ok_or_else(bad)?;
     let mut parts = text.splitn(4, SEPARATOR);
     let (Some(tag), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(PageError::BadCursor(arg));
+        return Err(bad());
     };
-    let rank = match parts.next() {
-        None => 0,
-        Some(rank) => rank.parse().map_err(|_| PageError::BadCursor(arg))?,
-    };
+    let position = parts.next().map(str::parse).transpose().map_err(|_| bad())?;
     if tag != order.tag() {
         return Err(PageError::OtherOrder(arg));
     }
-    Ok((key.to_owned(), id.to_owned(), rank))
+    let key = match order.field {
+        OrderField::Name | OrderField::Email => CursorKey::Text(key.to_owned()),
+        OrderField::CreatedAt | OrderField::UpdatedAt if key.is_empty() => CursorKey::Time(None),
+        OrderField::CreatedAt | OrderField::UpdatedAt => CursorKey::Time(Some(
+            DateTime::parse_from_rfc3339(key)
+                .map_err(|_| bad())?
+                .with_timezone(&Utc),
+        )),
+    };
+    Ok(Mark {
+        key,
+        id: id.to_owned(),
+        position,
+    })
 }
 
 fn count(value: Option<i32>, arg: &'static str) -> Result<Option<usize>, PageError> {
@@ -167,13 +225,56 @@ fn count(value: Option<i32>, arg: &'static str) -> Result<Option<usize>, PageErr
     }
 }
 
-/// Orders `users`, then cuts the page `request` asks for. Without `first` or `last`, a page
-/// holds at most [`MAX_PAGE`] users.
+/// The matches of a search, sorted for one field.
+struct Matches<'s> {
+    entries: Vec<&'s Arc<Entry>>,
+    field: SortField,
+}
+
+impl SortIndex for Matches<'_> {
+    fn walk<'a>(
+        &'a self,
+        from: Bound<SortPoint<'_>>,
+        down: bool,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Entry>> + 'a> {
+        let field = self.field;
+        fn point(entry: &Arc<Entry>, field: SortField) -> SortPoint<'_> {
+            SortPoint::of(entry, field)
+        }
+        let at = |entry: &&Arc<Entry>, other: &SortPoint<'_>| point(entry, field).cmp(other);
+        let (start, end) = match (from, down) {
+            (Bound::Unbounded, _) => (0, self.entries.len()),
+            (Bound::Included(point), false) => (
+                self.entries.partition_point(|e| at(e, &point).is_lt()),
+                self.entries.len(),
+            ),
+            (Bound::Excluded(point), false) => (
+                self.entries.partition_point(|e| at(e, &point).is_le()),
+                self.entries.len(),
+            ),
+            (Bound::Included(point), true) => (0, self.entries.partition_point(|e| at(e, &point).is_le())),
+            (Bound::Excluded(point), true) => (0, self.entries.partition_point(|e| at(e, &point).is_lt())),
+        };
+        let run = self.entries[start..end].iter().copied();
+        if down { Box::new(run.rev()) } else { Box::new(run) }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The page of `snapshot`'s users that `filter` keeps and `request` asks for. Without
+/// `first` or `last`, a page holds at most [`MAX_PAGE`] users.
 ///
 /// # Errors
 /// [`PageError`] for a negative or too large count, `first` and `last` together, or a
 /// cursor that is not ours or was made for another order.
-pub fn paginate(users: Vec<Arc<User>>, request: &PageRequest) -> Result<Page, PageError> {
+pub fn paginate(
+    snapshot: &UserSnapshot,
+    filter: &UserFilter,
+    request: &PageRequest,
+) -> Result<Page, PageError> {
     if request.first.is_some() && request.last.is_some() {
         return Err(PageError::FirstAndLast);
     }
@@ -190,54 +291,162 @@ pub fn paginate(users: Vec<Arc<User>>, request: &PageRequest) -> Result<Page, Pa
         .as_deref()
         .map(|c| decode(order, c, "before"))
         .transpose()?;
-    let mut keyed: Vec<(String, Arc<User>, usize)> =
-        users.into_iter().map(|u| (order.key(&u), u, 0)).collect();
-    // A stable sort: records sharing a key and an id stay in file order, then get ranks.
-    keyed.sort_by(|(ka, a, _), (kb, b, _)| order.compare((ka, a.id().as_str()), (kb, b.id().as_str())));
-    for at in 1..keyed.len() {
-        let (before, here) = keyed.split_at_mut(at);
-        let (previous, current) = (&before[at - 1], &mut here[0]);
-        if previous.0 == current.0 && previous.1.id() == current.1.id() {
-            current.2 = previous.2 + 1;
+    let field = order.field.sort_field();
+    let cut = Cut {
+        order,
+        after: after.as_ref(),
+        before: before.as_ref(),
+        first,
+        last,
+    };
+    if filter.is_empty() {
+        return Ok(cut.page(snapshot.set().sort_index(field)));
+    }
+    let mut entries: Vec<&Arc<Entry>> = snapshot
+        .matching(filter)
+        .into_iter()
+        .map(|(_, entry)| entry)
+        .collect();
+    entries.sort_by(|a, b| SortPoint::of(a, field).cmp(&SortPoint::of(b, field)));
+    Ok(cut.page(&Matches { entries, field }))
+}
+
+/// A page request with its cursors read.
+struct Cut<'r> {
+    order: UserOrder,
+    after: Option<&'r Mark>,
+    before: Option<&'r Mark>,
+    first: Option<usize>,
+    last: Option<usize>,
+}
+
+impl Cut<'_> {
+    /// Whether `entry` comes strictly before `point` in the walking direction.
+    fn precedes(&self, entry: &Entry, point: SortPoint<'_>) -> bool {
+        let at = SortPoint::of(entry, self.order.field.sort_field());
+        let ordering = at.cmp(&point);
+        if self.order.down() {
+            ordering == Ordering::Greater
+        } else {
+            ordering == Ordering::Less
         }
     }
-    let versus = |(key, user, rank): &(String, Arc<User>, usize), bound: &Bound| {
-        order
-            .compare((key, user.id().as_str()), (&bound.0, &bound.1))
-            .then(rank.cmp(&bound.2))
-    };
-    let mut start = after.as_ref().map_or(0, |bound| {
-        keyed.partition_point(|entry| versus(entry, bound) != Ordering::Greater)
-    });
-    let mut end = before.as_ref().map_or(keyed.len(), |bound| {
-        keyed.partition_point(|entry| versus(entry, bound) == Ordering::Less)
-    });
-    end = end.max(start);
-    if let Some(first) = first {
-        end = end.min(start + first);
+
+    /// Whether `entry` comes strictly after `point` in the walking direction.
+    fn follows(&self, entry: &Entry, point: SortPoint<'_>) -> bool {
+        !self.precedes(entry, point) && SortPoint::of(entry, self.field()) != point
     }
-    if let Some(last) = last {
-        start = start.max(end.saturating_sub(last));
+
+    fn page(&self, run: &dyn SortIndex) -> Page {
+        let down = self.order.down();
+        // In ascending index terms, the records a mark stands for lie after its lowest
+        // point and before its highest; walking down, the other way round.
+        let after = self.after.map(|mark| mark.point(!down));
+        let before = self.before.map(|mark| mark.point(down));
+        let from_after = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let from_before = before.map_or(Bound::Unbounded, Bound::Excluded);
+        let edges: Vec<&Arc<Entry>> = match self.last {
+            Some(last) => {
+                // The end of the window nearest `before`, walked backwards, then turned.
+                let mut tail: Vec<&Arc<Entry>> = run
+                    .walk(from_before, !down)
+                    .take_while(|e| after.is_none_or(|a| self.follows(e, a)))
+                    .take(last)
+                    .collect();
+                tail.reverse();
+                tail
+            }
+            None => run
+                .walk(from_after, down)
+                .take_while(|e| before.is_none_or(|b| self.precedes(e, b)))
+                .take(self.first.unwrap_or(MAX_PAGE))
+                .collect(),
+        };
+        let (has_previous_page, has_next_page) = match (edges.first(), edges.last()) {
+            (Some(head), Some(tail)) => (
+                run.walk(Bound::Excluded(SortPoint::of(head, self.field())), !down)
+                    .next()
+                    .is_some(),
+                run.walk(Bound::Excluded(SortPoint::of(tail, self.field())), down)
+                    .next()
+                    .is_some(),
+            ),
+            // An empty page sits at a gap: after `after`, or before `before` when `last`
+            // asked for nothing from a non-empty window.
+            _ => {
+                let at_before = self.last == Some(0)
+                    && run
+                        .walk(from_after, down)
+                        .next()
+                        .is_some_and(|e| before.is_none_or(|b| self.precedes(e, b)));
+                match (at_before, before, after) {
+                    (true, Some(b), _) => (
+                        run.walk(Bound::Excluded(b), !down).next().is_some(),
+                        run.walk(Bound::Included(b), down).next().is_some(),
+                    ),
+                    (true, None, _) => (run.len() > 0, false),
+                    (false, _, Some(a)) => (
+                        run.walk(Bound::Included(a), !down).next().is_some(),
+                        run.walk(Bound::Excluded(a), down).next().is_some(),
+                    ),
+                    (false, _, None) => (false, run.len() > 0),
+                }
+            }
+        };
+        let field = self.field();
+        let same = |a: &Entry, b: &Entry| {
+            let (a, b) = (SortPoint::of(a, field), SortPoint::of(b, field));
+            a.key == b.key && a.id == b.id
+        };
+        // A record's neighbours in the order tell whether it shares its key and id.
+        let shared = |at: usize, entry: &Entry| {
+            let neighbour = |step_down: bool| -> bool {
+                let inside = if step_down == down {
+                    edges.get(at + 1)
+                } else {
+                    at.checked_sub(1).and_then(|i| edges.get(i))
+                };
+                match inside {
+                    Some(next) => same(entry, next),
+                    None => run
+                        .walk(Bound::Excluded(SortPoint::of(entry, field)), step_down)
+                        .next()
+                        .is_some_and(|next| same(entry, next)),
+                }
+            };
+            neighbour(true) || neighbour(false)
+        };
+        Page {
+            edges: edges
+                .iter()
+                .enumerate()
+                .map(|(at, entry)| {
+                    (
+                        encode(self.order, entry, shared(at, entry)),
+                        Arc::clone(entry.user()),
+                    )
+                })
+                .collect(),
+            has_previous_page,
+            has_next_page,
+            total_count: run.len(),
+        }
     }
-    if first.is_none() && last.is_none() {
-        end = end.min(start + MAX_PAGE);
+
+    fn field(&self) -> SortField {
+        self.order.field.sort_field()
     }
-    let edges = keyed[start..end]
-        .iter()
-        .map(|(key, user, rank)| (encode(order, key, user.id().as_str(), *rank), Arc::clone(user)))
-        .collect();
-    Ok(Page {
-        edges,
-        has_previous_page: start > 0,
-        has_next_page: end < keyed.len(),
-        total_count: keyed.len(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::UserId;
+    use crate::domain::{UserId, UserSet};
+
+    /// A page of `users` (in list order) with no filter.
+    fn paginate(users: Vec<Arc<User>>, request: &PageRequest) -> Result<Page, PageError> {
+        super::paginate(&UserSet::new(users).snapshot(), &UserFilter::default(), request)
+    }
 
     fn users(names: &[&str]) -> Vec<Arc<User>> {
         names
@@ -414,5 +623,176 @@ mod tests {
             paginate(list, &other).unwrap_err(),
             PageError::OtherOrder("after")
         );
+    }
+}
+
+#[cfg(test)]
+mod agreement {
+    //! Pages cut from the indexes against the plainest reading of the rules: sort everyone
+    //! by (key, id, position), reverse for descending, and slice.
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::{FuzzyQuery, UserId, UserSet};
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    fn random_set(rng: &mut Rng) -> UserSet {
+        let names = ["ann", "Ann", "bob", "Bea", "cy", "Zoë", "ann "];
+        let mut set = UserSet::default();
+        for n in 0..(5 + rng.below(60)) {
+            // Few distinct ids, names and times, so ties and repeated ids are common.
+            let id = format!("u{}", rng.below(25));
+            let name = names[rng.below(names.len() as u64) as usize].to_owned();
+            let time = |rng: &mut Rng| match rng.below(4) {
+                0 => None,
+                k => Some(Utc.with_ymd_and_hms(2024, 1, k as u32, 0, 0, 0).unwrap()),
+            };
+            let (created, updated) = (time(rng), time(rng));
+            let user = User::restore(UserId::new(id), name, format!("{n}@x.com"), created, updated);
+            set.push(Arc::new(user));
+            if rng.below(5) == 0 {
+                let (low, high) = set.position_span().unwrap();
+                set.take(low + rng.below((high - low + 1) as u64) as Position);
+            }
+        }
+        set
+    }
+
+    fn reference<'a>(
+        snapshot: &'a UserSnapshot,
+        filter: &UserFilter,
+        order: UserOrder,
+    ) -> Vec<&'a Arc<User>> {
+        let field = order.field.sort_field();
+        let mut kept: Vec<&Arc<Entry>> = snapshot.matching(filter).into_iter().map(|(_, e)| e).collect();
+        kept.sort_by(|a, b| SortPoint::of(a, field).cmp(&SortPoint::of(b, field)));
+        if order.down() {
+            kept.reverse();
+        }
+        kept.into_iter().map(|entry| entry.user()).collect()
+    }
+
+    fn ids(users: &[&Arc<User>]) -> Vec<String> {
+        users
+            .iter()
+            .map(|u| format!("{}<{}>", u.id(), u.email()))
+            .collect()
+    }
+
+    fn page_ids(page: &Page) -> Vec<String> {
+        page.edges
+            .iter()
+            .map(|(_, u)| format!("{}<{}>", u.id(), u.email()))
+            .collect()
+    }
+
+    #[test]
+    fn pages_agree_with_sorting_everyone_for_every_order_filter_and_cut() {
+        let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+        let filters = [
+            UserFilter::default(),
+            UserFilter {
+                search: Some("n".into()),
+                fuzzy: None,
+            },
+            UserFilter {
+                search: None,
+                fuzzy: Some(FuzzyQuery::new("bob", 1)),
+            },
+        ];
+        for _ in 0..60 {
+            let snapshot = random_set(&mut rng).snapshot();
+            for field in [
+                OrderField::Name,
+                OrderField::Email,
+                OrderField::CreatedAt,
+                OrderField::UpdatedAt,
+            ] {
+                for direction in [Direction::Asc, Direction::Desc] {
+                    let order = UserOrder { field, direction };
+                    for filter in &filters {
+                        let expected = reference(&snapshot, filter, order);
+                        let all = paginate(
+                            &snapshot,
+                            filter,
+                            &PageRequest {
+                                order,
+                                ..PageRequest::default()
+                            },
+                        )
+                        .unwrap();
+                        assert_eq!(page_ids(&all), ids(&expected), "{order:?} {filter:?}");
+                        assert_eq!(all.total_count, expected.len());
+                        let cursors: Vec<&String> = all.edges.iter().map(|(c, _)| c).collect();
+                        let distinct: std::collections::HashSet<_> = cursors.iter().collect();
+                        assert_eq!(distinct.len(), cursors.len(), "every record has its own cursor");
+                        for _ in 0..12 {
+                            let n = expected.len();
+                            let i = rng.below(n as u64 + 1) as usize;
+                            let j = rng.below(n as u64 + 1) as usize;
+                            let k = rng.below(6) as i32;
+                            let after = i.checked_sub(1).map(|at| cursors[at].clone());
+                            let before = (j < n).then(|| cursors[j].clone());
+                            let (lo, hi) = (i, j.max(i));
+                            let forward = paginate(
+                                &snapshot,
+                                filter,
+                                &PageRequest {
+                                    first: Some(k),
+                                    after: after.clone(),
+                                    before: before.clone(),
+                                    order,
+                                    ..PageRequest::default()
+                                },
+                            )
+                            .unwrap();
+                            let end = hi.min(lo + k as usize);
+                            assert_eq!(
+                                page_ids(&forward),
+                                ids(&expected[lo..end]),
+                                "first {k} after {i} before {j}"
+                            );
+                            let backward = paginate(
+                                &snapshot,
+                                filter,
+                                &PageRequest {
+                                    last: Some(k),
+                                    after,
+                                    before,
+                                    order,
+                                    ..PageRequest::default()
+                                },
+                            )
+                            .unwrap();
+                            let start = lo.max(hi.saturating_sub(k as usize));
+                            assert_eq!(
+                                page_ids(&backward),
+                                ids(&expected[start..hi]),
+                                "last {k} after {i} before {j}"
+                            );
+                            if end > lo {
+                                assert_eq!(forward.has_previous_page, lo > 0);
+                                assert_eq!(forward.has_next_page, end < n);
+                            }
+                            if hi > start {
+                                assert_eq!(backward.has_previous_page, start > 0);
+                                assert_eq!(backward.has_next_page, hi < n);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -168,7 +168,8 @@ impl SearchKeys {
         }
     }
 
-    fn name(&self) -> &str {
+    /// The lowercased name.
+    pub fn name(&self) -> &str {
         &self.text[..self.split as usize]
     }
 

@@ -1,13 +1,17 @@
 //! An immutable view of the user list that readers share.
 //!
-//! A snapshot is published after every load and every write and handed out as an `Arc`,
-//! so a read never waits for a write. Its indexes (by id, and the prepared search keys)
-//! are built on first use and then shared by every query against the same snapshot.
+//! A snapshot is a copy of the store's [`UserSet`]: taking one costs O(1) and shares every
+//! node with the set it came from, so a store publishes one after every change without
+//! copying users. Reads by id, address or a sort order use the set's indexes; searches scan
+//! every user, on every core.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use super::search::{FuzzyQuery, Scratch, SearchKeys};
+use rayon::prelude::*;
+
+use super::search::{FuzzyQuery, Scratch};
 use super::user::{User, UserId};
+use super::user_set::{Entry, Position, UserSet};
 
 /// What to keep from the list: either filter, both (both apply), or neither.
 #[derive(Clone, Debug, Default)]
@@ -18,119 +22,171 @@ pub struct UserFilter {
     pub fuzzy: Option<FuzzyQuery>,
 }
 
+impl UserFilter {
+    /// Whether the filter keeps everyone.
+    pub fn is_empty(&self) -> bool {
+        self.search.is_none() && self.fuzzy.is_none()
+    }
+}
+
+/// Below this many users a scan runs on the calling thread: splitting costs more.
+const PARALLEL_FROM: usize = 8192;
+/// How many pieces a parallel scan is cut into per thread, so uneven pieces even out.
+const PIECES_PER_THREAD: usize = 4;
+
+/// A user a filter kept: its entry, and its fuzzy distance (0 without a fuzzy query).
+pub(crate) type Kept<'a> = (usize, &'a Arc<Entry>);
+
 /// The user list at one moment.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct UserSnapshot {
-    users: Vec<Arc<User>>,
-    by_id: OnceLock<Vec<u32>>,
-    keys: OnceLock<Vec<SearchKeys>>,
+    set: UserSet,
+    revision: u64,
 }
 
 impl UserSnapshot {
-    /// A snapshot of `users`, in order.
-    pub fn new(users: Vec<Arc<User>>) -> Self {
-        Self {
-            users,
-            ..Self::default()
-        }
+    /// A snapshot of `set`, at revision 0.
+    pub fn new(set: UserSet) -> Self {
+        Self { set, revision: 0 }
     }
 
-    /// All users in file order.
-    pub fn users(&self) -> &[Arc<User>] {
-        &self.users
+    /// A snapshot of `users` in the given order (tests and small lists).
+    pub fn from_users(users: Vec<Arc<User>>) -> Self {
+        Self::new(UserSet::new(users))
+    }
+
+    /// The same snapshot, marked with the store's `revision` (a number that grows with
+    /// every change the store publishes).
+    pub fn at_revision(self, revision: u64) -> Self {
+        Self { revision, ..self }
+    }
+
+    /// The store's revision this snapshot shows.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The set the snapshot shows (to start a working copy from, or read its indexes).
+    pub fn set(&self) -> &UserSet {
+        &self.set
+    }
+
+    /// All users in list order.
+    pub fn users(&self) -> impl DoubleEndedIterator<Item = &Arc<User>> + '_ {
+        self.set.iter()
     }
 
     /// How many users there are.
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.set.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.set.is_empty()
     }
 
     /// The user with `id`; the first one if a hand-edited file repeats an id.
     pub fn get(&self, id: &UserId) -> Option<&Arc<User>> {
-        // Positions sorted by id: four bytes per user, where a map keyed by cloned ids
-        // would cost tens.
-        let by_id = self.by_id.get_or_init(|| {
-            let mut order: Vec<u32> = (0..self.users.len() as u32).collect();
-            order.sort_by(|&a, &b| {
-                self.users[a as usize]
-                    .id()
-                    .cmp(self.users[b as usize].id())
-                    .then(a.cmp(&b))
-            });
-            order
-        });
-        let first = by_id.partition_point(|&at| self.users[at as usize].id() < id);
-        by_id
-            .get(first)
-            .map(|&at| &self.users[at as usize])
-            .filter(|user| user.id() == id)
+        self.set.get(id)
     }
 
     /// The user whose email matches `email` ignoring case and surrounding spaces.
     pub fn by_email(&self, email: &str) -> Option<&Arc<User>> {
-        let key = super::user::email_key(email);
-        let at = self.keys().iter().position(|keys| keys.email().trim() == key)?;
-        self.users.get(at)
-    }
-
-    fn keys(&self) -> &[SearchKeys] {
-        self.keys.get_or_init(|| {
-            self.users
-                .iter()
-                .map(|u| SearchKeys::new(u.name(), u.email()))
-                .collect()
-        })
+        self.set.by_email(email)
     }
 
     /// The users `filter` keeps (file order, or best fuzzy match first with ties in file
     /// order), after skipping `offset` of them, at most `limit` (`None`: all).
     pub fn select(&self, filter: &UserFilter, offset: usize, limit: Option<usize>) -> Vec<Arc<User>> {
         let limit = limit.unwrap_or(usize::MAX);
-        let needle = filter.search.as_deref().map(str::to_lowercase);
-        let Some(query) = &filter.fuzzy else {
-            // No ranking: stream, so a page of ten never touches more users than it needs.
-            let kept = self.users.iter().enumerate().filter(|(at, _)| match &needle {
-                Some(needle) => self.keys()[*at].contains(needle),
-                None => true,
-            });
-            return kept
+        if filter.fuzzy.is_none() && limit.saturating_add(offset) <= PARALLEL_FROM {
+            // A short page in list order: stream, so it touches no more users than needed.
+            let needle = filter.search.as_deref().map(str::to_lowercase);
+            return self
+                .set
+                .entries()
+                .filter(|entry| needle.as_deref().is_none_or(|n| entry.keys().contains(n)))
                 .skip(offset)
                 .take(limit)
-                .map(|(_, user)| Arc::clone(user))
+                .map(|entry| Arc::clone(entry.user()))
                 .collect();
-        };
-        let mut scratch = Scratch::default();
-        let mut ranked: Vec<(usize, usize)> = Vec::new();
-        for (at, keys) in self.keys().iter().enumerate() {
-            if needle.as_deref().is_some_and(|needle| !keys.contains(needle)) {
-                continue;
-            }
-            if let Some(distance) = query.distance_with(keys, &mut scratch) {
-                ranked.push((distance, at));
-            }
         }
-        // A stable sort keeps file order among equal distances.
-        ranked.sort_by_key(|&(distance, _)| distance);
-        ranked
-            .into_iter()
+        let mut kept = self.matching(filter);
+        if filter.fuzzy.is_some() {
+            // A stable sort keeps list order among equal distances.
+            kept.sort_by_key(|&(distance, _)| distance);
+        }
+        kept.into_iter()
             .skip(offset)
             .take(limit)
-            .map(|(_, at)| Arc::clone(&self.users[at]))
+            .map(|(_, entry)| Arc::clone(entry.user()))
             .collect()
+    }
+
+    /// Every entry `filter` keeps, in list order, with its fuzzy distance, scanned on every
+    /// core for a large list.
+    pub(crate) fn matching(&self, filter: &UserFilter) -> Vec<Kept<'_>> {
+        let needle = filter.search.as_deref().map(str::to_lowercase);
+        let keep = |entry: &Arc<Entry>, scratch: &mut Scratch| -> Option<usize> {
+            let keys = entry.keys();
+            if needle.as_deref().is_some_and(|needle| !keys.contains(needle)) {
+                return None;
+            }
+            match &filter.fuzzy {
+                Some(query) => query.distance_with(keys, scratch),
+                None => Some(0),
+            }
+        };
+        fn scan<'s>(
+            entries: impl Iterator<Item = &'s Arc<Entry>>,
+            keep: &(dyn Fn(&Arc<Entry>, &mut Scratch) -> Option<usize> + Sync),
+        ) -> Vec<Kept<'s>> {
+            let mut scratch = Scratch::default();
+            entries
+                .filter_map(|entry| keep(entry, &mut scratch).map(|distance| (distance, entry)))
+                .collect()
+        }
+        let Some(pieces) = self.pieces() else {
+            return scan(self.set.entries(), &keep);
+        };
+        let found: Vec<Vec<Kept<'_>>> = pieces
+            .into_par_iter()
+            .map(|(from, to)| match to {
+                Some(to) => scan(self.set.entries_within(from..to), &keep),
+                None => scan(self.set.entries_within(from..), &keep),
+            })
+            .collect();
+        found.concat()
+    }
+
+    /// Position ranges (from, up to but excluding; the last open-ended) that together cover
+    /// the list, for a parallel scan; `None` when the list is too small to be worth
+    /// splitting.
+    fn pieces(&self) -> Option<Vec<(Position, Option<Position>)>> {
+        let threads = rayon::current_num_threads();
+        if self.len() < PARALLEL_FROM || threads < 2 {
+            return None;
+        }
+        let (low, high) = self.set.position_span()?;
+        let count = (threads * PIECES_PER_THREAD) as i128;
+        let (low, span) = (i128::from(low), i128::from(high) - i128::from(low) + 1);
+        let edge = |piece: i128| (low + span * piece / count) as Position;
+        Some(
+            (0..count)
+                .map(|piece| (edge(piece), (piece + 1 < count).then(|| edge(piece + 1))))
+                .collect(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::user::stored_users;
 
     fn users(rows: &[(&str, &str, &str)]) -> UserSnapshot {
-        UserSnapshot::new(crate::domain::user::stored_users(rows))
+        UserSet::new(stored_users(rows)).snapshot()
     }
 
     fn names(found: Vec<Arc<User>>) -> Vec<String> {
@@ -175,6 +231,7 @@ mod tests {
             fuzzy: None,
         };
         assert_eq!(names(snap.select(&search, 1, Some(1))), ["Bobby"]);
+        assert_eq!(names(snap.select(&search, 1, None)), ["Bobby", "Rob"]);
         assert_eq!(names(snap.select(&UserFilter::default(), 3, None)), ["Rob"]);
         assert!(snap.select(&UserFilter::default(), 0, Some(0)).is_empty());
     }
@@ -189,5 +246,40 @@ mod tests {
         assert_eq!(snap.get(&UserId::new("b")).map(|u| u.name()), Some("Bob"));
         assert_eq!(snap.get(&UserId::new("a")).map(|u| u.name()), Some("Ann"));
         assert!(snap.get(&UserId::new("nope")).is_none());
+    }
+
+    #[test]
+    fn a_parallel_scan_keeps_list_order_and_every_match() {
+        // Enough users to be split, with gaps in the positions and matches everywhere.
+        let mut set = UserSet::default();
+        for n in 0..(3 * PARALLEL_FROM) {
+            let user = Arc::new(User::restore(
+                UserId::new(format!("u{n}")),
+                format!("{} {n}", if n % 7 == 0 { "Bob" } else { "Ann" }),
+                format!("u{n}@x.com"),
+                None,
+                None,
+            ));
+            set.put((n * 3) as Position, user);
+        }
+        for n in (0..PARALLEL_FROM).step_by(5) {
+            set.take((n * 3) as Position);
+        }
+        let snap = set.snapshot();
+        let filter = UserFilter {
+            search: Some("bob".into()),
+            fuzzy: None,
+        };
+        let plain: Vec<String> = snap
+            .users()
+            .filter(|u| u.name().to_lowercase().contains("bob"))
+            .map(|u| u.name().to_owned())
+            .collect();
+        assert_eq!(names(snap.select(&filter, 0, None)), plain);
+        let fuzzy = UserFilter {
+            search: None,
+            fuzzy: Some(FuzzyQuery::new("bob", 0)),
+        };
+        assert_eq!(names(snap.select(&fuzzy, 0, None)), plain);
     }
 }

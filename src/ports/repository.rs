@@ -64,6 +64,13 @@ pub trait UserRepository: Send + Sync {
     /// [`RepositoryError::Unavailable`] when the store cannot be read at all.
     async fn snapshot(&self) -> Result<Arc<UserSnapshot>, RepositoryError>;
 
+    /// What the store has published last, without looking any further (no I/O, no
+    /// waiting): every change it acknowledged or noticed so far.
+    ///
+    /// MUST be at least as recent as any snapshot [`UserRepository::snapshot`] returned
+    /// before; a cache in front of the store uses it between its checks.
+    fn latest(&self) -> Arc<UserSnapshot>;
+
     /// Applies `change` against the latest stored state and makes it durable before
     /// answering.
     ///

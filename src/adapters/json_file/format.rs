@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::ser::PrettyFormatter;
 use serde_json::{Map, Value};
 
+use crate::domain::user_set::Position;
 use crate::domain::{
-    Change, ChangeOutcome, EmailUpdate, User, UserId, UserSet, UserSnapshot, timestamp_bytes, timestamp_text,
+    Change, ChangeOutcome, User, UserId, UserSet, UserSnapshot, timestamp_bytes, timestamp_text,
 };
 
 /// The parsed contents of a data file.
@@ -31,8 +32,9 @@ use crate::domain::{
 pub struct Document {
     /// The users the API sees, in file order.
     users: UserSet,
-    /// What each user's record holds beyond the API's view, by the user's `Arc` address.
-    kept: HashMap<usize, Kept>,
+    /// What each user's record holds beyond the API's view, by the user's position (which
+    /// a change of the user keeps).
+    kept: HashMap<Position, Kept>,
     /// Records that are not users, before the first user.
     leading: Vec<Value>,
     /// Records that are not users whose preceding user was deleted: they move to the end
@@ -41,18 +43,12 @@ pub struct Document {
 }
 
 /// What one user's record holds beyond the API's view.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Kept {
-    /// The user it belongs to, held only so its address (the map's key) cannot be reused.
-    _user: Arc<User>,
     /// Keys of the record that this service does not model.
     extras: Option<Map<String, Value>>,
     /// Records that are not users and came right after this one.
     following: Vec<Value>,
-}
-
-fn address(user: &Arc<User>) -> usize {
-    Arc::as_ptr(user) as usize
 }
 
 /// Why a file's contents are not a user list.
@@ -70,9 +66,9 @@ pub fn is_blank(bytes: &[u8]) -> bool {
 }
 
 impl Document {
-    /// The users in file order.
-    pub fn users(&self) -> &[Arc<User>] {
-        self.users.users()
+    /// How many users the file holds.
+    pub fn len(&self) -> usize {
+        self.users.len()
     }
 
     /// An immutable view of the users for readers.
@@ -108,50 +104,19 @@ impl Document {
         Ok(document)
     }
 
-    fn kept_for(&mut self, user: &Arc<User>) -> &mut Kept {
-        self.kept.entry(address(user)).or_insert_with(|| Kept {
-            _user: Arc::clone(user),
-            extras: None,
-            following: Vec::new(),
-        })
-    }
-
-    /// Applies a change with the domain's rules, carrying each changed record's unknown
-    /// keys and following records over to its new version.
+    /// Applies a change with the domain's rules. A changed user keeps its position, and so
+    /// its record's unknown keys and following records; a deleted one's following records
+    /// move to the end.
     pub fn apply(&mut self, change: Change) -> ChangeOutcome {
-        // The domain changes the first user with a given id; note which ones before.
-        let touched: Vec<Arc<User>> = match &change {
-            Change::Update { id, .. } | Change::Patch { id, .. } => {
-                self.users.get(id).cloned().into_iter().collect()
-            }
-            Change::BulkUpdateEmails { items, .. } => items
-                .iter()
-                .filter_map(|item| match item {
-                    EmailUpdate::Valid { id, .. } | EmailUpdate::Invalid { id, .. } => {
-                        self.users.get(id).cloned()
-                    }
-                })
-                .collect(),
-            Change::Create(_) | Change::Delete { .. } => Vec::new(),
+        let deleting = match &change {
+            Change::Delete { id } => self.users.entry(id).map(|entry| entry.position()),
+            _ => None,
         };
         let outcome = self.users.apply(change);
-        if let ChangeOutcome::Deleted(gone) = &outcome {
-            if let Some(kept) = self.kept.remove(&address(gone)) {
-                self.orphans.extend(kept.following);
-            }
-        } else if outcome.changed() {
-            for old in touched {
-                let Some(kept) = self.kept.remove(&address(&old)) else {
-                    continue;
-                };
-                match self.users.get(old.id()) {
-                    Some(now) => {
-                        let now = Arc::clone(now);
-                        self.kept.insert(address(&now), Kept { _user: now, ..kept });
-                    }
-                    None => self.orphans.extend(kept.following),
-                }
-            }
+        if let (ChangeOutcome::Deleted(_), Some(position)) = (&outcome, deleting)
+            && let Some(kept) = self.kept.remove(&position)
+        {
+            self.orphans.extend(kept.following);
         }
         outcome
     }
@@ -196,9 +161,9 @@ impl Serialize for FileView<'_> {
         for raw in &document.leading {
             seq.serialize_element(raw)?;
         }
-        for user in document.users() {
-            let kept = document.kept.get(&address(user));
-            seq.serialize_element(&Record::of(user, kept.and_then(|k| k.extras.as_ref())))?;
+        for entry in document.users.entries() {
+            let kept = document.kept.get(&entry.position());
+            seq.serialize_element(&Record::of(entry.user(), kept.and_then(|k| k.extras.as_ref())))?;
             for raw in kept.map(|k| k.following.as_slice()).unwrap_or_default() {
                 seq.serialize_element(raw)?;
             }
@@ -264,14 +229,18 @@ impl<'de> Visitor<'de> for DocumentVisitor {
         while let Some(item) = seq.next_element::<Item>()? {
             match item {
                 Item::User(user, extras) => {
-                    let user = Arc::new(user);
                     if extras.is_some() {
-                        document.kept_for(&user).extras = extras;
+                        document.kept.entry(users.len() as Position).or_default().extras = extras;
                     }
-                    users.push(user);
+                    users.push(Arc::new(user));
                 }
-                Item::Raw(raw) => match users.last() {
-                    Some(previous) => document.kept_for(previous).following.push(raw),
+                Item::Raw(raw) => match users.len().checked_sub(1) {
+                    Some(previous) => document
+                        .kept
+                        .entry(previous as Position)
+                        .or_default()
+                        .following
+                        .push(raw),
                     None => document.leading.push(raw),
                 },
             }
@@ -474,7 +443,7 @@ mod tests {
                  "created_at": "2024-05-01T10:00:00.123456", "updated_at": "2024-05-01T10:00:00.123456"}]"#,
         )
         .unwrap();
-        let user = &doc.users()[0];
+        let user = doc.users.iter().next().unwrap();
         assert_eq!(
             user.created_at().map(timestamp_text).unwrap(),
             "2024-05-01T10:00:00.123456Z"

@@ -253,6 +253,10 @@ impl UserRepository for JsonFileUserRepository {
         Ok(Arc::clone(&self.published().snapshot))
     }
 
+    fn latest(&self) -> Arc<UserSnapshot> {
+        Arc::clone(&self.published().snapshot)
+    }
+
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
         self.ask(|reply| Message::Apply { change, reply }).await
     }

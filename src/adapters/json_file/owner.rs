@@ -99,7 +99,7 @@ impl StoreError {
 
 /// What reading the file found.
 enum Read {
-    Users(Document),
+    Users(Box<Document>),
     Corrupt { bytes: Vec<u8>, why: FormatError },
 }
 
@@ -153,6 +153,8 @@ pub(super) struct Owner {
     events: broadcast::Sender<UserEvent>,
     max_batch: usize,
     hooks: Hooks,
+    /// Moves with every snapshot published.
+    revision: u64,
 }
 
 impl Owner {
@@ -179,6 +181,7 @@ impl Owner {
             events,
             max_batch: max_batch.max(1),
             hooks,
+            revision: 0,
         }
     }
 
@@ -267,7 +270,7 @@ impl Owner {
                 }
                 self.health.corrupt = None;
                 self.refuse_overwrite = None;
-                document
+                *document
             }
             Read::Corrupt { bytes, why } => {
                 let note = match (self.hooks.set_aside)(&self.path, &bytes) {
@@ -294,12 +297,12 @@ impl Owner {
             }
         };
         if news {
-            tracing::info!(path = %self.path.display(), users = document.users().len(), cause = cause.label(),
+            tracing::info!(path = %self.path.display(), users = document.len(), cause = cause.label(),
                 "loaded the data file");
         }
         self.health.last_reload = Some(Utc::now());
         self.stamp = stamp;
-        let snapshot = Arc::new(document.snapshot());
+        let snapshot = document.snapshot();
         self.document = Some(document);
         self.publish(Some(snapshot), Events::Diff);
         Ok(())
@@ -329,7 +332,7 @@ impl Owner {
             };
             if !doubtful || doubted == Some(stamp) || look >= MAX_LOOKS {
                 let read = match parsed {
-                    Ok(document) => Read::Users(document),
+                    Ok(document) => Read::Users(Box::new(document)),
                     Err(why) => Read::Corrupt { bytes, why },
                 };
                 return Ok((stamp, read));
@@ -420,7 +423,7 @@ impl Owner {
             );
             match written {
                 Ok(Some(replaced)) => {
-                    let snapshot = Arc::new(document.snapshot());
+                    let snapshot = document.snapshot();
                     self.stamp = Some(Stamp::from_metadata(&replaced.metadata));
                     self.refuse_overwrite = None;
                     let now = Utc::now();
@@ -466,9 +469,15 @@ impl Owner {
 
     /// Replaces what readers see (the snapshot, when given, and the health), then sends
     /// the events: a subscriber that reacts to an event already reads the new state.
-    fn publish(&mut self, snapshot: Option<Arc<UserSnapshot>>, events: Events) {
+    fn publish(&mut self, snapshot: Option<UserSnapshot>, events: Events) {
         let previous = Arc::clone(&self.published.borrow());
-        let snapshot = snapshot.unwrap_or_else(|| Arc::clone(&previous.snapshot));
+        let snapshot = match snapshot {
+            Some(snapshot) => {
+                self.revision += 1;
+                Arc::new(snapshot.at_revision(self.revision))
+            }
+            None => Arc::clone(&previous.snapshot),
+        };
         self.published.send_replace(Arc::new(Published {
             stamp: self.stamp,
             snapshot: Arc::clone(&snapshot),

@@ -1,16 +1,17 @@
 //! `PostgresUserRepository`: the users live in a PostgreSQL table that any number of
-//! replicas share (SPEC §8).
+//! replicas share.
 //!
 //! Writes go straight to the database, one transaction per change, with a unique index
 //! on the normalised email deciding uniqueness across replicas. Reads never touch the
 //! database: each replica keeps the whole list in memory (search and fuzzy stay as fast
-//! as on the file), and one task, the [`follower`], keeps it current from a trigger's
+//! as on the file), and one task, the [`owner`], keeps it current from a trigger's
 //! LISTEN/NOTIFY stream, applying each changed row by id, and reads the whole table again
-//! after a lost connection. While the database is unreachable, reads answer from the last
-//! snapshot, writes fail within [`PostgresOptions::timeout`], and health says why.
+//! after a lost connection. Writers report what they did to the owner by message and read
+//! nothing but what it publishes. While the database is unreachable, reads answer from the
+//! last snapshot, writes fail within [`PostgresOptions::timeout`], and health says why.
 
-mod follower;
 mod migrate;
+mod owner;
 mod replica;
 mod rows;
 pub mod scratch;
@@ -18,21 +19,26 @@ pub mod transfer;
 mod writes;
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
+use owner::{Owner, Published, Report};
+
 /// How many events a subscriber may fall behind before it is dropped (as for the file).
 pub const EVENT_BUFFER: usize = 1024;
+
+/// The longest a write waits for the owner to publish its change before it answers from
+/// what it committed (the owner may be busy reading the whole table again).
+const PUBLISH_WAIT: Duration = Duration::from_secs(2);
 
 /// How to reach the database and how long to wait for it.
 #[derive(Clone, Debug)]
@@ -41,20 +47,26 @@ pub struct PostgresOptions {
     pub url: String,
     /// How long start-up keeps retrying an unreachable database.
     pub start_wait: Duration,
-    /// The longest a write may take, waiting for a connection included, before it fails.
+    /// The longest a write may take, waiting for a connection included, before it fails;
+    /// the database cancels a statement still running then, so it holds no lock.
     pub timeout: Duration,
     /// Connections kept for writes.
     pub pool_size: usize,
+    /// How often the copy is compared with the table, as a safety net for lost
+    /// notifications.
+    pub check_every: Duration,
 }
 
 impl PostgresOptions {
-    /// The defaults for `url`: 10 s to start, 5 s per write, 16 connections.
+    /// The defaults for `url`: 10 s to start, 5 s per write, 16 connections, a check every
+    /// 5 s.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             start_wait: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
             pool_size: 16,
+            check_every: Duration::from_secs(5),
         }
     }
 }
@@ -74,54 +86,17 @@ pub enum ConnectError {
     Refused { location: String, cause: String },
 }
 
-/// The user store over a PostgreSQL table.
+/// The user store over a PostgreSQL table: a handle on the owner task.
 pub struct PostgresUserRepository {
     pool: Pool,
-    shared: Arc<Shared>,
-    inbox: mpsc::UnboundedSender<follower::Committed>,
-    follower: JoinHandle<()>,
-    timeout: Duration,
-}
-
-/// What the follower publishes and every caller reads.
-struct Shared {
     /// The database as a person would name it, without its password.
     location: String,
-    published: Mutex<Arc<UserSnapshot>>,
-    health: Mutex<Health>,
+    reports: mpsc::UnboundedSender<Report>,
+    published: watch::Receiver<Arc<Published>>,
+    /// The owner's feed, held here only to subscribe to it.
     events: broadcast::Sender<UserEvent>,
-    /// Called after every publish (the cache in front of this store forgets its copy).
-    on_change: OnceLock<Box<dyn Fn() + Send + Sync>>,
-}
-
-#[derive(Default)]
-struct Health {
-    /// Set while the follower has no connection.
-    link_error: Option<String>,
-    write_error: Option<String>,
-    last_reload: Option<DateTime<Utc>>,
-    last_write: Option<DateTime<Utc>>,
-}
-
-impl Shared {
-    fn health(&self) -> MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Publishes a new list and its events, in that order for every subscriber.
-    fn publish(&self, snapshot: UserSnapshot, events: Vec<UserEvent>) {
-        {
-            let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
-            for event in events {
-                let _ = self.events.send(event);
-            }
-            *published = Arc::new(snapshot);
-        }
-        self.health().last_reload = Some(Utc::now());
-        if let Some(hook) = self.on_change.get() {
-            hook();
-        }
-    }
+    owner: JoinHandle<()>,
+    timeout: Duration,
 }
 
 /// The URL as it may be shown: scheme, user, hosts, ports and database, never a password.
@@ -198,20 +173,20 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
 async fn with_retries<T, F, Fut>(location: &str, wait: Duration, mut attempt: F) -> Result<T, ConnectError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, follower::StartError>>,
+    Fut: std::future::Future<Output = Result<T, owner::StartError>>,
 {
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
         match attempt().await {
             Ok(done) => return Ok(done),
-            Err(follower::StartError::Refused(cause)) => {
+            Err(owner::StartError::Refused(cause)) => {
                 return Err(ConnectError::Refused {
                     location: location.to_owned(),
                     cause,
                 });
             }
-            Err(follower::StartError::Unreachable(cause)) => {
+            Err(owner::StartError::Unreachable(cause)) => {
                 if started.elapsed() + delay > wait {
                     return Err(ConnectError::Unreachable {
                         location: location.to_owned(),
@@ -257,21 +232,21 @@ impl PostgresUserRepository {
     pub async fn connect(options: PostgresOptions) -> Result<Self, ConnectError> {
         let config = connection_config(&options.url, options.timeout.min(Duration::from_secs(5)))?;
         let location = redacted(&config);
-        let shared = Arc::new(Shared {
+        let setup = owner::Setup {
+            config: config.clone(),
             location: location.clone(),
-            published: Mutex::new(Arc::default()),
-            health: Mutex::new(Health::default()),
-            events: broadcast::channel(EVENT_BUFFER).0,
-            on_change: OnceLock::new(),
-        });
-        let shared_for_start = Arc::clone(&shared);
-        let start_config = config.clone();
-        let mut follower = with_retries(&location, options.start_wait, move || {
-            follower::Follower::start(start_config.clone(), Arc::clone(&shared_for_start))
-        })
-        .await?;
+            check_every: options.check_every,
+        };
+        let (owner, published) = with_retries(&location, options.start_wait, || Owner::start(&setup)).await?;
+        // The server ends a write's statement that outlives the write's deadline, so an
+        // abandoned write never keeps its locks.
+        let mut writers = config;
+        writers.options(format!(
+            "-c statement_timeout={}",
+            options.timeout.as_millis().max(1)
+        ));
         let manager = Manager::from_config(
-            config,
+            writers,
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -285,72 +260,90 @@ impl PostgresUserRepository {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|err| ConnectError::InvalidUrl(err.to_string()))?;
-        let (inbox, commits) = mpsc::unbounded_channel();
-        follower.attach(commits);
-        let follower = tokio::spawn(follower.run());
+        let (reports, inbox) = mpsc::unbounded_channel();
+        let events = owner.feed();
+        let owner = tokio::spawn(owner.run(inbox));
         tracing::info!(database = %location, "using PostgreSQL");
         Ok(Self {
             pool,
-            shared,
-            inbox,
-            follower,
+            location,
+            reports,
+            published,
+            events,
+            owner,
             timeout: options.timeout,
         })
     }
 
-    /// Calls `hook` after every change this replica publishes (once; later calls are
-    /// ignored). The composition root uses it to end the cache's trust in its copy.
-    pub fn on_change(&self, hook: impl Fn() + Send + Sync + 'static) {
-        let _ = self.shared.on_change.set(Box::new(hook));
-    }
-
     /// The database as it may be shown: without its password.
     pub fn location(&self) -> &str {
-        &self.shared.location
+        &self.location
     }
 
+    /// Makes the change in the database within the write deadline. A write that runs out
+    /// of time is cancelled on the server and its connection is not handed to another
+    /// write: a statement still running there would delay whatever came next.
     async fn write(&self, change: Change) -> Result<writes::Applied, String> {
-        let mut client = self.pool.get().await.map_err(|err| {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let late = || {
             format!(
-                "cannot reach the database at {}: {}",
-                self.shared.location,
-                describe(&err)
+                "the database at {} did not answer within {} s",
+                self.location,
+                self.timeout.as_secs_f64()
             )
-        })?;
-        writes::apply(&mut client, change).await.map_err(|err| {
-            format!(
-                "the database at {} failed: {}",
-                self.shared.location,
-                describe(&err)
-            )
-        })
+        };
+        let mut client = match tokio::time::timeout_at(deadline, self.pool.get()).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(err)) => {
+                return Err(format!(
+                    "cannot reach the database at {}: {}",
+                    self.location,
+                    describe(&err)
+                ));
+            }
+            Err(_) => return Err(late()),
+        };
+        match tokio::time::timeout_at(deadline, writes::apply(&mut client, change)).await {
+            Ok(done) => {
+                done.map_err(|err| format!("the database at {} failed: {}", self.location, describe(&err)))
+            }
+            Err(_) => {
+                let cancel = client.cancel_token();
+                drop(Object::take(client));
+                tokio::spawn(async move {
+                    if let Err(err) = cancel.cancel_query(NoTls).await {
+                        tracing::debug!(error = %describe(&err), "could not cancel a late write");
+                    }
+                });
+                Err(late())
+            }
+        }
+    }
+
+    fn published(&self) -> Arc<Published> {
+        Arc::clone(&self.published.borrow())
     }
 }
 
 impl Drop for PostgresUserRepository {
     fn drop(&mut self) {
-        self.follower.abort();
+        self.owner.abort();
     }
 }
 
 #[async_trait]
 impl UserRepository for PostgresUserRepository {
     async fn snapshot(&self) -> Result<Arc<UserSnapshot>, RepositoryError> {
-        Ok(Arc::clone(
-            &self.shared.published.lock().unwrap_or_else(|p| p.into_inner()),
-        ))
+        Ok(self.latest())
+    }
+
+    fn latest(&self) -> Arc<UserSnapshot> {
+        Arc::clone(&self.published().snapshot)
     }
 
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
         let started = Instant::now();
-        let written = match tokio::time::timeout(self.timeout, self.write(change)).await {
-            Ok(written) => written,
-            Err(_) => Err(format!(
-                "the database at {} did not answer within {} s",
-                self.shared.location,
-                self.timeout.as_secs_f64()
-            )),
-        };
+        let written = self.write(change).await;
         metrics::counter!("roster_store_write_batches_total").increment(1);
         metrics::histogram!("roster_store_write_batch_size").record(1.0);
         metrics::histogram!("roster_store_write_duration_seconds").record(started.elapsed().as_secs_f64());
@@ -359,46 +352,35 @@ impl UserRepository for PostgresUserRepository {
             Err(cause) => {
                 metrics::counter!("roster_store_write_failures_total").increment(1);
                 tracing::error!(error = %cause, "a write failed; nothing was changed");
-                self.shared.health().write_error = Some(cause.clone());
+                let _ = self.reports.send(Report::Failed(cause.clone()));
                 return Err(RepositoryError::Unavailable(cause));
             }
         };
-        {
-            let mut health = self.shared.health();
-            health.write_error = None;
-            if applied.tx.is_some() {
-                health.last_write = Some(Utc::now());
-            }
-        }
-        if let Some(tx) = applied.tx {
-            // Read-your-writes: the replica shows the change before the caller hears of it.
-            let (done, applied_here) = oneshot::channel();
-            let handed = self.inbox.send(follower::Committed {
-                tx,
-                changes: applied.changes,
-                done,
-            });
-            if handed.is_ok() {
-                let _ = applied_here.await;
-            }
+        let Some(tx) = applied.tx else {
+            let _ = self.reports.send(Report::Answered);
+            return Ok(applied.outcome);
+        };
+        // Read-your-writes: the replica shows the change before the caller hears of it,
+        // unless the owner cannot get to it in time (the change is committed all the same).
+        let (done, published) = oneshot::channel();
+        let handed = self.reports.send(Report::Committed {
+            tx,
+            changes: applied.changes,
+            at: chrono::Utc::now(),
+            done,
+        });
+        if handed.is_ok() && tokio::time::timeout(PUBLISH_WAIT, published).await.is_err() {
+            tracing::warn!("a committed change was not published in time; answering from the commit");
         }
         Ok(applied.outcome)
     }
 
     fn health(&self) -> StorageHealth {
-        let health = self.shared.health();
-        StorageHealth {
-            location: self.shared.location.clone(),
-            write_error: health.link_error.clone().or_else(|| health.write_error.clone()),
-            last_reload: health.last_reload,
-            last_write: health.last_write,
-            corrupt: None,
-            durability_warning: None,
-        }
+        self.published().health.clone()
     }
 
     fn subscribe(&self) -> broadcast::Receiver<UserEvent> {
-        self.shared.events.subscribe()
+        self.events.subscribe()
     }
 }
 

@@ -12,23 +12,18 @@
 //!   notification, so an older change still in flight cannot bring it back;
 //! - after a full read, notifications of transactions that read already saw are skipped.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::rows::{RowChange, StoredRow, XidSnapshot};
-use crate::domain::{User, UserEvent, UserEventKind, UserId, UserSnapshot, events};
+use crate::domain::user_set::Position;
+use crate::domain::{User, UserEvent, UserEventKind, UserId, UserSet, UserSnapshot, events};
 
 /// How many of the stream's recent transactions are remembered, to recognise an own commit
 /// whose notification arrived before the commit itself was handed over.
 const RECENT: usize = 4096;
-
-#[derive(Clone, Copy, Debug)]
-struct Held {
-    position: i64,
-    revision: i64,
-}
 
 /// Counts that a full table scan can be compared with: the number of rows and the sum of
 /// their revisions (any insert, update or delete moves one of them).
@@ -39,10 +34,14 @@ pub struct Totals {
 }
 
 /// The replica's users and the bookkeeping that orders changes to them.
+///
+/// The users live in a persistent [`UserSet`] (by position, the table's `position`
+/// column), so applying a row costs O(log n) and publishing a snapshot O(1); each row's
+/// revision is kept beside it by position.
 #[derive(Default)]
 pub struct Replica {
-    held: HashMap<UserId, Held>,
-    order: BTreeMap<(i64, UserId), Arc<User>>,
+    users: UserSet,
+    revisions: HashMap<Position, i64>,
     tombstones: HashMap<UserId, (i64, u64)>,
     /// Own transactions applied ahead of their notification.
     ahead: HashSet<u64>,
@@ -59,12 +58,13 @@ pub struct Replica {
 
 impl Replica {
     /// Replaces everything with `rows`, read under `snapshot`. Returns the events that
-    /// turn the previous contents into the new ones.
+    /// turn the previous contents into the new ones, when `announce` asks for them.
     pub fn reset(
         &mut self,
         rows: Vec<StoredRow>,
         snapshot: XidSnapshot,
         at: DateTime<Utc>,
+        announce: bool,
     ) -> Vec<UserEvent> {
         let before = self.snapshot();
         let version = self.version + 1;
@@ -72,20 +72,22 @@ impl Replica {
             version,
             ..Self::default()
         };
+        self.revisions.reserve(rows.len());
+        let mut users = Vec::with_capacity(rows.len());
         for row in rows {
             self.totals.rows += 1;
             self.totals.revisions += i128::from(row.revision);
-            self.held.insert(
-                row.user.id().clone(),
-                Held {
-                    position: row.position,
-                    revision: row.revision,
-                },
-            );
-            self.order.insert((row.position, row.user.id().clone()), row.user);
+            self.revisions.insert(row.position, row.revision);
+            users.push((row.position, row.user));
         }
+        self.users = UserSet::at_positions(users);
         self.horizon = Some(snapshot);
-        events::diff(&before, &self.snapshot(), at)
+        // Comparing costs O(users): only worth it when someone listens.
+        if announce {
+            events::diff(&before, &self.snapshot(), at)
+        } else {
+            Vec::new()
+        }
     }
 
     /// Whether a notification from transaction `tx` can still change anything.
@@ -152,6 +154,15 @@ impl Replica {
         events
     }
 
+    /// The position and revision of the row with `id`, if the replica holds it.
+    fn held(&self, id: &UserId) -> Option<(Position, i64)> {
+        let position = self.users.entry(id)?.position();
+        Some((
+            position,
+            self.revisions.get(&position).copied().unwrap_or_default(),
+        ))
+    }
+
     fn apply(&mut self, change: RowChange, at: DateTime<Utc>) -> (Totals, Option<UserEvent>) {
         let event = |kind, user: &Arc<User>| UserEvent {
             kind,
@@ -160,27 +171,29 @@ impl Replica {
         };
         match change {
             RowChange::Upsert(row) => {
-                let id = row.user.id().clone();
+                let id = row.user.id();
                 let buried = self
                     .tombstones
-                    .get(&id)
+                    .get(id)
                     .is_some_and(|(revision, _)| *revision >= row.revision);
-                let held = self.held.get(&id).copied();
-                if buried || held.is_some_and(|held| held.revision >= row.revision) {
+                let held = self.held(id);
+                if buried || held.is_some_and(|(_, revision)| revision >= row.revision) {
                     return (Totals::default(), None);
                 }
-                self.held.insert(
-                    id.clone(),
-                    Held {
-                        position: row.position,
-                        revision: row.revision,
-                    },
-                );
-                let before = held.and_then(|held| self.order.remove(&(held.position, id.clone())));
-                self.order.insert((row.position, id), Arc::clone(&row.user));
+                // A row moved by hand (its position changed) leaves its old place first.
+                let before = match held {
+                    Some((position, _)) if position != row.position => {
+                        self.revisions.remove(&position);
+                        self.users.take(position)
+                    }
+                    _ => None,
+                };
+                let before = before.or(self.users.put(row.position, Arc::clone(&row.user)));
+                self.revisions.insert(row.position, row.revision);
                 let effect = Totals {
                     rows: i64::from(held.is_none()),
-                    revisions: i128::from(row.revision) - held.map_or(0, |h| i128::from(h.revision)),
+                    revisions: i128::from(row.revision)
+                        - held.map_or(0, |(_, revision)| i128::from(revision)),
                 };
                 let kind = match before {
                     None => Some(UserEventKind::Created),
@@ -190,33 +203,28 @@ impl Replica {
                 (effect, kind.map(|kind| event(kind, &row.user)))
             }
             RowChange::Delete { id, revision } => {
-                let Some(held) = self
-                    .held
-                    .get(&id)
-                    .copied()
-                    .filter(|held| held.revision <= revision)
-                else {
+                let Some((position, held)) = self.held(&id).filter(|(_, held)| *held <= revision) else {
                     return (Totals::default(), None);
                 };
-                self.held.remove(&id);
+                self.revisions.remove(&position);
                 let effect = Totals {
                     rows: -1,
-                    revisions: -i128::from(held.revision),
+                    revisions: -i128::from(held),
                 };
-                let gone = self.order.remove(&(held.position, id));
+                let gone = self.users.take(position);
                 (effect, gone.map(|user| event(UserEventKind::Deleted, &user)))
             }
         }
     }
 
-    /// The users in list order.
+    /// The users in list order, marked with the replica's version: O(1), sharing the set.
     pub fn snapshot(&self) -> UserSnapshot {
-        UserSnapshot::new(self.order.values().cloned().collect())
+        self.users.snapshot().at_revision(self.version)
     }
 
     /// How many users there are.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.users.len()
     }
 
     /// A number that changes whenever the contents do.
@@ -279,12 +287,7 @@ mod tests {
     }
 
     fn names(replica: &Replica) -> Vec<String> {
-        replica
-            .snapshot()
-            .users()
-            .iter()
-            .map(|u| u.name().to_owned())
-            .collect()
+        replica.snapshot().users().map(|u| u.name().to_owned()).collect()
     }
 
     #[test]
@@ -363,6 +366,7 @@ mod tests {
             vec![stored("a", "Ann", 1, 1), stored("c", "Cy", 3, 5)],
             XidSnapshot::parse("10:12:11").unwrap(),
             now,
+            true,
         );
         assert_eq!(
             kinds(&events),

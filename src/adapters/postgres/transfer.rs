@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use tokio_postgres::Client;
 
 use super::describe;
-use super::follower::CHANNEL;
+use super::owner::CHANNEL;
 
 /// How many records one insert carries.
 const CHUNK: usize = 1000;

@@ -99,6 +99,10 @@ impl UserRepository for StalledStore {
         std::future::pending().await
     }
 
+    fn latest(&self) -> Arc<UserSnapshot> {
+        Arc::default()
+    }
+
     async fn apply(&self, _change: Change) -> Result<ChangeOutcome, RepositoryError> {
         std::future::pending().await
     }

@@ -1,21 +1,21 @@
 //! The rules every change to the user list obeys, in one place.
 //!
-//! [`UserSet`] is the mutable working copy a repository keeps between writes. It enforces
-//! case-insensitive email uniqueness and applies bulk items one after another against the
-//! state the earlier items left, so the rules are identical whatever the storage and however
-//! many changes a write carries.
+//! [`UserSet::apply`] enforces case-insensitive email uniqueness and applies bulk items one
+//! after another against the state the earlier items left, so the rules are identical
+//! whatever the storage and however many changes a write carries. Each change costs
+//! O(log n) per user it touches.
 
-use std::hash::{BuildHasher, RandomState};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hashbrown::HashTable;
 
-use super::change::{
+use super::UserSet;
+use crate::domain::change::{
     BulkFailure, BulkFailureReason, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
 };
-use super::snapshot::UserSnapshot;
-use super::user::{Email, User, UserId, UserName, to_micros};
+use crate::domain::snapshot::UserSnapshot;
+use crate::domain::user::{Email, User, UserName, to_micros};
 
 /// What a change of `current` to `name` and `email` (`None`: kept) is answered without
 /// writing anything, whichever store holds it: `Conflict` when `expected` is given and is
@@ -36,149 +36,21 @@ pub fn settled_without_write(
     (same_name && same_email).then(|| ChangeOutcome::Unchanged(Arc::clone(current)))
 }
 
-/// An ordered list of users with indexes by id and by email key.
-///
-/// The indexes hold positions only (four bytes a user), reading ids and addresses from the
-/// list itself: indexes of copied strings cost about as much memory as the file. They are
-/// built on the first change, not on load: a reader that only needs a snapshot of a
-/// freshly loaded file never pays for them.
-#[derive(Clone, Debug, Default)]
-pub struct UserSet {
-    users: Vec<Arc<User>>,
-    indexed: bool,
-    hasher: RandomState,
-    /// Positions by id (the first, when a hand-edited file repeats an id).
-    by_id: HashTable<u32>,
-    /// Positions by email key, one entry per user: hand-edited files may hold an address
-    /// twice, and every holder counts.
-    by_email: HashTable<u32>,
-}
-
 impl UserSet {
-    /// A set holding `users` in the given order.
-    pub fn new(users: Vec<Arc<User>>) -> Self {
-        Self {
-            users,
-            ..Self::default()
-        }
-    }
-
-    fn ensure_indexed(&mut self) {
-        if !self.indexed {
-            self.reindex();
-        }
-    }
-
-    fn reindex(&mut self) {
-        self.indexed = true;
-        self.by_id = HashTable::with_capacity(self.users.len());
-        self.by_email = HashTable::with_capacity(self.users.len());
-        for at in 0..self.users.len() {
-            self.index_email(at);
-            self.index_id(at);
-        }
-    }
-
-    /// Indexes the user at `at` by id, unless an earlier record holds the id.
-    fn index_id(&mut self, at: usize) {
-        let (users, hasher) = (&self.users, &self.hasher);
-        let id = users[at].id();
-        let hash = hasher.hash_one(id);
-        if self.by_id.find(hash, |&i| users[i as usize].id() == id).is_none() {
-            self.by_id
-                .insert_unique(hash, at as u32, |&i| hasher.hash_one(users[i as usize].id()));
-        }
-    }
-
-    fn index_email(&mut self, at: usize) {
-        let hash = self.hasher.hash_one(self.users[at].email_key());
-        let (users, hasher) = (&self.users, &self.hasher);
-        self.by_email.insert_unique(hash, at as u32, |&i| {
-            hasher.hash_one(users[i as usize].email_key())
-        });
-    }
-
-    fn unindex_email(&mut self, at: usize) {
-        let hash = self.hasher.hash_one(self.users[at].email_key());
-        if let Ok(entry) = self.by_email.find_entry(hash, |&i| i as usize == at) {
-            entry.remove();
-        }
-    }
-
-    /// The position of the first user with `id`, once indexed.
-    fn position(&self, id: &UserId) -> Option<usize> {
-        let hash = self.hasher.hash_one(id);
-        self.by_id
-            .find(hash, |&i| self.users[i as usize].id() == id)
-            .map(|&i| i as usize)
-    }
-
-    /// The users in order.
-    pub fn users(&self) -> &[Arc<User>] {
-        &self.users
-    }
-
-    /// The user with `id`, if any (the first, if a hand-edited file repeats an id).
-    pub fn get(&self, id: &UserId) -> Option<&Arc<User>> {
-        if self.indexed {
-            self.position(id).map(|at| &self.users[at])
-        } else {
-            self.users.iter().find(|user| user.id() == id)
-        }
-    }
-
-    /// An immutable view of the current list for readers.
+    /// An immutable view of the current list for readers: O(1), sharing everything.
     pub fn snapshot(&self) -> UserSnapshot {
-        UserSnapshot::new(self.users.clone())
+        UserSnapshot::new(self.clone())
     }
 
-    /// Whether `key` is used by any user other than the one at `except`.
-    fn email_taken(&self, key: &str, except: Option<usize>) -> bool {
-        let hash = self.hasher.hash_one(key);
-        self.by_email
-            .iter_hash(hash)
-            .any(|&i| Some(i as usize) != except && self.users[i as usize].email_key() == key)
-    }
-
-    fn replace(&mut self, at: usize, user: User) -> Arc<User> {
-        self.unindex_email(at);
+    /// Replaces the user at `position` with `user` and returns the stored version.
+    fn replace(&mut self, position: super::Position, user: User) -> Arc<User> {
         let user = Arc::new(user);
-        self.users[at] = Arc::clone(&user);
-        self.index_email(at);
-        user
-    }
-
-    fn push(&mut self, user: Arc<User>) {
-        let at = self.users.len();
-        self.users.push(user);
-        self.index_email(at);
-        self.index_id(at);
-    }
-
-    fn remove(&mut self, at: usize) -> Arc<User> {
-        self.unindex_email(at);
-        let hash = self.hasher.hash_one(self.users[at].id());
-        if let Ok(entry) = self.by_id.find_entry(hash, |&i| i as usize == at) {
-            entry.remove();
-        }
-        let user = self.users.remove(at);
-        // Later users moved up by one; a record sharing the id may now be the first.
-        for table in [&mut self.by_id, &mut self.by_email] {
-            for i in table.iter_mut() {
-                if *i as usize > at {
-                    *i -= 1;
-                }
-            }
-        }
-        if let Some(next) = self.users.iter().position(|u| u.id() == user.id()) {
-            self.index_id(next);
-        }
+        self.put(position, Arc::clone(&user));
         user
     }
 
     /// Applies one change and says what it did. A refused change leaves the set untouched.
     pub fn apply(&mut self, change: Change) -> ChangeOutcome {
-        self.ensure_indexed();
         match change {
             Change::Create(user) => {
                 if self.email_taken(&user.email_key(), None) {
@@ -189,27 +61,30 @@ impl UserSet {
                 ChangeOutcome::Created(user)
             }
             Change::Update { id, name, email, at } => {
-                let Some(index) = self.position(&id) else {
+                let Some(entry) = self.entry(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
-                let current = &self.users[index];
+                let (position, current) = (entry.position(), entry.user());
                 if let Some(settled) =
                     settled_without_write(current, Some(name.as_str()), Some(email.as_str()), None)
                 {
                     return settled;
                 }
-                if self.email_taken(&email.key(), Some(index)) {
+                if self.email_taken(&email.key(), Some(position)) {
                     return ChangeOutcome::Rejected(Rejection::EmailInUse);
                 }
                 let mut user = User::clone(current);
                 user.rename(name, email, at);
-                ChangeOutcome::Updated(self.replace(index, user))
+                ChangeOutcome::Updated(self.replace(position, user))
             }
             Change::Delete { id } => {
-                let Some(index) = self.position(&id) else {
+                let Some(position) = self.entry(&id).map(|entry| entry.position()) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
-                ChangeOutcome::Deleted(self.remove(index))
+                match self.take(position) {
+                    Some(user) => ChangeOutcome::Deleted(user),
+                    None => ChangeOutcome::Rejected(Rejection::NotFound),
+                }
             }
             Change::Patch {
                 id,
@@ -218,10 +93,10 @@ impl UserSet {
                 expected_updated_at,
                 at,
             } => {
-                let Some(index) = self.position(&id) else {
+                let Some(entry) = self.entry(&id) else {
                     return ChangeOutcome::Rejected(Rejection::NotFound);
                 };
-                let current = &self.users[index];
+                let (position, current) = (entry.position(), entry.user());
                 let settled = settled_without_write(
                     current,
                     name.as_ref().map(UserName::as_str),
@@ -232,19 +107,20 @@ impl UserSet {
                     return settled;
                 }
                 if let Some(email) = &email
-                    && self.email_taken(&email.key(), Some(index))
+                    && self.email_taken(&email.key(), Some(position))
                 {
                     return ChangeOutcome::Rejected(Rejection::EmailInUse);
                 }
                 let mut user = User::clone(current);
                 user.patch(name, email, at);
-                ChangeOutcome::Updated(self.replace(index, user))
+                ChangeOutcome::Updated(self.replace(position, user))
             }
             Change::BulkUpdateEmails { items, at, mode } => {
                 if !(mode.atomic || mode.dry_run) {
                     return ChangeOutcome::BulkUpdated(self.apply_bulk(items, at));
                 }
-                // Work on a copy; keep it only when the mode allows.
+                // Work on a copy (O(1): it shares everything); keep it only when the mode
+                // allows.
                 let mut trial = self.clone();
                 let mut report = trial.apply_bulk(items, at);
                 let keep = !mode.dry_run && report.failures.is_empty();
@@ -258,11 +134,15 @@ impl UserSet {
         }
     }
 
-    fn apply_bulk(&mut self, items: Vec<EmailUpdate>, at: chrono::DateTime<chrono::Utc>) -> BulkReport {
+    fn apply_bulk(&mut self, items: Vec<EmailUpdate>, at: DateTime<Utc>) -> BulkReport {
         let mut report = BulkReport {
             committed: true,
             ..BulkReport::default()
         };
+        // A user updated twice in one batch is reported once, in its final state, at the
+        // place of its last update: earlier places are blanked, then skipped.
+        let mut updated: Vec<Option<Arc<User>>> = Vec::new();
+        let mut slot_of: HashMap<super::Position, usize> = HashMap::new();
         for item in items {
             let (id, email, asked) = match item {
                 EmailUpdate::Valid { id, email } => {
@@ -276,7 +156,7 @@ impl UserSet {
                 email: asked.clone(),
                 reason,
             };
-            let Some(index) = self.position(&id) else {
+            let Some(entry) = self.entry(&id) else {
                 report.failures.push(fail(BulkFailureReason::NotFound));
                 continue;
             };
@@ -284,23 +164,26 @@ impl UserSet {
                 report.failures.push(fail(BulkFailureReason::InvalidEmail));
                 continue;
             };
-            if self.users[index].email() == email.as_str() {
+            let (position, current) = (entry.position(), entry.user());
+            if current.email() == email.as_str() {
                 // Already so: it counts as applied and changes nothing.
                 report.applied += 1;
                 continue;
             }
-            if self.email_taken(&email.key(), Some(index)) {
+            if self.email_taken(&email.key(), Some(position)) {
                 report.failures.push(fail(BulkFailureReason::EmailInUse));
                 continue;
             }
-            let mut user = User::clone(&self.users[index]);
+            let mut user = User::clone(current);
             user.change_email(email, at);
-            let user = self.replace(index, user);
-            // A user updated twice in one batch is reported once, in its final state.
-            report.updated.retain(|u| u.id() != user.id());
-            report.updated.push(user);
+            let user = self.replace(position, user);
+            if let Some(earlier) = slot_of.insert(position, updated.len()) {
+                updated[earlier] = None;
+            }
+            updated.push(Some(user));
             report.applied += 1;
         }
+        report.updated = updated.into_iter().flatten().collect();
         report
     }
 }
@@ -310,7 +193,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::{BulkMode, Email, UserName};
+    use crate::domain::{BulkMode, Email, UserId, UserName};
 
     fn at(sec: u32) -> chrono::DateTime<chrono::Utc> {
         chrono::Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, sec).unwrap()
@@ -346,7 +229,7 @@ mod tests {
         let mut set = set_of(&[("a", "ada@x.com")]);
         let outcome = set.apply(Change::Create(user("b", "B", "ADA@X.com")));
         assert_eq!(outcome, ChangeOutcome::Rejected(Rejection::EmailExists));
-        assert_eq!(set.users().len(), 1);
+        assert_eq!(set.len(), 1);
     }
 
     #[test]
@@ -465,7 +348,7 @@ mod tests {
     #[test]
     fn changes_that_ask_for_what_the_user_already_is_change_nothing() {
         let mut set = set_of(&[("a", "Ann@x.com")]);
-        let before = Arc::clone(&set.users()[0]);
+        let before = Arc::clone(set.iter().next().unwrap());
         let same = set.apply(Change::Update {
             id: UserId::new("a"),
             name: UserName::parse(" a ").unwrap(),
@@ -493,7 +376,7 @@ mod tests {
             panic!()
         };
         assert_eq!((report.applied, report.updated.len()), (1, 0));
-        assert!(Arc::ptr_eq(&set.users()[0], &before));
+        assert!(Arc::ptr_eq(set.iter().next().unwrap(), &before));
         // Case is kept as given, so a change of case is a change.
         let case = set.apply(Change::Update {
             id: UserId::new("a"),

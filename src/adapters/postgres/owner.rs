@@ -1,28 +1,31 @@
-//! The follower: the one task that owns a replica's copy of the users.
+//! The owner: the one task that owns a replica's copy of the users, its health record and
+//! its event feed.
 //!
 //! It holds a dedicated connection that LISTENs on `roster_users`, where a trigger
-//! announces every insert, update and delete (whoever makes it), and it receives this
-//! replica's own commits from the writers. It applies both to the [`Replica`], publishes
-//! one snapshot for everything that was ready, and only then lets the writers answer.
+//! announces every insert, update and delete (whoever makes it), and the writers report to
+//! it by message: a commit (with the rows it changed) or a failure. It applies both to the
+//! [`Replica`], publishes one snapshot for everything that was ready, and only then lets
+//! the writers answer. Nobody else changes what readers see: they read the published cell.
 //! When the connection is lost it marks the store unhealthy, reconnects with a growing
 //! pause, and reads the whole table again, so nothing said meanwhile is missed. Every
-//! [`CACHE_TTL`] it also checks the table's row count and revision sum against its copy
+//! check interval it also compares the table's row count and revision sum with its copy
 //! (as of the same snapshot, see [`Replica::totals_as_of`]) and reads everything again on a
-//! difference: the safety net the file store's TTL is.
+//! difference: the safety net the file store's periodic check is.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use tokio::sync::{mpsc, oneshot};
+use async_graphql::futures_util::{TryStreamExt, pin_mut};
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, Client, Config, IsolationLevel, NoTls, Notification};
 
 use super::replica::{Replica, Totals};
 use super::rows::{Notice, RowChange, StoredRow, USER_COLUMNS, XidSnapshot};
-use super::{Shared, describe, migrate};
-use crate::adapters::cache::CACHE_TTL;
-use crate::domain::UserEvent;
+use super::{describe, migrate};
+use crate::domain::{UserEvent, UserSnapshot};
+use crate::ports::StorageHealth;
 
 /// The channel the trigger notifies.
 pub const CHANNEL: &str = "roster_users";
@@ -63,15 +66,40 @@ impl Reload {
     }
 }
 
-/// A transaction this replica committed, for the follower to apply before the writer
-/// answers.
-pub struct Committed {
-    pub tx: u64,
-    pub changes: Vec<RowChange>,
-    pub done: oneshot::Sender<()>,
+/// What a writer tells the owner about the write it just made.
+pub enum Report {
+    /// A transaction committed: the owner applies its rows, publishes, then answers `done`.
+    Committed {
+        tx: u64,
+        changes: Vec<RowChange>,
+        at: DateTime<Utc>,
+        done: oneshot::Sender<()>,
+    },
+    /// A write reached the database and changed nothing (a refusal): the store can write.
+    Answered,
+    /// A write failed: health says why until a write succeeds.
+    Failed(String),
 }
 
-/// Why the follower could not start.
+/// What readers see: the latest snapshot and the store's health, replaced whole by the
+/// owner and never changed in place.
+#[derive(Debug)]
+pub struct Published {
+    pub snapshot: Arc<UserSnapshot>,
+    pub health: StorageHealth,
+}
+
+/// The owner's health record, from which the published one is made.
+#[derive(Default)]
+struct Health {
+    /// Set while the owner has no connection.
+    link_error: Option<String>,
+    write_error: Option<String>,
+    last_reload: Option<DateTime<Utc>>,
+    last_write: Option<DateTime<Utc>>,
+}
+
+/// Why the owner could not start.
 pub enum StartError {
     /// Worth retrying: the server did not answer or the connection broke.
     Unreachable(String),
@@ -105,12 +133,18 @@ struct Check {
     age: u32,
 }
 
-pub struct Follower {
+/// The owner's state. Nothing here is shared: readers see only what [`Owner::publish`]
+/// puts in the published cell, subscribers only what it sends on the feed.
+pub struct Owner {
     config: Config,
-    shared: Arc<Shared>,
+    /// The database as a person would name it, without its password.
+    location: String,
     replica: Replica,
+    health: Health,
+    published: watch::Sender<Arc<Published>>,
+    events: broadcast::Sender<UserEvent>,
+    check_every: Duration,
     link: Option<Link>,
-    commits: Option<mpsc::UnboundedReceiver<Committed>>,
     /// Tells this replica's markers from another's.
     nonce: String,
     checks: u64,
@@ -120,7 +154,7 @@ pub struct Follower {
 }
 
 enum Event {
-    Commit(Option<Committed>),
+    Report(Option<Report>),
     Notice(Option<Result<Notification, tokio_postgres::Error>>),
     Tick,
     Retry,
@@ -131,8 +165,8 @@ enum Event {
 async fn listen(config: &Config) -> Result<(Client, Notices), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (sender, notices) = mpsc::unbounded_channel();
-    // Unbounded on purpose: the connection task must never wait for the follower, or a
-    // query the follower awaits on the same connection could never be read.
+    // Unbounded on purpose: the connection task must never wait for the owner, or a
+    // query the owner awaits on the same connection could never be read.
     tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -154,78 +188,97 @@ async fn listen(config: &Config) -> Result<(Client, Notices), tokio_postgres::Er
     Ok((client, notices))
 }
 
-/// Every user, and the snapshot that says which transactions the read saw.
+/// Every user, and the snapshot that says which transactions the read saw. Rows are turned
+/// into users as they arrive, so the driver's copy of the whole table never exists.
 async fn read_all(client: &mut Client) -> Result<(Vec<StoredRow>, XidSnapshot), tokio_postgres::Error> {
     let transaction = super::consistent_read(client).await?;
-    let seen: String = transaction
-        .query_one("SELECT pg_current_snapshot()::text", &[])
-        .await?
-        .try_get(0)?;
-    let rows = transaction
-        .query(
+    let row = transaction
+        .query_one("SELECT pg_current_snapshot()::text, count(*) FROM users", &[])
+        .await?;
+    let seen: String = row.try_get(0)?;
+    let count: i64 = row.try_get(1)?;
+    let stream = transaction
+        .query_raw(
             &format!("SELECT {USER_COLUMNS} FROM users ORDER BY position, id"),
-            &[],
+            std::iter::empty::<&str>(),
         )
         .await?;
+    pin_mut!(stream);
+    let mut rows = Vec::with_capacity(usize::try_from(count).unwrap_or_default());
+    while let Some(row) = stream.try_next().await? {
+        rows.push(StoredRow::from_row(&row)?);
+    }
     transaction.commit().await?;
-    let rows = rows.iter().map(StoredRow::from_row).collect::<Result<_, _>>()?;
     // Unparseable only if the server changed its text form; seeing nothing is then safe:
     // revisions still order every notification.
     Ok((rows, XidSnapshot::parse(&seen).unwrap_or_default()))
 }
 
-impl Follower {
-    /// Connects, applies the migrations, starts listening and reads every user.
-    pub async fn start(config: Config, shared: Arc<Shared>) -> Result<Self, StartError> {
-        let (mut client, notices) = listen(&config).await?;
+/// What the owner is made of before it runs: where to connect and what it publishes to.
+pub struct Setup {
+    pub config: Config,
+    pub location: String,
+    pub check_every: Duration,
+}
+
+impl Owner {
+    /// Connects, applies the migrations, starts listening and reads every user; the
+    /// returned owner has published what it read.
+    pub async fn start(setup: &Setup) -> Result<(Self, watch::Receiver<Arc<Published>>), StartError> {
+        let (mut client, notices) = listen(&setup.config).await?;
         migrate::migrate(&mut client).await?;
-        let mut follower = Self {
-            config,
-            shared,
+        let (published, readers) = watch::channel(Arc::new(Published {
+            snapshot: Arc::default(),
+            health: StorageHealth::default(),
+        }));
+        let mut owner = Self {
+            config: setup.config.clone(),
+            location: setup.location.clone(),
             replica: Replica::default(),
+            health: Health::default(),
+            published,
+            events: broadcast::channel(super::EVENT_BUFFER).0,
+            check_every: setup.check_every,
             link: Some(Link { client, notices }),
-            commits: None,
             nonce: uuid::Uuid::new_v4().simple().to_string(),
             checks: 0,
             check: None,
             retry_at: Instant::now(),
             retry_delay: RETRY_FIRST,
         };
-        follower.resync(Reload::Start).await?;
-        Ok(follower)
+        owner.resync(Reload::Start).await?;
+        Ok((owner, readers))
     }
 
-    /// Hands the follower the queue of this replica's commits.
-    pub fn attach(&mut self, commits: mpsc::UnboundedReceiver<Committed>) {
-        self.commits = Some(commits);
+    /// The feed subscribers listen to; only the owner sends on it.
+    pub fn feed(&self) -> broadcast::Sender<UserEvent> {
+        self.events.clone()
     }
 
-    /// Runs until the repository (the commits' sender) is dropped.
-    pub async fn run(mut self) {
-        let Some(mut commits) = self.commits.take() else {
-            return;
-        };
-        let mut tick = tokio::time::interval_at(Instant::now() + CACHE_TTL, CACHE_TTL);
+    /// Runs until every writer (the reports' sender) is gone.
+    pub async fn run(mut self, mut reports: mpsc::UnboundedReceiver<Report>) {
+        let mut tick = tokio::time::interval_at(Instant::now() + self.check_every, self.check_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let event = match &mut self.link {
                 Some(link) => tokio::select! {
-                    commit = commits.recv() => Event::Commit(commit),
+                    report = reports.recv() => Event::Report(report),
                     notice = link.notices.recv() => Event::Notice(notice),
                     _ = tick.tick() => Event::Tick,
                 },
                 None => tokio::select! {
-                    commit = commits.recv() => Event::Commit(commit),
+                    report = reports.recv() => Event::Report(report),
                     () = tokio::time::sleep_until(self.retry_at) => Event::Retry,
                 },
             };
             let version = self.replica.version();
+            let health = self.health_view();
             let mut events = Vec::new();
             let mut acks = Vec::new();
             let mut notices = Vec::new();
             match event {
-                Event::Commit(None) => return,
-                Event::Commit(Some(commit)) => self.own_commit(commit, &mut events, &mut acks),
+                Event::Report(None) => return,
+                Event::Report(Some(report)) => self.report(report, &mut events, &mut acks),
                 Event::Notice(Some(Ok(notice))) => notices.push(notice),
                 Event::Notice(Some(Err(err))) => self.lost(&describe(&err)),
                 Event::Notice(None) => self.lost("the connection closed"),
@@ -234,9 +287,9 @@ impl Follower {
             }
             // Everything else already waiting goes into the same publish.
             while acks.len() < BATCH
-                && let Ok(commit) = commits.try_recv()
+                && let Ok(report) = reports.try_recv()
             {
-                self.own_commit(commit, &mut events, &mut acks);
+                self.report(report, &mut events, &mut acks);
             }
             if let Some(link) = &mut self.link {
                 while notices.len() < BATCH {
@@ -258,8 +311,11 @@ impl Follower {
             if self.replica.version() != version {
                 if notified {
                     Reload::Notify.count();
+                    self.health.last_reload = Some(Utc::now());
                 }
                 self.publish(events);
+            } else if self.health_view() != health {
+                self.publish(Vec::new());
             }
             for ack in acks {
                 let _ = ack.send(());
@@ -272,17 +328,38 @@ impl Follower {
         }
     }
 
-    fn own_commit(
-        &mut self,
-        commit: Committed,
-        events: &mut Vec<UserEvent>,
-        acks: &mut Vec<oneshot::Sender<()>>,
-    ) {
-        events.extend(
-            self.replica
-                .apply_own_commit(commit.tx, commit.changes, Utc::now()),
-        );
-        acks.push(commit.done);
+    fn report(&mut self, report: Report, events: &mut Vec<UserEvent>, acks: &mut Vec<oneshot::Sender<()>>) {
+        match report {
+            Report::Committed {
+                tx,
+                changes,
+                at,
+                done,
+            } => {
+                self.health.write_error = None;
+                self.health.last_write = Some(at);
+                events.extend(self.replica.apply_own_commit(tx, changes, Utc::now()));
+                acks.push(done);
+            }
+            Report::Answered => self.health.write_error = None,
+            Report::Failed(cause) => self.health.write_error = Some(cause),
+        }
+    }
+
+    /// The health readers see, made from the owner's record.
+    fn health_view(&self) -> StorageHealth {
+        StorageHealth {
+            location: self.location.clone(),
+            write_error: self
+                .health
+                .link_error
+                .clone()
+                .or_else(|| self.health.write_error.clone()),
+            last_reload: self.health.last_reload,
+            last_write: self.health.last_write,
+            corrupt: None,
+            durability_warning: None,
+        }
     }
 
     /// Applies notifications in order. Returns why the whole table must be read again,
@@ -418,7 +495,9 @@ impl Follower {
         };
         let started = std::time::Instant::now();
         let (rows, seen) = read_all(&mut link.client).await?;
-        let events = self.replica.reset(rows, seen, Utc::now());
+        let announce = self.events.receiver_count() > 0;
+        let events = self.replica.reset(rows, seen, Utc::now(), announce);
+        self.health.last_reload = Some(Utc::now());
         self.check = None;
         cause.count();
         tracing::info!(
@@ -431,8 +510,22 @@ impl Follower {
         Ok(())
     }
 
-    fn publish(&self, events: Vec<UserEvent>) {
-        self.shared.publish(self.replica.snapshot(), events);
+    /// Replaces what readers see (the snapshot, when it changed, and the health), then
+    /// sends the events: a subscriber that reacts to an event already reads the new state.
+    fn publish(&mut self, events: Vec<UserEvent>) {
+        let previous = Arc::clone(&self.published.borrow());
+        let snapshot = if previous.snapshot.revision() == self.replica.version() {
+            Arc::clone(&previous.snapshot)
+        } else {
+            Arc::new(self.replica.snapshot())
+        };
+        self.published.send_replace(Arc::new(Published {
+            snapshot,
+            health: self.health_view(),
+        }));
+        for event in events {
+            let _ = self.events.send(event);
+        }
     }
 
     /// Marks the connection lost; the next turn of the loop reconnects.
@@ -443,10 +536,11 @@ impl Follower {
         self.check = None;
         let message = format!(
             "lost the connection to the database at {}: {cause}",
-            self.shared.location
+            self.location
         );
         tracing::warn!(error = %message, "serving the last snapshot; writes fail until the database is back");
-        self.shared.health().link_error = Some(message);
+        self.health.link_error = Some(message);
+        self.publish(Vec::new());
         self.retry_at = Instant::now();
         self.retry_delay = RETRY_FIRST;
     }
@@ -457,11 +551,10 @@ impl Follower {
                 self.link = Some(Link { client, notices });
                 match self.resync(Reload::Resync).await {
                     Ok(()) => {
-                        let mut health = self.shared.health();
-                        health.link_error = None;
-                        health.write_error = None;
-                        drop(health);
-                        tracing::info!(database = %self.shared.location, "reconnected to the database");
+                        self.health.link_error = None;
+                        self.health.write_error = None;
+                        self.publish(Vec::new());
+                        tracing::info!(database = %self.location, "reconnected to the database");
                     }
                     Err(err) => {
                         self.link = None;
@@ -474,9 +567,10 @@ impl Follower {
     }
 
     fn failed_retry(&mut self, cause: &str) {
-        let message = format!("cannot reach the database at {}: {cause}", self.shared.location);
+        let message = format!("cannot reach the database at {}: {cause}", self.location);
         tracing::debug!(error = %message, "reconnecting failed");
-        self.shared.health().link_error = Some(message);
+        self.health.link_error = Some(message);
+        self.publish(Vec::new());
         self.retry_at = Instant::now() + self.retry_delay;
         self.retry_delay = (self.retry_delay * 2).min(RETRY_MOST);
     }

@@ -1,0 +1,246 @@
+//! The entries a user set holds and the orders its indexes keep them in.
+//!
+//! Every index is a persistent ordered set of the same shared [`Entry`] pointers (eight
+//! bytes an element), each ordered by its own key with the entry's position as the last
+//! tie-break, so records that a hand-edited file repeats (an id, an address) each keep a
+//! place. Lookups compare a borrowed probe with the entries in place
+//! ([`equivalent::Comparable`]), so no key is ever copied into an index.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use equivalent::{Comparable, Equivalent};
+
+use crate::domain::search::SearchKeys;
+use crate::domain::user::User;
+
+/// Where a user sits in list order (file order, or the database's creation order). Only
+/// the order matters: positions may have gaps and need not start at zero.
+pub type Position = i64;
+
+/// One user as a set holds it: the user, its place, and what searches and orders compare
+/// (computed once, when the user is stored or changed).
+#[derive(Debug)]
+pub struct Entry {
+    pub(super) user: Arc<User>,
+    pub(super) position: Position,
+    pub(super) keys: SearchKeys,
+    /// The uniqueness key of the address: the end of `keys`' lowercased email, trimmed.
+    email_key: (u32, u32),
+}
+
+impl Entry {
+    pub(super) fn new(position: Position, user: Arc<User>) -> Self {
+        let keys = SearchKeys::new(user.name(), user.email());
+        let email = keys.email();
+        let trimmed = email.trim_start();
+        let start = email.len() - trimmed.len();
+        let end = start + trimmed.trim_end().len();
+        Self {
+            user,
+            position,
+            keys,
+            email_key: (start as u32, end as u32),
+        }
+    }
+
+    /// The user.
+    pub fn user(&self) -> &Arc<User> {
+        &self.user
+    }
+
+    /// The user's place in list order.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The user's prepared search keys.
+    pub fn keys(&self) -> &SearchKeys {
+        &self.keys
+    }
+
+    /// The address's uniqueness key (trimmed and lowercased, as [`crate::domain::email_key`]).
+    pub fn email_key(&self) -> &str {
+        &self.keys.email()[self.email_key.0 as usize..self.email_key.1 as usize]
+    }
+
+    fn id(&self) -> &str {
+        self.user.id().as_str()
+    }
+
+    /// What `field` sorts by for this entry.
+    pub(crate) fn sort_key(&self, field: SortField) -> SortKey<'_> {
+        match field {
+            SortField::Name => SortKey::Text(self.keys.name()),
+            SortField::Email => SortKey::Text(self.keys.email()),
+            SortField::CreatedAt => SortKey::Time(self.user.created_at()),
+            SortField::UpdatedAt => SortKey::Time(self.user.updated_at()),
+        }
+    }
+}
+
+/// A field an index orders users by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SortField {
+    /// The lowercased name.
+    Name,
+    /// The lowercased address.
+    Email,
+    /// When the user was created; users without a time come first.
+    CreatedAt,
+    /// When the user was last changed; users without a time come first.
+    UpdatedAt,
+}
+
+impl SortField {
+    /// Every field, in the order the set keeps their indexes.
+    pub const ALL: [Self; 4] = [Self::Name, Self::Email, Self::CreatedAt, Self::UpdatedAt];
+}
+
+/// A value an order compares: text, or a time where none sorts first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SortKey<'a> {
+    Text(&'a str),
+    Time(Option<DateTime<Utc>>),
+}
+
+/// Implements the comparison traits of an index element from its key function.
+macro_rules! ordered_by {
+    ($element:ty, |$entry:ident| $key:expr) => {
+        impl $element {
+            fn key(&self) -> impl Ord + '_ {
+                let $entry = &*self.0;
+                $key
+            }
+        }
+        impl PartialEq for $element {
+            fn eq(&self, other: &Self) -> bool {
+                self.cmp(other) == Ordering::Equal
+            }
+        }
+        impl Eq for $element {}
+        impl PartialOrd for $element {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl Ord for $element {
+            fn cmp(&self, other: &Self) -> Ordering {
+                self.key().cmp(&other.key())
+            }
+        }
+    };
+}
+
+/// An entry in list order.
+#[derive(Clone, Debug)]
+pub(super) struct ByPosition(pub Arc<Entry>);
+ordered_by!(ByPosition, |entry| entry.position);
+
+/// An entry in id order (then position: the first of a repeated id is its holder).
+#[derive(Clone, Debug)]
+pub(super) struct ById(pub Arc<Entry>);
+ordered_by!(ById, |entry| (entry.id(), entry.position));
+
+/// An entry in address-key order (then position).
+#[derive(Clone, Debug)]
+pub(super) struct ByEmail(pub Arc<Entry>);
+ordered_by!(ByEmail, |entry| (entry.email_key(), entry.position));
+
+/// An entry in the order of one [`SortField`] (`F` is its place in [`SortField::ALL`]),
+/// ties broken by id, then position.
+#[derive(Clone, Debug)]
+pub(super) struct Sorted<const F: usize>(pub Arc<Entry>);
+
+impl<const F: usize> Sorted<F> {
+    fn key(&self) -> (SortKey<'_>, &str, Position) {
+        let entry = &*self.0;
+        (entry.sort_key(SortField::ALL[F]), entry.id(), entry.position)
+    }
+}
+impl<const F: usize> PartialEq for Sorted<F> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<const F: usize> Eq for Sorted<F> {}
+impl<const F: usize> PartialOrd for Sorted<F> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<const F: usize> Ord for Sorted<F> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// A place in list order to look up.
+pub(super) struct AtPosition(pub Position);
+
+impl Equivalent<ByPosition> for AtPosition {
+    fn equivalent(&self, key: &ByPosition) -> bool {
+        self.0 == key.0.position
+    }
+}
+impl Comparable<ByPosition> for AtPosition {
+    fn compare(&self, key: &ByPosition) -> Ordering {
+        self.0.cmp(&key.0.position)
+    }
+}
+
+/// A text key and a position to look up: `(id, position)` in [`ById`], `(address key,
+/// position)` in [`ByEmail`].
+pub(super) struct TextAt<'a>(pub &'a str, pub Position);
+
+impl Equivalent<ById> for TextAt<'_> {
+    fn equivalent(&self, key: &ById) -> bool {
+        self.compare(key) == Ordering::Equal
+    }
+}
+impl Comparable<ById> for TextAt<'_> {
+    fn compare(&self, key: &ById) -> Ordering {
+        (self.0, self.1).cmp(&(key.0.id(), key.0.position))
+    }
+}
+impl Equivalent<ByEmail> for TextAt<'_> {
+    fn equivalent(&self, key: &ByEmail) -> bool {
+        self.compare(key) == Ordering::Equal
+    }
+}
+impl Comparable<ByEmail> for TextAt<'_> {
+    fn compare(&self, key: &ByEmail) -> Ordering {
+        (self.0, self.1).cmp(&(key.0.email_key(), key.0.position))
+    }
+}
+
+/// A place in a sort order to look up: a sort key, an id and a position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SortPoint<'a> {
+    pub key: SortKey<'a>,
+    pub id: &'a str,
+    pub position: Position,
+}
+
+impl<const F: usize> Equivalent<Sorted<F>> for SortPoint<'_> {
+    fn equivalent(&self, key: &Sorted<F>) -> bool {
+        self.compare(key) == Ordering::Equal
+    }
+}
+impl<const F: usize> Comparable<Sorted<F>> for SortPoint<'_> {
+    fn compare(&self, key: &Sorted<F>) -> Ordering {
+        (self.key, self.id, self.position).cmp(&key.key())
+    }
+}
+
+impl<'a> SortPoint<'a> {
+    /// Where `entry` sits in the order of `field`.
+    pub fn of(entry: &'a Entry, field: SortField) -> Self {
+        Self {
+            key: entry.sort_key(field),
+            id: entry.id(),
+            position: entry.position,
+        }
+    }
+}
