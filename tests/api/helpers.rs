@@ -143,9 +143,10 @@ pub fn test_config_on_database(url: &str, extra: &[&str]) -> Config {
         "0",
         "--database-url",
         url,
-        "--database-pool",
-        "4",
     ];
+    if !extra.contains(&"--database-pool") {
+        flags.extend(["--database-pool", "4"]);
+    }
     flags.extend_from_slice(extra);
     Config::from_flags(flags).expect("test flags parse")
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::helpers::{eventually, free_port, scratch_database, spawn_replica};
+use crate::helpers::{eventually, free_port, scratch_database, spawn_replica, spawn_replica_with};
 use crate::live_events::Subscriber;
 
 /// A loopback TCP proxy to one address that can be cut and restored.
@@ -256,4 +256,65 @@ async fn a_database_url_with_an_explicit_data_file_is_a_start_up_error() {
     .await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+/// A direct connection to the database, as a person with psql would have.
+async fn psql(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("a direct connection");
+    tokio::spawn(connection);
+    client
+}
+
+/// How many of Roster's own statements are waiting for a lock right now.
+async fn roster_statements_waiting_for_a_lock(observer: &tokio_postgres::Client) -> i64 {
+    observer
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = 'roster' AND datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_stuck_behind_a_lock_is_cancelled_at_its_deadline_and_holds_up_nothing_after_it() {
+    let Some(database) = scratch_database("a stuck write is cancelled").await else {
+        return;
+    };
+    // One connection for writes: if the stuck write's connection were handed on, every
+    // later write would queue behind its statement.
+    let app = spawn_replica_with(database.url(), &["--database-pool", "1"]).await;
+    let id = app.create_ok("Ann", "ann@x.com").await;
+    // Someone holds Ann's row in an open transaction and walks away.
+    let holder = psql(database.url()).await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&id])
+        .await
+        .unwrap();
+    let stuck = app
+        .gql(
+            "mutation($u: UserInput!) { updateUser(userData: $u) { ok message } }",
+            json!({ "u": { "id": id, "name": "Ann B", "email": "ann@x.com" } }),
+        )
+        .await;
+    assert_eq!(
+        stuck["errors"][0]["extensions"]["code"], "STORAGE_UNAVAILABLE",
+        "a write that cannot finish in time fails: {stuck}"
+    );
+    // While the lock is still held, nothing of Roster's waits for it any more.
+    let observer = psql(database.url()).await;
+    eventually(Duration::from_secs(5), "the late statement cancelled on the server", || async {
+        roster_statements_waiting_for_a_lock(&observer).await == 0
+    })
+    .await;
+    let bob = app.create_user("Bob", "bob@x.com").await;
+    assert_eq!(bob["ok"], true, "an unrelated write goes through at once: {bob}");
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "a successful write clears the failure");
+    holder.batch_execute("ROLLBACK").await.unwrap();
 }
