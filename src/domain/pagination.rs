@@ -225,13 +225,13 @@ fn count(value: Option<i32>, arg: &'static str) -> Result<Option<usize>, PageErr
     }
 }
 
-/// The matches of a search, sorted for one field.
-struct Matches<'s> {
-    entries: Vec<&'s Arc<Entry>>,
+/// The matches of a search (or every user of a set not yet indexed), sorted for one field.
+struct Matches {
+    entries: Vec<Arc<Entry>>,
     field: SortField,
 }
 
-impl SortIndex for Matches<'_> {
+impl SortIndex for Matches {
     fn walk<'a>(
         &'a self,
         from: Bound<SortPoint<'_>>,
@@ -241,7 +241,7 @@ impl SortIndex for Matches<'_> {
         fn point(entry: &Arc<Entry>, field: SortField) -> SortPoint<'_> {
             SortPoint::of(entry, field)
         }
-        let at = |entry: &&Arc<Entry>, other: &SortPoint<'_>| point(entry, field).cmp(other);
+        let at = |entry: &Arc<Entry>, other: &SortPoint<'_>| point(entry, field).cmp(other);
         let (start, end) = match (from, down) {
             (Bound::Unbounded, _) => (0, self.entries.len()),
             (Bound::Included(point), false) => (
@@ -255,7 +255,7 @@ impl SortIndex for Matches<'_> {
             (Bound::Included(point), true) => (0, self.entries.partition_point(|e| at(e, &point).is_le())),
             (Bound::Excluded(point), true) => (0, self.entries.partition_point(|e| at(e, &point).is_lt())),
         };
-        let run = self.entries[start..end].iter().copied();
+        let run = self.entries[start..end].iter();
         if down { Box::new(run.rev()) } else { Box::new(run) }
     }
 
@@ -299,14 +299,18 @@ pub fn paginate(
         first,
         last,
     };
-    if filter.is_empty() {
-        return Ok(cut.page(snapshot.set().sort_index(field)));
-    }
-    let mut entries: Vec<&Arc<Entry>> = snapshot
-        .matching(filter)
-        .into_iter()
-        .map(|(_, entry)| entry)
-        .collect();
+    let mut entries: Vec<Arc<Entry>> = if filter.is_empty() {
+        if let Some(index) = snapshot.set().sort_index(field) {
+            return Ok(cut.page(index));
+        }
+        snapshot.every_entry()
+    } else {
+        snapshot
+            .matching(filter)
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .collect()
+    };
     entries.sort_by(|a, b| SortPoint::of(a, field).cmp(&SortPoint::of(b, field)));
     Ok(cut.page(&Matches { entries, field }))
 }
@@ -669,21 +673,17 @@ mod agreement {
         set
     }
 
-    fn reference<'a>(
-        snapshot: &'a UserSnapshot,
-        filter: &UserFilter,
-        order: UserOrder,
-    ) -> Vec<&'a Arc<User>> {
+    fn reference(snapshot: &UserSnapshot, filter: &UserFilter, order: UserOrder) -> Vec<Arc<User>> {
         let field = order.field.sort_field();
-        let mut kept: Vec<&Arc<Entry>> = snapshot.matching(filter).into_iter().map(|(_, e)| e).collect();
+        let mut kept: Vec<Arc<Entry>> = snapshot.matching(filter).into_iter().map(|(_, e)| e).collect();
         kept.sort_by(|a, b| SortPoint::of(a, field).cmp(&SortPoint::of(b, field)));
         if order.down() {
             kept.reverse();
         }
-        kept.into_iter().map(|entry| entry.user()).collect()
+        kept.into_iter().map(|entry| Arc::clone(entry.user())).collect()
     }
 
-    fn ids(users: &[&Arc<User>]) -> Vec<String> {
+    fn ids(users: &[Arc<User>]) -> Vec<String> {
         users
             .iter()
             .map(|u| format!("{}<{}>", u.id(), u.email()))
@@ -712,82 +712,91 @@ mod agreement {
             },
         ];
         for _ in 0..60 {
-            let snapshot = random_set(&mut rng).snapshot();
-            for field in [
-                OrderField::Name,
-                OrderField::Email,
-                OrderField::CreatedAt,
-                OrderField::UpdatedAt,
-            ] {
-                for direction in [Direction::Asc, Direction::Desc] {
-                    let order = UserOrder { field, direction };
-                    for filter in &filters {
-                        let expected = reference(&snapshot, filter, order);
-                        let all = paginate(
-                            &snapshot,
-                            filter,
-                            &PageRequest {
-                                order,
-                                ..PageRequest::default()
-                            },
-                        )
-                        .unwrap();
-                        assert_eq!(page_ids(&all), ids(&expected), "{order:?} {filter:?}");
-                        assert_eq!(all.total_count, expected.len());
-                        let cursors: Vec<&String> = all.edges.iter().map(|(c, _)| c).collect();
-                        let distinct: std::collections::HashSet<_> = cursors.iter().collect();
-                        assert_eq!(distinct.len(), cursors.len(), "every record has its own cursor");
-                        for _ in 0..12 {
-                            let n = expected.len();
-                            let i = rng.below(n as u64 + 1) as usize;
-                            let j = rng.below(n as u64 + 1) as usize;
-                            let k = rng.below(6) as i32;
-                            let after = i.checked_sub(1).map(|at| cursors[at].clone());
-                            let before = (j < n).then(|| cursors[j].clone());
-                            let (lo, hi) = (i, j.max(i));
-                            let forward = paginate(
+            let set = random_set(&mut rng);
+            // The same users as a store publishes them before its indexes are built.
+            let listed = UserSet::at_positions(
+                set.positioned()
+                    .map(|(at, user)| (at, Arc::clone(user)))
+                    .collect(),
+            );
+            assert!(!listed.is_indexed());
+            for snapshot in [set.snapshot(), listed.snapshot()] {
+                for field in [
+                    OrderField::Name,
+                    OrderField::Email,
+                    OrderField::CreatedAt,
+                    OrderField::UpdatedAt,
+                ] {
+                    for direction in [Direction::Asc, Direction::Desc] {
+                        let order = UserOrder { field, direction };
+                        for filter in &filters {
+                            let expected = reference(&snapshot, filter, order);
+                            let all = paginate(
                                 &snapshot,
                                 filter,
                                 &PageRequest {
-                                    first: Some(k),
-                                    after: after.clone(),
-                                    before: before.clone(),
                                     order,
                                     ..PageRequest::default()
                                 },
                             )
                             .unwrap();
-                            let end = hi.min(lo + k as usize);
-                            assert_eq!(
-                                page_ids(&forward),
-                                ids(&expected[lo..end]),
-                                "first {k} after {i} before {j}"
-                            );
-                            let backward = paginate(
-                                &snapshot,
-                                filter,
-                                &PageRequest {
-                                    last: Some(k),
-                                    after,
-                                    before,
-                                    order,
-                                    ..PageRequest::default()
-                                },
-                            )
-                            .unwrap();
-                            let start = lo.max(hi.saturating_sub(k as usize));
-                            assert_eq!(
-                                page_ids(&backward),
-                                ids(&expected[start..hi]),
-                                "last {k} after {i} before {j}"
-                            );
-                            if end > lo {
-                                assert_eq!(forward.has_previous_page, lo > 0);
-                                assert_eq!(forward.has_next_page, end < n);
-                            }
-                            if hi > start {
-                                assert_eq!(backward.has_previous_page, start > 0);
-                                assert_eq!(backward.has_next_page, hi < n);
+                            assert_eq!(page_ids(&all), ids(&expected), "{order:?} {filter:?}");
+                            assert_eq!(all.total_count, expected.len());
+                            let cursors: Vec<&String> = all.edges.iter().map(|(c, _)| c).collect();
+                            let distinct: std::collections::HashSet<_> = cursors.iter().collect();
+                            assert_eq!(distinct.len(), cursors.len(), "every record has its own cursor");
+                            for _ in 0..12 {
+                                let n = expected.len();
+                                let i = rng.below(n as u64 + 1) as usize;
+                                let j = rng.below(n as u64 + 1) as usize;
+                                let k = rng.below(6) as i32;
+                                let after = i.checked_sub(1).map(|at| cursors[at].clone());
+                                let before = (j < n).then(|| cursors[j].clone());
+                                let (lo, hi) = (i, j.max(i));
+                                let forward = paginate(
+                                    &snapshot,
+                                    filter,
+                                    &PageRequest {
+                                        first: Some(k),
+                                        after: after.clone(),
+                                        before: before.clone(),
+                                        order,
+                                        ..PageRequest::default()
+                                    },
+                                )
+                                .unwrap();
+                                let end = hi.min(lo + k as usize);
+                                assert_eq!(
+                                    page_ids(&forward),
+                                    ids(&expected[lo..end]),
+                                    "first {k} after {i} before {j}"
+                                );
+                                let backward = paginate(
+                                    &snapshot,
+                                    filter,
+                                    &PageRequest {
+                                        last: Some(k),
+                                        after,
+                                        before,
+                                        order,
+                                        ..PageRequest::default()
+                                    },
+                                )
+                                .unwrap();
+                                let start = lo.max(hi.saturating_sub(k as usize));
+                                assert_eq!(
+                                    page_ids(&backward),
+                                    ids(&expected[start..hi]),
+                                    "last {k} after {i} before {j}"
+                                );
+                                if end > lo {
+                                    assert_eq!(forward.has_previous_page, lo > 0);
+                                    assert_eq!(forward.has_next_page, end < n);
+                                }
+                                if hi > start {
+                                    assert_eq!(backward.has_previous_page, start > 0);
+                                    assert_eq!(backward.has_next_page, hi < n);
+                                }
                             }
                         }
                     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::search::{FuzzyQuery, Scratch};
+use super::search::{FuzzyQuery, Scratch, SearchKeys};
 use super::user::{User, UserId};
 use super::user_set::{Entry, Position, UserSet};
 
@@ -34,8 +34,8 @@ const PARALLEL_FROM: usize = 8192;
 /// How many pieces a parallel scan is cut into per thread, so uneven pieces even out.
 const PIECES_PER_THREAD: usize = 4;
 
-/// A user a filter kept: its entry, and its fuzzy distance (0 without a fuzzy query).
-pub(crate) type Kept<'a> = (usize, &'a Arc<Entry>);
+/// A user a filter kept: its fuzzy distance (0 without a fuzzy query), and its entry.
+pub(crate) type Kept = (usize, Arc<Entry>);
 
 /// The user list at one moment.
 #[derive(Clone, Debug, Default)]
@@ -103,14 +103,28 @@ impl UserSnapshot {
         if filter.fuzzy.is_none() && limit.saturating_add(offset) <= PARALLEL_FROM {
             // A short page in list order: stream, so it touches no more users than needed.
             let needle = filter.search.as_deref().map(str::to_lowercase);
-            return self
-                .set
-                .entries()
-                .filter(|entry| needle.as_deref().is_none_or(|n| entry.keys().contains(n)))
-                .skip(offset)
-                .take(limit)
-                .map(|entry| Arc::clone(entry.user()))
-                .collect();
+            let kept = |user: &&Arc<User>, keys: Option<&SearchKeys>| match (&needle, keys) {
+                (None, _) => true,
+                (Some(needle), Some(keys)) => keys.contains(needle),
+                (Some(needle), None) => SearchKeys::new(user.name(), user.email()).contains(needle),
+            };
+            let page: Vec<&Arc<User>> = match self.set.entries() {
+                Some(entries) => entries
+                    .map(|entry| (entry.user(), entry))
+                    .filter(|(user, entry)| kept(user, Some(entry.keys())))
+                    .map(|(user, _)| user)
+                    .skip(offset)
+                    .take(limit)
+                    .collect(),
+                None => self
+                    .set
+                    .iter()
+                    .filter(|user| kept(user, None))
+                    .skip(offset)
+                    .take(limit)
+                    .collect(),
+            };
+            return page.into_iter().map(Arc::clone).collect();
         }
         let mut kept = self.matching(filter);
         if filter.fuzzy.is_some() {
@@ -125,10 +139,10 @@ impl UserSnapshot {
     }
 
     /// Every entry `filter` keeps, in list order, with its fuzzy distance, scanned on every
-    /// core for a large list.
-    pub(crate) fn matching(&self, filter: &UserFilter) -> Vec<Kept<'_>> {
+    /// core for a large list. A set not yet indexed has its entries made on the way.
+    pub(crate) fn matching(&self, filter: &UserFilter) -> Vec<Kept> {
         let needle = filter.search.as_deref().map(str::to_lowercase);
-        let keep = |entry: &Arc<Entry>, scratch: &mut Scratch| -> Option<usize> {
+        let keep = |entry: &Entry, scratch: &mut Scratch| -> Option<usize> {
             let keys = entry.keys();
             if needle.as_deref().is_some_and(|needle| !keys.contains(needle)) {
                 return None;
@@ -138,19 +152,35 @@ impl UserSnapshot {
                 None => Some(0),
             }
         };
+        if let Some(users) = self.set.listed() {
+            let chunk =
+                (users.len() / (rayon::current_num_threads() * PIECES_PER_THREAD)).max(PARALLEL_FROM / 4);
+            let found: Vec<Vec<Kept>> = users
+                .par_chunks(chunk.max(1))
+                .map(|users| {
+                    let mut scratch = Scratch::default();
+                    users
+                        .iter()
+                        .map(|(position, user)| Arc::new(Entry::new(*position, Arc::clone(user))))
+                        .filter_map(|entry| keep(&entry, &mut scratch).map(|distance| (distance, entry)))
+                        .collect()
+                })
+                .collect();
+            return found.concat();
+        }
         fn scan<'s>(
             entries: impl Iterator<Item = &'s Arc<Entry>>,
-            keep: &(dyn Fn(&Arc<Entry>, &mut Scratch) -> Option<usize> + Sync),
-        ) -> Vec<Kept<'s>> {
+            keep: &(dyn Fn(&Entry, &mut Scratch) -> Option<usize> + Sync),
+        ) -> Vec<Kept> {
             let mut scratch = Scratch::default();
             entries
-                .filter_map(|entry| keep(entry, &mut scratch).map(|distance| (distance, entry)))
+                .filter_map(|entry| keep(entry, &mut scratch).map(|distance| (distance, Arc::clone(entry))))
                 .collect()
         }
         let Some(pieces) = self.pieces() else {
-            return scan(self.set.entries(), &keep);
+            return scan(self.set.entries().into_iter().flatten(), &keep);
         };
-        let found: Vec<Vec<Kept<'_>>> = pieces
+        let found: Vec<Vec<Kept>> = pieces
             .into_par_iter()
             .map(|(from, to)| match to {
                 Some(to) => scan(self.set.entries_within(from..to), &keep),
@@ -158,6 +188,17 @@ impl UserSnapshot {
             })
             .collect();
         found.concat()
+    }
+
+    /// Every user's entry, made on the way when the set is not indexed yet.
+    pub(crate) fn every_entry(&self) -> Vec<Arc<Entry>> {
+        match self.set.listed() {
+            Some(users) => users
+                .par_iter()
+                .map(|(position, user)| Arc::new(Entry::new(*position, Arc::clone(user))))
+                .collect(),
+            None => self.set.entries().into_iter().flatten().cloned().collect(),
+        }
     }
 
     /// Position ranges (from, up to but excluding; the last open-ended) that together cover
@@ -265,21 +306,28 @@ mod tests {
         for n in (0..PARALLEL_FROM).step_by(5) {
             set.take((n * 3) as Position);
         }
-        let snap = set.snapshot();
-        let filter = UserFilter {
-            search: Some("bob".into()),
-            fuzzy: None,
-        };
-        let plain: Vec<String> = snap
-            .users()
-            .filter(|u| u.name().to_lowercase().contains("bob"))
-            .map(|u| u.name().to_owned())
-            .collect();
-        assert_eq!(names(snap.select(&filter, 0, None)), plain);
-        let fuzzy = UserFilter {
-            search: None,
-            fuzzy: Some(FuzzyQuery::new("bob", 0)),
-        };
-        assert_eq!(names(snap.select(&fuzzy, 0, None)), plain);
+        let listed = UserSet::at_positions(
+            set.positioned()
+                .map(|(at, user)| (at, Arc::clone(user)))
+                .collect(),
+        );
+        for snap in [set.snapshot(), listed.snapshot()] {
+            let filter = UserFilter {
+                search: Some("bob".into()),
+                fuzzy: None,
+            };
+            let plain: Vec<String> = snap
+                .users()
+                .filter(|u| u.name().to_lowercase().contains("bob"))
+                .map(|u| u.name().to_owned())
+                .collect();
+            assert_eq!(names(snap.select(&filter, 0, None)), plain);
+            assert_eq!(names(snap.select(&filter, 3, Some(2))), plain[3..5]);
+            let fuzzy = UserFilter {
+                search: None,
+                fuzzy: Some(FuzzyQuery::new("bob", 0)),
+            };
+            assert_eq!(names(snap.select(&fuzzy, 0, None)), plain);
+        }
     }
 }

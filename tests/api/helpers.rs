@@ -136,14 +136,7 @@ pub async fn scratch_database(what: &str) -> Option<ScratchDatabase> {
 /// with `extra` flags; the environment is ignored.
 pub fn test_config_on_database(url: &str, extra: &[&str]) -> Config {
     // A small pool: tests run side by side, several replicas each, on one server.
-    let mut flags = vec![
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--database-url",
-        url,
-    ];
+    let mut flags = vec!["--host", "127.0.0.1", "--port", "0", "--database-url", url];
     if !extra.contains(&"--database-pool") {
         flags.extend(["--database-pool", "4"]);
     }

@@ -308,9 +308,11 @@ async fn a_write_stuck_behind_a_lock_is_cancelled_at_its_deadline_and_holds_up_n
     );
     // While the lock is still held, nothing of Roster's waits for it any more.
     let observer = psql(database.url()).await;
-    eventually(Duration::from_secs(5), "the late statement cancelled on the server", || async {
-        roster_statements_waiting_for_a_lock(&observer).await == 0
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the late statement cancelled on the server",
+        || async { roster_statements_waiting_for_a_lock(&observer).await == 0 },
+    )
     .await;
     let bob = app.create_user("Bob", "bob@x.com").await;
     assert_eq!(bob["ok"], true, "an unrelated write goes through at once: {bob}");

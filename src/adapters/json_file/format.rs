@@ -76,6 +76,16 @@ impl Document {
         self.users.snapshot()
     }
 
+    /// Whether the users' indexes are built (a freshly parsed file has none yet).
+    pub fn is_indexed(&self) -> bool {
+        self.users.is_indexed()
+    }
+
+    /// Builds the users' indexes (about a microsecond a user, on every core).
+    pub fn index(&mut self) {
+        self.users.index();
+    }
+
     /// How many records are kept verbatim because they are not users.
     pub fn malformed_count(&self) -> usize {
         self.leading.len() + self.orphans.len() + self.kept.values().map(|k| k.following.len()).sum::<usize>()
@@ -109,7 +119,7 @@ impl Document {
     /// move to the end.
     pub fn apply(&mut self, change: Change) -> ChangeOutcome {
         let deleting = match &change {
-            Change::Delete { id } => self.users.entry(id).map(|entry| entry.position()),
+            Change::Delete { id } => self.users.position_of(id),
             _ => None,
         };
         let outcome = self.users.apply(change);
@@ -161,9 +171,9 @@ impl Serialize for FileView<'_> {
         for raw in &document.leading {
             seq.serialize_element(raw)?;
         }
-        for entry in document.users.entries() {
-            let kept = document.kept.get(&entry.position());
-            seq.serialize_element(&Record::of(entry.user(), kept.and_then(|k| k.extras.as_ref())))?;
+        for (position, user) in document.users.positioned() {
+            let kept = document.kept.get(&position);
+            seq.serialize_element(&Record::of(user, kept.and_then(|k| k.extras.as_ref())))?;
             for raw in kept.map(|k| k.following.as_slice()).unwrap_or_default() {
                 seq.serialize_element(raw)?;
             }

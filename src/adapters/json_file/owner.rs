@@ -305,6 +305,17 @@ impl Owner {
         let snapshot = document.snapshot();
         self.document = Some(document);
         self.publish(Some(snapshot), Events::Diff);
+        // Readers are served (by scanning) while the indexes are built, before any change.
+        if let Some(document) = self.document.as_mut().filter(|document| !document.is_indexed()) {
+            let started = Instant::now();
+            document.index();
+            let snapshot = document.snapshot();
+            tracing::debug!(
+                took_ms = started.elapsed().as_millis() as u64,
+                "indexed the users"
+            );
+            self.publish(Some(snapshot), Events::Known(Vec::new()));
+        }
         Ok(())
     }
 

@@ -260,6 +260,9 @@ impl Owner {
         let mut tick = tokio::time::interval_at(Instant::now() + self.check_every, self.check_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // After a full read, readers are served (by scanning) while the indexes are
+            // built, before any change is applied.
+            self.index().await;
             let event = match &mut self.link {
                 Some(link) => tokio::select! {
                     report = reports.recv() => Event::Report(report),
@@ -344,6 +347,35 @@ impl Owner {
             Report::Answered => self.health.write_error = None,
             Report::Failed(cause) => self.health.write_error = Some(cause),
         }
+    }
+
+    /// Builds the replica's indexes off the async threads, if a full read left them to be
+    /// built, and publishes the indexed snapshot.
+    async fn index(&mut self) {
+        if self.replica.is_indexed() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let mut users = self.replica.users().clone();
+        let indexed = tokio::task::spawn_blocking(move || {
+            users.index();
+            users
+        })
+        .await;
+        match indexed {
+            Ok(users) => self.replica.set_indexed(users),
+            Err(err) => {
+                tracing::error!(error = %err, "building the indexes failed on its thread; building them here");
+                let mut users = self.replica.users().clone();
+                users.index();
+                self.replica.set_indexed(users);
+            }
+        }
+        tracing::debug!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "indexed the users"
+        );
+        self.publish(Vec::new());
     }
 
     /// The health readers see, made from the owner's record.

@@ -217,6 +217,23 @@ impl Replica {
         }
     }
 
+    /// Whether the users' indexes are built (a full read leaves them to be built).
+    pub fn is_indexed(&self) -> bool {
+        self.users.is_indexed()
+    }
+
+    /// The users as they are now (to index elsewhere: the copy is O(1)).
+    pub fn users(&self) -> &UserSet {
+        &self.users
+    }
+
+    /// Takes `indexed`, the same users with their indexes built, in place of the set.
+    pub fn set_indexed(&mut self, indexed: UserSet) {
+        debug_assert_eq!(indexed.len(), self.users.len());
+        self.users = indexed;
+        self.version += 1;
+    }
+
     /// The users in list order, marked with the replica's version: O(1), sharing the set.
     pub fn snapshot(&self) -> UserSnapshot {
         self.users.snapshot().at_revision(self.version)

@@ -1,9 +1,9 @@
 //! The entries a user set holds and the orders its indexes keep them in.
 //!
 //! Every index is a persistent ordered set of the same shared [`Entry`] pointers (eight
-//! bytes an element), each ordered by its own key with the entry's position as the last
-//! tie-break, so records that a hand-edited file repeats (an id, an address) each keep a
-//! place. Lookups compare a borrowed probe with the entries in place
+//! bytes an element, about 22 with the tree around them), each ordered by its own key with
+//! the entry's position as the last tie-break, so records that a hand-edited file repeats
+//! (an id, an address) each keep a place. Lookups compare a borrowed probe with the entries in place
 //! ([`equivalent::Comparable`]), so no key is ever copied into an index.
 
 use std::cmp::Ordering;
@@ -31,7 +31,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub(super) fn new(position: Position, user: Arc<User>) -> Self {
+    pub(crate) fn new(position: Position, user: Arc<User>) -> Self {
         let keys = SearchKeys::new(user.name(), user.email());
         let email = keys.email();
         let trimmed = email.trim_start();
@@ -73,7 +73,7 @@ impl Entry {
     pub(crate) fn sort_key(&self, field: SortField) -> SortKey<'_> {
         match field {
             SortField::Name => SortKey::Text(self.keys.name()),
-            SortField::Email => SortKey::Text(self.keys.email()),
+            SortField::Email => SortKey::Text(self.email_key()),
             SortField::CreatedAt => SortKey::Time(self.user.created_at()),
             SortField::UpdatedAt => SortKey::Time(self.user.updated_at()),
         }
@@ -85,7 +85,8 @@ impl Entry {
 pub enum SortField {
     /// The lowercased name.
     Name,
-    /// The lowercased address.
+    /// The address's uniqueness key (lowercased and trimmed): the same index answers
+    /// which users hold an address.
     Email,
     /// When the user was created; users without a time come first.
     CreatedAt,
@@ -143,11 +144,6 @@ ordered_by!(ByPosition, |entry| entry.position);
 pub(super) struct ById(pub Arc<Entry>);
 ordered_by!(ById, |entry| (entry.id(), entry.position));
 
-/// An entry in address-key order (then position).
-#[derive(Clone, Debug)]
-pub(super) struct ByEmail(pub Arc<Entry>);
-ordered_by!(ByEmail, |entry| (entry.email_key(), entry.position));
-
 /// An entry in the order of one [`SortField`] (`F` is its place in [`SortField::ALL`]),
 /// ties broken by id, then position.
 #[derive(Clone, Debug)]
@@ -190,8 +186,7 @@ impl Comparable<ByPosition> for AtPosition {
     }
 }
 
-/// A text key and a position to look up: `(id, position)` in [`ById`], `(address key,
-/// position)` in [`ByEmail`].
+/// An id and a position to look up in [`ById`].
 pub(super) struct TextAt<'a>(pub &'a str, pub Position);
 
 impl Equivalent<ById> for TextAt<'_> {
@@ -202,16 +197,6 @@ impl Equivalent<ById> for TextAt<'_> {
 impl Comparable<ById> for TextAt<'_> {
     fn compare(&self, key: &ById) -> Ordering {
         (self.0, self.1).cmp(&(key.0.id(), key.0.position))
-    }
-}
-impl Equivalent<ByEmail> for TextAt<'_> {
-    fn equivalent(&self, key: &ByEmail) -> bool {
-        self.compare(key) == Ordering::Equal
-    }
-}
-impl Comparable<ByEmail> for TextAt<'_> {
-    fn compare(&self, key: &ByEmail) -> Ordering {
-        (self.0, self.1).cmp(&(key.0.email_key(), key.0.position))
     }
 }
 

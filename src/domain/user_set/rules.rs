@@ -51,6 +51,7 @@ impl UserSet {
 
     /// Applies one change and says what it did. A refused change leaves the set untouched.
     pub fn apply(&mut self, change: Change) -> ChangeOutcome {
+        self.index();
         match change {
             Change::Create(user) => {
                 if self.email_taken(&user.email_key(), None) {
