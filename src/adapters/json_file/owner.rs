@@ -195,7 +195,9 @@ impl Owner {
 
     /// Serves messages until every sender is gone and the queue is drained.
     pub(super) fn run(mut self, queue: Receiver<Message>) {
-        while let Ok(first) = queue.recv() {
+        loop {
+            self.index();
+            let Ok(first) = queue.recv() else { break };
             let mut round = Round::default();
             round.take(first);
             // Everything already waiting goes into this round: changes into one write,
@@ -305,7 +307,13 @@ impl Owner {
         let snapshot = document.snapshot();
         self.document = Some(document);
         self.publish(Some(snapshot), Events::Diff);
-        // Readers are served (by scanning) while the indexes are built, before any change.
+        Ok(())
+    }
+
+    /// Builds the document's indexes if a reload left them to be built, and publishes the
+    /// indexed snapshot. Readers were served by scanning meanwhile; a change would build
+    /// them first anyway.
+    fn index(&mut self) {
         if let Some(document) = self.document.as_mut().filter(|document| !document.is_indexed()) {
             let started = Instant::now();
             document.index();
@@ -316,7 +324,6 @@ impl Owner {
             );
             self.publish(Some(snapshot), Events::Known(Vec::new()));
         }
-        Ok(())
     }
 
     /// Reads and parses the file; a missing file is an empty list. Contents that do not
