@@ -201,28 +201,34 @@ async fn aliased_searches_are_counted_by_the_users_they_scan() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aliased_ordered_pages_are_counted_by_the_users_they_sort() {
-    // Each ordered page sorts every user, whatever its size: 100 aliases of a one-user page
-    // by name took 4 s at 100,000 users.
+async fn ordered_pages_cost_their_page_and_searched_ones_the_users_they_sort() {
     let app = spawn_app_with_flags(&many_users(2_000), &["--max-query-scan", "100000"]).await;
-    let pages = |count: usize, order: &str| {
-        aliased(count, |_| format!("users(first: 1{order}) {{ nodes {{ id }} }}"))
+    let pages = |count: usize, arguments: &str| {
+        aliased(count, |_| {
+            format!("users(first: 1{arguments}) {{ nodes {{ id }} }}")
+        })
     };
+    // A page without a search walks its order's index: a hundred of them scan nobody.
     let by_name = ", orderBy: {field: NAME, direction: DESC}";
-    // 2,000 users × 10 per page sorted by text: five pages fit 100,000, six do not.
-    let (_, answer) = post_query(&app, &json!({ "query": pages(5, by_name) })).await;
+    let (_, answer) = post_query(&app, &json!({ "query": pages(100, by_name) })).await;
     assert_eq!(
-        answer["data"]["a4"]["nodes"].as_array().map(Vec::len),
+        answer["data"]["a99"]["nodes"].as_array().map(Vec::len),
         Some(1),
         "{answer}"
     );
-    let (_, answer) = post_query(&app, &json!({ "query": pages(6, by_name) })).await;
+    // With a search, every user is compared (1) and the matches sorted (10 by text):
+    // 2,000 users × 11 per page, so four pages fit 100,000 and five do not.
+    let searched = r#", search: "user", orderBy: {field: NAME}"#;
+    let (_, answer) = post_query(&app, &json!({ "query": pages(4, searched) })).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let (_, answer) = post_query(&app, &json!({ "query": pages(5, searched) })).await;
     let message = refusal(&answer, "BAD_USER_INPUT");
     assert!(message.contains("--max-query-scan"), "{message}");
-    // Pages in time order cost less per user, through a variable too.
-    let (_, answer) = post_query(&app, &json!({ "query": pages(25, "") })).await;
-    assert!(answer.get("errors").is_none(), "{answer}");
-    let by_variable = format!("query($o: UserOrderInput) {}", pages(6, ", orderBy: $o"));
+    // Matches in time order cost less to sort (2), through a variable too: eight fit.
+    let by_variable = format!(
+        "query($o: UserOrderInput) {}",
+        pages(8, r#", search: "user", orderBy: $o"#)
+    );
     let (_, answer) = post_query(
         &app,
         &json!({ "query": by_variable, "variables": { "o": { "field": "EMAIL" } } }),

@@ -21,10 +21,11 @@
 //!   costs 300 lists, not 300 fields.
 //! - `passes`: how many times the operation's searches and pages go over every user,
 //!   whatever their limits: once for a `search`, [`fuzzy_weight`] times for a `fuzzy` one (its
-//!   typo-tolerant comparison costs more per user the larger `maxDistance` is), 2 or 10
-//!   times for a connection page (sorted by a timestamp, or by name or email). So a hundred
-//!   aliases of a fuzzy search with `limit: 1` or of a one-user page by name, a few
-//!   kilobytes, count as a hundred passes over the list;
+//!   typo-tolerant comparison costs more per user the larger `maxDistance` is), and 2 or 10
+//!   more for a connection page with a search (its matches sorted by a timestamp, or by name
+//!   or email; a page without a search walks its order's index and costs only its page). So
+//!   a hundred aliases of a fuzzy search with `limit: 1`, a few kilobytes, count as a
+//!   hundred passes over the list;
 //! - `writes`: the mutations the costliest operation makes, each a commit of its own (which
 //!   the file store pays for by writing every user again; see `limits`).
 //!
@@ -67,8 +68,9 @@ pub struct Measure {
     pub writes: u64,
 }
 
-/// What sorting a connection's users costs per user, in plain substring searches: about
-/// 400 ns a user by name or email and 90 ns by a timestamp, measured at 100,000 users.
+/// What sorting a searched connection's matches costs per user, in plain substring
+/// searches: about 400 ns a user by name or email and 90 ns by a timestamp, measured at
+/// 100,000 users.
 pub(super) const SORT_BY_TEXT: u64 = 10;
 pub(super) const SORT_BY_TIME: u64 = 2;
 
@@ -340,7 +342,9 @@ impl<'a> Walk<'a> {
                 .unwrap_or(DEFAULT_MAX_DISTANCE);
             weight += fuzzy_weight(distance);
         }
-        if returns.is_some_and(|returns| returns.ends_with("Connection")) {
+        // A page without a search walks its order's index: it costs its page, not a pass.
+        // With one, the matches are sorted.
+        if weight > 0 && returns.is_some_and(|returns| returns.ends_with("Connection")) {
             weight += self.sort_weight(arguments);
         }
         weight

@@ -125,8 +125,8 @@ impl QueryLimits {
             };
             return Err(refuse(&format!(
                 "The query would go over the users {scan} times (per user: 1 for a search, {} to {} \
-                 for a fuzzy search by its maxDistance, {SORT_BY_TIME} or {SORT_BY_TEXT} for a page \
-                 of users by a timestamp or by name or email{writes}); at most {} are allowed \
+                 for a fuzzy search by its maxDistance, {SORT_BY_TIME} or {SORT_BY_TEXT} more for \
+                 sorting a searched page by a timestamp or by name or email{writes}); at most {} are allowed \
                  (--max-query-scan). Use fewer of them, a smaller maxDistance, or separate requests.",
                 fuzzy_weight(0),
                 fuzzy_weight(10),
