@@ -720,7 +720,9 @@ mod agreement {
                     .collect(),
             );
             assert!(!listed.is_indexed());
-            for snapshot in [set.snapshot(), listed.snapshot()] {
+            let mut built = listed.clone();
+            built.index();
+            for snapshot in [set.snapshot(), listed.snapshot(), built.snapshot()] {
                 for field in [
                     OrderField::Name,
                     OrderField::Email,

@@ -172,6 +172,66 @@ impl<const F: usize> Ord for Sorted<F> {
     }
 }
 
+/// An index's order over entries, with a cheap prefix of its key for building it: sorting
+/// a million entries by comparing their keys through two pointers each costs seconds in
+/// cache misses; comparing inline prefixes first, and the keys only on a tie, a tenth.
+pub(super) trait Order: Ord + Clone + Send + Sync {
+    fn wrap(entry: Arc<Entry>) -> Self;
+    /// The order of two entries, as the elements they make compare.
+    fn between(a: &Entry, b: &Entry) -> Ordering;
+    /// A prefix of an entry's key: entries with different prefixes are ordered by them.
+    fn prefix(entry: &Entry) -> (u128, u64);
+}
+
+/// The first sixteen bytes of `text`, as a number that orders like the text does where
+/// those bytes differ.
+fn text_prefix(text: &str) -> u128 {
+    let mut bytes = [0u8; 16];
+    let head = &text.as_bytes()[..text.len().min(16)];
+    bytes[..head.len()].copy_from_slice(head);
+    u128::from_be_bytes(bytes)
+}
+
+/// The first eight bytes of `text`, likewise.
+fn short_prefix(text: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let head = &text.as_bytes()[..text.len().min(8)];
+    bytes[..head.len()].copy_from_slice(head);
+    u64::from_be_bytes(bytes)
+}
+
+impl Order for ById {
+    fn wrap(entry: Arc<Entry>) -> Self {
+        Self(entry)
+    }
+    fn between(a: &Entry, b: &Entry) -> Ordering {
+        (a.id(), a.position).cmp(&(b.id(), b.position))
+    }
+    fn prefix(entry: &Entry) -> (u128, u64) {
+        (text_prefix(entry.id()), 0)
+    }
+}
+
+impl<const F: usize> Order for Sorted<F> {
+    fn wrap(entry: Arc<Entry>) -> Self {
+        Self(entry)
+    }
+    fn between(a: &Entry, b: &Entry) -> Ordering {
+        let field = SortField::ALL[F];
+        (a.sort_key(field), a.id(), a.position).cmp(&(b.sort_key(field), b.id(), b.position))
+    }
+    fn prefix(entry: &Entry) -> (u128, u64) {
+        let key = match entry.sort_key(SortField::ALL[F]) {
+            SortKey::Text(text) => text_prefix(text),
+            // Microseconds since the earliest time chrono holds, so the order is kept; none
+            // sorts first.
+            SortKey::Time(None) => 0,
+            SortKey::Time(Some(at)) => (i128::from(at.timestamp_micros()) - i128::from(i64::MIN) + 1) as u128,
+        };
+        (key, short_prefix(entry.id()))
+    }
+}
+
 /// A place in list order to look up.
 pub(super) struct AtPosition(pub Position);
 

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 pub use index::{Entry, Position, SortField, SortKey, SortPoint};
 pub use rules::settled_without_write;
 
-use index::{AtPosition, ById, ByPosition, Sorted, TextAt};
+use index::{AtPosition, ById, ByPosition, Order, Sorted, TextAt};
 
 use super::user::{User, UserId, email_key};
 
@@ -175,22 +175,35 @@ impl UserSet {
             .par_iter()
             .map(|(position, user)| Arc::new(Entry::new(*position, Arc::clone(user))))
             .collect();
-        fn sorted<T: Ord + Clone + Send>(entries: &[Arc<Entry>], wrap: fn(Arc<Entry>) -> T) -> OrdSet<T> {
-            let mut run: Vec<T> = entries.iter().map(|entry| wrap(Arc::clone(entry))).collect();
-            run.par_sort_unstable();
-            run.into_iter().collect()
+        fn sorted<T: Order>(entries: &[Arc<Entry>]) -> OrdSet<T> {
+            let mut run: Vec<(u128, u64, u32)> = entries
+                .par_iter()
+                .enumerate()
+                .map(|(at, entry)| {
+                    let (key, more) = T::prefix(entry);
+                    (key, more, at as u32)
+                })
+                .collect();
+            run.par_sort_unstable_by(|a, b| {
+                (a.0, a.1)
+                    .cmp(&(b.0, b.1))
+                    .then_with(|| T::between(&entries[a.2 as usize], &entries[b.2 as usize]))
+            });
+            run.into_iter()
+                .map(|(_, _, at)| T::wrap(Arc::clone(&entries[at as usize])))
+                .collect()
         }
         let ((by_position, by_id), ((by_name, by_email), (by_created, by_updated))) = rayon::join(
             || {
                 rayon::join(
                     || entries.iter().map(|e| ByPosition(Arc::clone(e))).collect(),
-                    || sorted(&entries, ById),
+                    || sorted::<ById>(&entries),
                 )
             },
             || {
                 rayon::join(
-                    || rayon::join(|| sorted(&entries, Sorted::<0>), || sorted(&entries, Sorted::<1>)),
-                    || rayon::join(|| sorted(&entries, Sorted::<2>), || sorted(&entries, Sorted::<3>)),
+                    || rayon::join(|| sorted::<Sorted<0>>(&entries), || sorted::<Sorted<1>>(&entries)),
+                    || rayon::join(|| sorted::<Sorted<2>>(&entries), || sorted::<Sorted<3>>(&entries)),
                 )
             },
         );
@@ -490,12 +503,35 @@ mod tests {
 
     #[test]
     fn building_at_once_equals_inserting_one_by_one() {
-        let users = stored_users(&[
+        // Keys and ids that share long prefixes, repeated ids, times equal or missing: the
+        // build compares prefixes first, and must still order exactly as the indexes do.
+        let long = "a-name-longer-than-sixteen-bytes";
+        let mut users = stored_users(&[
             ("3", "Carl", "c@x"),
             ("1", "ann", "A@x"),
             ("2", "Ann", "b@x"),
             ("1", "Bea", "d@x"),
+            ("same-prefix-1", long, "same.prefix.longer.than.sixteen.1@x"),
+            ("same-prefix-0", long, "same.prefix.longer.than.sixteen.0@x"),
+            (
+                "same-prefix-0",
+                &format!("{long}!"),
+                "same.prefix.longer.than.sixteen.0@x",
+            ),
         ]);
+        let at = |sec| chrono::DateTime::from_timestamp(sec, 0);
+        for (n, (created, updated)) in [(at(5), at(9)), (at(5), None), (None, at(-3)), (at(-3), at(9))]
+            .into_iter()
+            .enumerate()
+        {
+            users.push(Arc::new(User::restore(
+                UserId::new(format!("t{}", n % 2)),
+                "T".into(),
+                format!("t{n}@x"),
+                created,
+                updated,
+            )));
+        }
         let mut built = UserSet::new(users.clone());
         built.index();
         let mut grown = UserSet::default();
