@@ -281,10 +281,11 @@ pub async fn import(
             .batch_execute("DELETE FROM users; DELETE FROM hidden_records")
             .await?;
     }
-    // The triggers stamp and announce each row, and a row trigger keeps COPY from writing
-    // rows in batches; the column defaults stamp them, and one notification says it all.
+    // Roster's triggers stamp and announce each row, and a row trigger keeps COPY from
+    // writing rows in batches; the column defaults stamp them, and one notification says it
+    // all. (Triggers someone else added stay.)
     transaction
-        .batch_execute("ALTER TABLE users DISABLE TRIGGER USER")
+        .batch_execute("ALTER TABLE users DISABLE TRIGGER users_stamp, DISABLE TRIGGER users_notify")
         .await?;
     let rebuild = set_indexes_aside(&mut transaction).await?;
 
@@ -355,7 +356,7 @@ pub async fn import(
             .map_err(copy_failed)?;
     }
     transaction
-        .batch_execute("ALTER TABLE users ENABLE TRIGGER USER")
+        .batch_execute("ALTER TABLE users ENABLE TRIGGER users_stamp, ENABLE TRIGGER users_notify")
         .await?;
     if done % PROGRESS_STEP != 0 {
         progress(done);
