@@ -199,14 +199,15 @@ fn copy_failed(err: tokio_postgres::Error) -> TransferError {
     }
 }
 
-/// Drops the indexes of `users` (its keys included) for the import to build again once every
-/// row is in: building an index from sorted rows is several times faster than keeping it up
-/// to date row by row. Answers the statements that build them again, exactly as they were;
-/// none when an index cannot go (another table's foreign key needs it), then every index
-/// stays and is kept up to date instead.
-async fn set_indexes_aside(
-    transaction: &mut tokio_postgres::Transaction<'_>,
-) -> Result<Vec<String>, TransferError> {
+/// Sets aside what makes a large COPY slow, for the import to restore once every row is in:
+/// Roster's row triggers, which stamp and announce each row (the column defaults stamp
+/// them, one notification at the end says it all, and a row trigger keeps COPY from writing
+/// rows in batches; triggers someone else added stay), and the indexes of `users`, its keys
+/// included (building an index from the copied rows is several times faster than keeping it
+/// up to date row by row). Answers the statements that restore them, exactly as they were;
+/// none when something cannot be set aside (an index another table's foreign key needs, a
+/// role that does not own the table), and then nothing is: the import is only slower.
+async fn set_aside(transaction: &mut tokio_postgres::Transaction<'_>) -> Result<Vec<String>, TransferError> {
     let indexes = transaction
         .query(
             "SELECT CASE WHEN c.oid IS NULL THEN format('DROP INDEX %s', i.indexrelid::regclass)
@@ -219,12 +220,17 @@ async fn set_indexes_aside(
             &[],
         )
         .await?;
-    let (drops, builds): (Vec<String>, Vec<String>) = indexes
+    let (mut drops, mut builds): (Vec<String>, Vec<String>) = indexes
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?
         .into_iter()
         .unzip();
+    drops.insert(
+        0,
+        "ALTER TABLE users DISABLE TRIGGER users_stamp, DISABLE TRIGGER users_notify".to_owned(),
+    );
+    builds.push("ALTER TABLE users ENABLE TRIGGER users_stamp, ENABLE TRIGGER users_notify".to_owned());
     let attempt = transaction.transaction().await?;
     match attempt.batch_execute(&drops.join("; ")).await {
         Ok(()) => {
@@ -232,7 +238,7 @@ async fn set_indexes_aside(
             Ok(builds)
         }
         Err(err) => {
-            tracing::info!(error = %describe(&err), "the users' indexes stay during the import");
+            tracing::info!(error = %describe(&err), "the users' indexes and triggers stay during the import");
             attempt.rollback().await?;
             Ok(Vec::new())
         }
@@ -281,13 +287,7 @@ pub async fn import(
             .batch_execute("DELETE FROM users; DELETE FROM hidden_records")
             .await?;
     }
-    // Roster's triggers stamp and announce each row, and a row trigger keeps COPY from
-    // writing rows in batches; the column defaults stamp them, and one notification says it
-    // all. (Triggers someone else added stay.)
-    transaction
-        .batch_execute("ALTER TABLE users DISABLE TRIGGER users_stamp, DISABLE TRIGGER users_notify")
-        .await?;
-    let rebuild = set_indexes_aside(&mut transaction).await?;
+    let rebuild = set_aside(&mut transaction).await?;
 
     let sink = transaction
         .copy_in("COPY users (id, name, email, created_at, updated_at, position, extra) FROM STDIN (FORMAT binary)")
@@ -355,9 +355,6 @@ pub async fn import(
             .await
             .map_err(copy_failed)?;
     }
-    transaction
-        .batch_execute("ALTER TABLE users ENABLE TRIGGER users_stamp, ENABLE TRIGGER users_notify")
-        .await?;
     if done % PROGRESS_STEP != 0 {
         progress(done);
     }

@@ -6,8 +6,10 @@
 -- NULL (the API's "unknown"), and only then is it validated. The table stays locked from
 -- the ALTER to the commit, so no row can slip in between.
 
+-- Not STRICT, so PostgreSQL inlines it (NULL still gives NULL, which a check accepts): a
+-- function call per row made a million-row COPY twice as slow.
 CREATE FUNCTION roster_readable_at(at timestamptz) RETURNS boolean
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
   AS $f$ SELECT at >= '0001-01-01 00:00:00+00' AND at < '10000-01-01 00:00:00+00' $f$;
 
 ALTER TABLE users ADD CONSTRAINT users_timestamps_readable
