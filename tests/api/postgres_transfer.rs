@@ -139,6 +139,12 @@ async fn import_refuses_a_non_empty_database_unless_told_to_replace_it() {
         r#"[{"id":"c","name":"C","email":"same@x.com"},{"id":"d","name":"D","email":"SAME@x.com"}]"#,
     )
     .unwrap();
+    let (code, stderr) = roster(&["import", &clash], database.url()).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(r#"users "c" and "d" share the email"#),
+        "the file's problem comes first: {stderr}"
+    );
     let (code, stderr) = roster(&["import", "--replace", &clash], database.url()).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("share the email"), "{stderr}");

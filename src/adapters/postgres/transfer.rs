@@ -91,63 +91,101 @@ impl From<tokio_postgres::Error> for TransferError {
 
 /// Refuses a list the table's keys would refuse: a repeated id, or two users whose emails
 /// differ only in case or surrounding spaces.
-///
-/// A first pass keeps only a hash of each id and key (16 bytes a user instead of their
-/// text); only when two hashes meet does a second pass look at the users involved, with the
-/// exact rule, so the problems named are exactly those of a check over every user.
 fn check_unique(records: &dyn Records) -> Result<(), TransferError> {
-    let hasher = RandomState::new();
-    let users = || {
-        records.each().filter_map(|record| match record {
-            FileRecord::User(user) => Some(user),
-            FileRecord::Hidden(_) => None,
-        })
-    };
-    let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
-    let (mut repeated_ids, mut repeated_keys) = (HashSet::new(), HashSet::new());
-    for user in users() {
-        let id = hasher.hash_one(&*user.id);
-        if !ids.insert(id) {
-            repeated_ids.insert(id);
-        }
-        let key = hasher.hash_one(crate::domain::email_key(&user.email));
-        if !keys.insert(key) {
-            repeated_keys.insert(key);
+    let mut check = UniqueCheck::new(records.len());
+    for record in records.each() {
+        if let FileRecord::User(user) = record {
+            check.see(&user);
         }
     }
-    drop((ids, keys));
-    if repeated_ids.is_empty() && repeated_keys.is_empty() {
-        return Ok(());
-    }
-    let suspects = users().filter(|user| {
-        repeated_ids.contains(&hasher.hash_one(&*user.id))
-            || repeated_keys.contains(&hasher.hash_one(crate::domain::email_key(&user.email)))
-    });
-    let mut seen_ids: HashSet<Cow<'_, str>> = HashSet::new();
-    let mut emails: HashMap<String, Cow<'_, str>> = HashMap::new();
-    let mut problems = Vec::new();
-    for user in suspects {
-        if !seen_ids.insert(user.id.clone()) {
-            problems.push(format!("the id {:?} is used twice", user.id));
+    check.verdict(records)
+}
+
+/// The uniqueness check, fed one user at a time as an import walks the list.
+///
+/// It keeps only a hash of each id and key (16 bytes a user instead of their text); only
+/// when two hashes meet does [`UniqueCheck::verdict`] walk the list again, looking at the
+/// users involved with the exact rule, so the problems named are exactly those of a check
+/// over every user's text.
+struct UniqueCheck {
+    hasher: RandomState,
+    ids: HashSet<u64>,
+    keys: HashSet<u64>,
+    repeated_ids: HashSet<u64>,
+    repeated_keys: HashSet<u64>,
+}
+
+impl UniqueCheck {
+    fn new(capacity: usize) -> Self {
+        Self {
+            hasher: RandomState::new(),
+            ids: HashSet::with_capacity(capacity),
+            keys: HashSet::with_capacity(capacity),
+            repeated_ids: HashSet::new(),
+            repeated_keys: HashSet::new(),
         }
-        if let Some(first) = emails.insert(crate::domain::email_key(&user.email), user.id.clone()) {
-            problems.push(format!(
-                "users {:?} and {:?} share the email {:?}",
-                first, user.id, user.email
-            ));
+    }
+
+    fn see(&mut self, user: &FileUser<'_>) {
+        let id = self.hasher.hash_one(&*user.id);
+        if !self.ids.insert(id) {
+            self.repeated_ids.insert(id);
+        }
+        let key = self.hasher.hash_one(crate::domain::email_key(&user.email));
+        if !self.keys.insert(key) {
+            self.repeated_keys.insert(key);
         }
     }
-    if problems.is_empty() {
-        // Only hashes met.
-        return Ok(());
+
+    /// The problems of `records` (every one of which [`UniqueCheck::see`] saw), if any.
+    fn verdict(self, records: &dyn Records) -> Result<(), TransferError> {
+        let Self {
+            hasher,
+            ids,
+            keys,
+            repeated_ids,
+            repeated_keys,
+        } = self;
+        drop((ids, keys));
+        if repeated_ids.is_empty() && repeated_keys.is_empty() {
+            return Ok(());
+        }
+        let suspects = records
+            .each()
+            .filter_map(|record| match record {
+                FileRecord::User(user) => Some(user),
+                FileRecord::Hidden(_) => None,
+            })
+            .filter(|user| {
+                repeated_ids.contains(&hasher.hash_one(&*user.id))
+                    || repeated_keys.contains(&hasher.hash_one(crate::domain::email_key(&user.email)))
+            });
+        let mut seen_ids: HashSet<Cow<'_, str>> = HashSet::new();
+        let mut emails: HashMap<String, Cow<'_, str>> = HashMap::new();
+        let mut problems = Vec::new();
+        for user in suspects {
+            if !seen_ids.insert(user.id.clone()) {
+                problems.push(format!("the id {:?} is used twice", user.id));
+            }
+            if let Some(first) = emails.insert(crate::domain::email_key(&user.email), user.id.clone()) {
+                problems.push(format!(
+                    "users {:?} and {:?} share the email {:?}",
+                    first, user.id, user.email
+                ));
+            }
+        }
+        if problems.is_empty() {
+            // Only hashes met.
+            return Ok(());
+        }
+        let shown = problems.len().min(5);
+        let more = problems.len() - shown;
+        let mut text = problems[..shown].join("; ");
+        if more > 0 {
+            text.push_str(&format!("; and {more} more"));
+        }
+        Err(TransferError::Conflict(text))
     }
-    let shown = problems.len().min(5);
-    let more = problems.len() - shown;
-    let mut text = problems[..shown].join("; ");
-    if more > 0 {
-        text.push_str(&format!("; and {more} more"));
-    }
-    Err(TransferError::Conflict(text))
 }
 
 /// JSON text sent to a `jsonb` column as it is (binary `jsonb` is a version byte, then the
@@ -188,13 +226,14 @@ fn extra_text(user: &FileUser<'_>) -> Cow<'static, str> {
     Cow::Owned(text)
 }
 
-/// A failed `COPY`: a key the tables refuse is the file's problem, anything else the
-/// database's.
-fn copy_failed(err: tokio_postgres::Error) -> TransferError {
+/// A failed `COPY` or index build: a key the tables refuse is the file's problem, named as
+/// the uniqueness check names it when the check sees it too; anything else the database's.
+fn copy_failed(err: tokio_postgres::Error, records: &dyn Records) -> TransferError {
     match err.as_db_error() {
-        Some(db) if db.constraint().is_some() => {
-            TransferError::Conflict(db.detail().unwrap_or(db.message()).to_owned())
-        }
+        Some(db) if db.constraint().is_some() => match check_unique(records) {
+            Err(conflict) => conflict,
+            Ok(()) => TransferError::Conflict(db.detail().unwrap_or(db.message()).to_owned()),
+        },
         _ => err.into(),
     }
 }
@@ -258,7 +297,6 @@ pub async fn import(
     replace: bool,
     progress: &mut (dyn FnMut(usize) + Send),
 ) -> Result<(usize, usize), TransferError> {
-    check_unique(records)?;
     let mut transaction = client.transaction().await?;
     // Replicas read the table once at the end instead of hearing of every row.
     transaction
@@ -279,6 +317,8 @@ pub async fn import(
     let (users, hidden): (i64, i64) = (counts.try_get(0)?, counts.try_get(1)?);
     if users + hidden > 0 {
         if !replace {
+            // A file the keys refuse is the first thing to hear about.
+            check_unique(records)?;
             return Err(TransferError::NotEmpty { users, hidden });
         }
         // Not TRUNCATE: a replica's read that began before this commit must still see the
@@ -306,12 +346,15 @@ pub async fn import(
     // Hidden records are rare; they wait for the users' COPY to end (a connection runs one
     // COPY at a time), as JSON text borrowed from the file.
     let mut hidden_records: Vec<(i64, &RawValue)> = Vec::new();
+    // Checked as the rows go: nothing is committed unless the list passes.
+    let mut check = UniqueCheck::new(records.len());
     let mut done = 0;
     for record in records.each() {
         done += 1;
         let position = done as i64;
         match &record {
             FileRecord::User(user) => {
+                check.see(user);
                 let extra = extra_text(user);
                 writer
                     .as_mut()
@@ -325,7 +368,7 @@ pub async fn import(
                         &JsonText(&extra),
                     ])
                     .await
-                    .map_err(copy_failed)?;
+                    .map_err(|err| copy_failed(err, records))?;
             }
             FileRecord::Hidden(value) => hidden_records.push((position, value)),
         }
@@ -333,7 +376,8 @@ pub async fn import(
             progress(done);
         }
     }
-    writer.finish().await.map_err(copy_failed)?;
+    writer.finish().await.map_err(|err| copy_failed(err, records))?;
+    check.verdict(records)?;
     if !hidden_records.is_empty() {
         let sink = transaction
             .copy_in("COPY hidden_records (position, record) FROM STDIN (FORMAT binary)")
@@ -345,15 +389,15 @@ pub async fn import(
                 .as_mut()
                 .write(&[position, &JsonText(value.get())])
                 .await
-                .map_err(copy_failed)?;
+                .map_err(|err| copy_failed(err, records))?;
         }
-        writer.finish().await.map_err(copy_failed)?;
+        writer.finish().await.map_err(|err| copy_failed(err, records))?;
     }
     for statement in &rebuild {
         transaction
             .batch_execute(&format!("SET LOCAL maintenance_work_mem = '256MB'; {statement}"))
             .await
-            .map_err(copy_failed)?;
+            .map_err(|err| copy_failed(err, records))?;
     }
     if done % PROGRESS_STEP != 0 {
         progress(done);
