@@ -86,6 +86,7 @@ fn schema_settings(exposure: &Exposure, tokens: &Tokens, on_database: bool) -> S
             max_fields: exposure.max_query_fields,
             max_cost: exposure.max_query_cost,
             max_scan: exposure.max_query_scan,
+            max_bulk_items: exposure.max_bulk_items,
             // The file is written whole on every commit; a database writes the row.
             write_weight: if on_database {
                 0

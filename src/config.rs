@@ -142,6 +142,11 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_MAX_QUERY_SCAN", default_value_t = 4_000_000)]
     pub max_query_scan: u64,
 
+    /// How many items one `bulkUpdateEmails` may hold; a larger one is refused
+    /// (`BAD_USER_INPUT`) before any item is worked out. Both stores apply it.
+    #[arg(long, env = "ROSTER_MAX_BULK_ITEMS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bulk_items: u64,
+
     /// How many MiB each cache of parsed and validated queries may hold.
     #[arg(long, env = "ROSTER_QUERY_CACHE_MIB", default_value_t = 32)]
     pub query_cache_mib: u32,
@@ -391,6 +396,15 @@ mod tests {
         let config = Config::from_flags(["--max-batch-size", "4"]).unwrap();
         assert_eq!(config.exposure.max_batch_size, 4);
         assert!(Config::from_flags(["--max-batch-size", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_bulk_cap_defaults_to_ten_thousand_items_and_must_be_at_least_one() {
+        let config = Config::from_flags(["--port", "0"]).unwrap();
+        assert_eq!(config.exposure.max_bulk_items, 10_000);
+        let config = Config::from_flags(["--max-bulk-items", "50"]).unwrap();
+        assert_eq!(config.exposure.max_bulk_items, 50);
+        assert!(Config::from_flags(["--max-bulk-items", "0"]).is_err());
     }
 
     #[test]

@@ -139,6 +139,12 @@ async fn import_refuses_a_non_empty_database_unless_told_to_replace_it() {
         r#"[{"id":"c","name":"C","email":"same@x.com"},{"id":"d","name":"D","email":"SAME@x.com"}]"#,
     )
     .unwrap();
+    let (code, stderr) = roster(&["import", &clash], database.url()).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(r#"users "c" and "d" share the email"#),
+        "the file's problem comes first: {stderr}"
+    );
     let (code, stderr) = roster(&["import", "--replace", &clash], database.url()).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("share the email"), "{stderr}");
@@ -172,4 +178,149 @@ async fn import_without_a_database_url_says_what_is_missing() {
     let (code, stderr) = crate::postgres_outage::run_roster(&["import", "users.json"], None).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("need --database-url"), "{stderr}");
+}
+
+/// `depth` arrays and objects nested inside each other around `leaf`, as compact JSON.
+fn nested(depth: usize, leaf: &str) -> String {
+    let mut text = leaf.to_owned();
+    for level in 0..depth {
+        text = if level % 2 == 0 {
+            format!("[{text},{level}]")
+        } else {
+            format!("{{\"k{level}\":{text}}}")
+        }
+    }
+    text
+}
+
+/// JSON text without the whitespace between its tokens (the texts compared here have none
+/// inside their strings).
+fn compact(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_nested_two_hundred_deep_go_in_and_come_back_verbatim() {
+    let Some(database) = scratch_database("deeply nested records").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let deep = nested(200, "\"bottom\"");
+    let original =
+        format!("[{{\"id\":\"u1\",\"name\":\"Ann\",\"email\":\"ann@x.com\",\"deep\":{deep}}},{deep}]");
+    let source = path(dir.path(), "deep.json");
+    std::fs::write(&source, &original).unwrap();
+    let (code, stderr) = roster(&["import", &source], database.url()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("imported 1 users and 1 hidden records"),
+        "{stderr}"
+    );
+
+    // A person adds another deep value with psql.
+    let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let by_hand = nested(201, "null");
+    client
+        .execute(
+            "INSERT INTO users (id, name, email, extra) VALUES ('u2', 'Bob', 'bob@x.com', jsonb_build_object('hand', $1::text::jsonb))",
+            &[&by_hand],
+        )
+        .await
+        .unwrap();
+
+    let target = path(dir.path(), "out.json");
+    let (code, stderr) = roster(&["export", &target], database.url()).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&target).unwrap();
+    let expected = format!(
+        "[{{\"id\":\"u1\",\"name\":\"Ann\",\"email\":\"ann@x.com\",\"deep\":{deep}}},{deep},\
+         {{\"id\":\"u2\",\"name\":\"Bob\",\"email\":\"bob@x.com\",\"hand\":{by_hand}}}]"
+    );
+    let exported = compact(&text);
+    // Users get timestamps on insert; they are not what this test is about.
+    let stripped = without_timestamps(&exported);
+    assert_eq!(stripped, expected);
+    assert!(
+        text.starts_with("[\n  {\n    \"id\": \"u1\""),
+        "{}",
+        &text[..200.min(text.len())]
+    );
+}
+
+/// `text` without its `"created_at":"…",` and `"updated_at":"…",` members.
+fn without_timestamps(text: &str) -> String {
+    let mut out = text.to_owned();
+    for key in ["\"created_at\":\"", "\"updated_at\":\""] {
+        while let Some(start) = out.find(key) {
+            let value_end = out[start + key.len()..].find('"').unwrap() + start + key.len() + 1;
+            let end = if out[value_end..].starts_with(',') {
+                value_end + 1
+            } else {
+                value_end
+            };
+            out.replace_range(start..end, "");
+        }
+    }
+    out.replace(",}", "}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_leaves_the_keys_and_the_change_feed_as_they_were() {
+    let Some(database) = scratch_database("keys and triggers after an import").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = path(dir.path(), "users.json");
+    std::fs::write(
+        &source,
+        r#"[{"id":"a","name":"Ann","email":"ann@x.com"},{"id":"b","name":"Bob","email":"bob@x.com"}]"#,
+    )
+    .unwrap();
+    let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for round in 0..2 {
+        if round == 1 {
+            // Another table that needs the users' key keeps its index from being set aside.
+            client
+                .batch_execute("CREATE TABLE notes (user_id text REFERENCES users (id))")
+                .await
+                .unwrap();
+        }
+        let (code, stderr) = roster(&["import", "--replace", &source], database.url()).await;
+        assert_eq!(code, Some(0), "round {round}: {stderr}");
+        let app = spawn_replica(database.url()).await;
+        let clash = app.create_user("Ann again", "ANN@x.com").await;
+        assert_eq!(clash["ok"], false, "round {round}: {clash}");
+        let twice = client
+            .execute(
+                "INSERT INTO users (id, name, email) VALUES ('a', 'A', 'other@x.com')",
+                &[],
+            )
+            .await;
+        assert!(twice.is_err(), "round {round}: the id is still the key");
+        client
+            .execute(
+                "INSERT INTO users (id, name, email) VALUES ($1, 'Cy', $2)",
+                &[&format!("c{round}"), &format!("cy{round}@x.com")],
+            )
+            .await
+            .unwrap();
+        crate::helpers::eventually(
+            crate::helpers::WATCH_DEADLINE,
+            "a row written with psql reaches the replica",
+            || async { app.names("").await.iter().any(|name| name == "Cy") },
+        )
+        .await;
+        let revisions: i64 = client
+            .query_one("SELECT count(DISTINCT revision) FROM users", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(revisions, 3, "round {round}: every row has a revision of its own");
+    }
 }

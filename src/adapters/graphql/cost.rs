@@ -27,7 +27,10 @@
 //!   a hundred aliases of a fuzzy search with `limit: 1`, a few kilobytes, count as a
 //!   hundred passes over the list;
 //! - `writes`: the mutations the costliest operation makes, each a commit of its own (which
-//!   the file store pays for by writing every user again; see `limits`).
+//!   the file store pays for by writing every user again; see `limits`);
+//! - `list_items`: the longest list any field is given as an argument, written inline or
+//!   in a variable (`bulkUpdateEmails(updates: […])`), which `limits` caps on its own: a
+//!   bulk's items are each a change the store works out.
 //!
 //! Nesting through spreads and inline fragments is bounded too ([`MAX_NESTING`]), which keeps
 //! this walk, the validator's and the executor's recursion shallow.
@@ -66,6 +69,8 @@ pub struct Measure {
     pub passes: u64,
     /// The mutations the costliest operation makes.
     pub writes: u64,
+    /// The longest list given to any field argument, in any operation.
+    pub list_items: u64,
 }
 
 /// What sorting a searched connection's matches costs per user, in plain substring
@@ -157,6 +162,7 @@ impl Measure {
         self.fields = self.fields.saturating_add(other.fields);
         self.depth = self.depth.max(other.depth);
         self.nesting = self.nesting.max(other.nesting);
+        self.list_items = self.list_items.max(other.list_items);
     }
 }
 
@@ -228,6 +234,7 @@ impl<'a> Walk<'a> {
                     };
                     let write =
                         u64::from(parent.is_some() && parent == self.registry.mutation_type.as_deref());
+                    let list_items = self.longest_list(&field.arguments).unwrap_or(0);
                     Measure {
                         fields: children.fields.saturating_add(1),
                         depth: children.depth.saturating_add(1),
@@ -235,6 +242,7 @@ impl<'a> Walk<'a> {
                         nesting: children.nesting,
                         passes: items.saturating_mul(children.passes).saturating_add(passes),
                         writes: items.saturating_mul(children.writes).saturating_add(write),
+                        list_items: list_items.max(children.list_items),
                     }
                 }
                 Selection::FragmentSpread(spread) => {
@@ -261,6 +269,7 @@ impl<'a> Walk<'a> {
             total.nesting = total.nesting.max(part.nesting);
             total.passes = total.passes.saturating_add(part.passes);
             total.writes = total.writes.saturating_add(part.writes);
+            total.list_items = total.list_items.max(part.list_items);
         }
         total.nesting = total.nesting.saturating_add(1);
         Ok(total)
@@ -299,13 +308,7 @@ impl<'a> Walk<'a> {
         if parent.ends_with("Connection") || parent.ends_with("Payload") {
             return Ok(1);
         }
-        let longest_list_argument = arguments
-            .iter()
-            .filter_map(|(_, value)| match self.resolve(&value.node) {
-                Resolved::List(len) => Some(len),
-                _ => None,
-            })
-            .max();
+        let longest_list_argument = self.longest_list(arguments);
         if !is_list {
             return Ok(longest_list_argument.unwrap_or(1).max(1));
         }
@@ -379,6 +382,17 @@ impl<'a> Walk<'a> {
         } else {
             SORT_BY_TEXT
         }
+    }
+
+    /// The length of the longest list among a field's arguments, if it has one.
+    fn longest_list(&self, arguments: &[(Positioned<Name>, Positioned<Value>)]) -> Option<u64> {
+        arguments
+            .iter()
+            .filter_map(|(_, value)| match self.resolve(&value.node) {
+                Resolved::List(len) => Some(len),
+                _ => None,
+            })
+            .max()
     }
 
     /// A variable's value, or its default.

@@ -45,9 +45,15 @@ pub struct QueryLimits {
     /// store writes every user again on each commit (about 500 ns a user at 100,000), the
     /// database store only the changed row (0).
     pub write_weight: u64,
+    /// How many items one list argument may hold: a `bulkUpdateEmails` of more is refused
+    /// before any of it is worked out.
+    pub max_bulk_items: u64,
     /// How long one operation may execute.
     pub request_timeout: Duration,
 }
+
+/// The most items a bulk update may hold unless a flag says otherwise.
+pub const DEFAULT_MAX_BULK_ITEMS: u64 = 10_000;
 
 impl Default for QueryLimits {
     fn default() -> Self {
@@ -57,6 +63,7 @@ impl Default for QueryLimits {
             max_cost: 1_000_000,
             max_scan: 4_000_000,
             write_weight: 10,
+            max_bulk_items: DEFAULT_MAX_BULK_ITEMS,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -86,6 +93,14 @@ impl QueryLimits {
             other => other,
         };
         let measure = measured.map_err(|why| refuse(&unmeasurable_message(&why)))?;
+        // Before anything that costs: a bulk is refused for its size alone.
+        if measure.list_items > self.max_bulk_items {
+            return Err(refuse(&format!(
+                "A list argument holds {} items (bulkUpdateEmails' updates); at most {} are allowed \
+                 (--max-bulk-items). Split it into several requests.",
+                measure.list_items, self.max_bulk_items
+            )));
+        }
         // One commit per operation is what any write costs; each further one is counted.
         let passes = measure
             .passes

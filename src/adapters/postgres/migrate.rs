@@ -7,7 +7,25 @@
 use tokio_postgres::Client;
 
 /// Every migration in order: its version, a name for people, and its SQL.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "users", include_str!("sql/0001_users.sql"))];
+/// A migration, once released, is never edited: deployed databases have applied it.
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "users", include_str!("sql/0001_users.sql")),
+    (
+        2,
+        "readable timestamps",
+        include_str!("sql/0002_readable_timestamps.sql"),
+    ),
+    (
+        3,
+        "email key trims Unicode spaces",
+        include_str!("sql/0003_email_key_unicode_spaces.sql"),
+    ),
+    (
+        4,
+        "bulk update in one statement",
+        include_str!("sql/0004_bulk_in_one_statement.sql"),
+    ),
+];
 
 /// The advisory lock that serialises migrations ("Roster" in ASCII).
 const LOCK: i64 = 0x526f_7374_6572;

@@ -13,8 +13,34 @@ use tokio_postgres::Row;
 
 use crate::domain::{User, UserId};
 
+/// `column` when a client can read it (a year from 1 to 9999 in UTC), else NULL: psql
+/// accepts `infinity` and years up to 294276, which the driver cannot decode (one such row
+/// would fail every full read) or the API cannot write as RFC 3339. The database refuses
+/// them for new writes (see the migrations); this keeps a row that got in anyway readable.
+macro_rules! readable_at {
+    ($column:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $column,
+            " >= '0001-01-01 00:00:00+00' AND ",
+            $column,
+            " < '10000-01-01 00:00:00+00' THEN ",
+            $column,
+            " END AS ",
+            $column
+        )
+    };
+}
+pub(crate) use readable_at;
+
 /// The columns every query that feeds the replica selects, in this order.
-pub const USER_COLUMNS: &str = "id, name, email, created_at, updated_at, position, revision";
+pub const USER_COLUMNS: &str = concat!(
+    "id, name, email, ",
+    readable_at!("created_at"),
+    ", ",
+    readable_at!("updated_at"),
+    ", position, revision"
+);
 
 /// One row of `users` as the replica keeps it.
 #[derive(Clone, Debug, PartialEq)]
