@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo bench --bench fuzzy`; after `--` add `--users 200000` for another size,
 //! `--only bob` for one query, `--after-only` to leave the old match out (when profiling).
-//! For each query shape it prints the median of five scans beside the same scans through
+//! For each query shape it prints the median of five scans (wall clock, and time on a CPU,
+//! which a machine busy with other work inflates less) beside the same scans through
 //! the match as it was before the bit-parallel rewrite (module `before` below, kept as it
 //! was so both sides are measured in the same run on the same data), the matches found
 //! (both sides must agree on them and on their distances, or the bench stops), and the
@@ -160,10 +161,27 @@ fn built<K>(users: &[(String, String)], build: impl Fn(&str, &str) -> K) -> (Vec
     (keys, after.saturating_sub(before) as f64 / users.len() as f64)
 }
 
-/// One scan of all `keys` by `scan`: milliseconds taken, matches, and the sum of their
-/// distances (a cheap check on every distance, not only on which users match).
-fn time_scan<K, S: Default>(keys: &[K], scan: impl Fn(&K, &mut S) -> Option<usize>) -> (f64, usize, usize) {
+/// Nanoseconds this thread has spent on a CPU (Linux's scheduler statistics; `None`
+/// elsewhere). On a machine shared with other work the wall clock also counts the time
+/// the scan waited for a core; this does not.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// What one scan took and found.
+struct Scan {
+    wall_ms: f64,
+    cpu_ms: Option<f64>,
+    /// The number of matches and the sum of their distances (a cheap check on every
+    /// distance, not only on which users match).
+    found: (usize, usize),
+}
+
+/// One scan of all `keys` by `scan`.
+fn time_scan<K, S: Default>(keys: &[K], scan: impl Fn(&K, &mut S) -> Option<usize>) -> Scan {
     let mut scratch = S::default();
+    let cpu = thread_cpu_ns();
     let started = Instant::now();
     let (mut matches, mut total) = (0usize, 0usize);
     for keys in keys {
@@ -172,7 +190,28 @@ fn time_scan<K, S: Default>(keys: &[K], scan: impl Fn(&K, &mut S) -> Option<usiz
             total += distance;
         }
     }
-    (started.elapsed().as_secs_f64() * 1e3, matches, total)
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let cpu_ms = cpu
+        .zip(thread_cpu_ns())
+        .map(|(from, to)| (to - from) as f64 / 1e6);
+    Scan {
+        wall_ms,
+        cpu_ms,
+        found: (matches, total),
+    }
+}
+
+/// The medians of `scans`' wall and CPU times, as table cells.
+fn medians(scans: &[Scan]) -> (String, String) {
+    if scans.is_empty() {
+        return (String::new(), String::new());
+    }
+    let wall = median(scans.iter().map(|s| s.wall_ms).collect());
+    let cpu: Option<Vec<f64>> = scans.iter().map(|s| s.cpu_ms).collect();
+    (
+        format!("{wall:.1}"),
+        cpu.map_or("?".into(), |cpu| format!("{:.1}", median(cpu))),
+    )
 }
 
 /// Resident bytes per user of one side's keys at [`MEMORY_USERS`] users, measured in a
@@ -230,8 +269,10 @@ fn main() {
 
     println!("Fuzzy match, one thread, {users_wanted} users, median of {RUNS} scans");
     println!();
-    println!("| query | maxDistance | before (ms) | after (ms) | matches |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| query | maxDistance | before (ms) | after (ms) | before, CPU (ms) | after, CPU (ms) | matches |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for (text, max) in QUERIES {
         if only.is_some_and(|only| only != text) {
             continue;
@@ -239,36 +280,26 @@ fn main() {
         let old_query = before::FuzzyQuery::new(text, max);
         let new_query = FuzzyQuery::new(text, max);
         // Runs alternate between the sides, so a busy moment on the machine hits both.
-        let (mut old_times, mut new_times) = (Vec::new(), Vec::new());
-        let (mut old_found, mut new_found) = ((0, 0), (0, 0));
+        let (mut old_scans, mut new_scans) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
             if with_before {
-                let (ms, matches, total) = time_scan(&old_keys, |keys, rows: &mut before::Rows| {
+                old_scans.push(time_scan(&old_keys, |keys, rows: &mut before::Rows| {
                     old_query.distance_with(keys, rows)
-                });
-                old_times.push(ms);
-                old_found = (matches, total);
+                }));
             }
-            let (ms, matches, total) = time_scan(&new_keys, |keys, scratch: &mut Scratch| {
+            new_scans.push(time_scan(&new_keys, |keys, scratch: &mut Scratch| {
                 new_query.distance_with(keys, scratch)
-            });
-            new_times.push(ms);
-            new_found = (matches, total);
+            }));
         }
-        let new_ms = median(new_times);
-        if with_before {
-            assert_eq!(
-                old_found, new_found,
-                "{text:?} within {max}: the two matches disagree"
-            );
-            let old_ms = median(old_times);
-            println!(
-                "| `{text}` | {max} | {old_ms:.1} | {new_ms:.1} | {} |",
-                new_found.0
-            );
-        } else {
-            println!("| `{text}` | {max} | | {new_ms:.1} | {} |", new_found.0);
+        let found = new_scans[0].found;
+        for scan in old_scans.iter().chain(&new_scans) {
+            assert_eq!(scan.found, found, "{text:?} within {max}: the scans disagree");
         }
+        let ((old_wall, old_cpu), (new_wall, new_cpu)) = (medians(&old_scans), medians(&new_scans));
+        println!(
+            "| `{text}` | {max} | {old_wall} | {new_wall} | {old_cpu} | {new_cpu} | {} |",
+            found.0
+        );
     }
     println!();
     println!(

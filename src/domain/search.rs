@@ -151,7 +151,7 @@ impl SearchKeys {
         let split = text.len();
         text.push_str(&email.to_lowercase());
         let longest_token = |field: &str| {
-            let longest = Tokens::<Unicode>::new(field, 0).map(|token| token.chars).max();
+            let longest = Scanned::<Unicode>::new(field).map(|token| token.chars).max();
             stored_count(longest.unwrap_or(0))
         };
         Self {
@@ -256,6 +256,10 @@ const ASCII_CLASSES: [u8; 128] = {
     table
 };
 
+/// Which of U+0080 to U+00FF are alphanumeric (bit `c - 0x80`): `ª µ º ² ³ ¹ ¼ ½ ¾` and the
+/// letters from `À` to `ÿ` but for `×` and `÷`.
+const LATIN1_ALPHANUMERIC: [u64; 2] = [0x762c_0400_0000_0000, 0xff7f_ffff_ff7f_ffff];
+
 /// The classes only ASCII separators fall in (spaces, dots, `@`...): no token has them.
 const SEPARATOR_CLASSES: u64 = 0xfff << 36;
 
@@ -263,35 +267,56 @@ fn char_classes(text: &str) -> u64 {
     text.chars().fold(0, |mask, c| mask | class_of(c))
 }
 
-fn class_lower_bound(query: u64, candidate: u64) -> usize {
-    let missing = (query & !candidate).count_ones();
-    let surplus = (candidate & !query).count_ones();
-    missing.max(surplus) as usize
+/// Whether `mask` has at most `count` bits set. Bounds are small and the baseline x86-64
+/// target has no popcount instruction, so clearing the lowest bit `count` times is
+/// cheaper than counting (and takes the same number of steps for every user).
+fn at_most_bits(mut mask: u64, count: usize) -> bool {
+    for _ in 0..count {
+        mask &= mask.wrapping_sub(1);
+    }
+    mask == 0
+}
+
+/// Whether the class bound lets `candidate` be within `bound` of the query.
+fn classes_within(query: u64, candidate: u64, bound: usize) -> bool {
+    at_most_bits(query & !candidate, bound) && at_most_bits(candidate & !query, bound)
 }
 
 /// How a scan reads a user's text: as bytes when it is all ASCII (no decoding, one table
 /// look-up per character), as characters otherwise. The scan is written once over this.
-trait Alphabet {
+trait Alphabet: Sized {
+    const ASCII: bool;
     type Chars<'a>: Iterator<Item = char>;
     fn chars(text: &str) -> Self::Chars<'_>;
-    /// The class bit of `c` and whether it belongs to tokens.
-    fn classify(c: char) -> (u64, bool);
+    fn class(c: char) -> u64;
+    fn in_token(c: char) -> bool;
     fn width(c: char) -> usize;
+
+    fn tokens(field: &str) -> FieldTokens<'_, Self> {
+        match field.len() {
+            0..=64 => FieldTokens::Masked(Masked::new::<Self>(field)),
+            _ => FieldTokens::Scanned(Scanned::new(field)),
+        }
+    }
 }
 
 struct Ascii;
 struct Unicode;
 
 impl Alphabet for Ascii {
+    const ASCII: bool = true;
     type Chars<'a> = std::iter::Map<std::str::Bytes<'a>, fn(u8) -> char>;
 
     fn chars(text: &str) -> Self::Chars<'_> {
         text.bytes().map(char::from)
     }
 
-    fn classify(c: char) -> (u64, bool) {
-        let entry = ASCII_CLASSES[usize::from(c as u8 & 0x7f)];
-        (1 << (entry & 0x3f), entry & 0x80 != 0)
+    fn class(c: char) -> u64 {
+        1 << (ASCII_CLASSES[usize::from(c as u8 & 0x7f)] & 0x3f)
+    }
+
+    fn in_token(c: char) -> bool {
+        ASCII_CLASSES[usize::from(c as u8 & 0x7f)] & 0x80 != 0
     }
 
     fn width(_: char) -> usize {
@@ -300,17 +325,28 @@ impl Alphabet for Ascii {
 }
 
 impl Alphabet for Unicode {
+    const ASCII: bool = false;
     type Chars<'a> = std::str::Chars<'a>;
 
     fn chars(text: &str) -> Self::Chars<'_> {
         text.chars()
     }
 
-    fn classify(c: char) -> (u64, bool) {
+    fn class(c: char) -> u64 {
         if c.is_ascii() {
-            Ascii::classify(c)
+            Ascii::class(c)
         } else {
-            (class_of(c), c.is_alphanumeric())
+            class_of(c)
+        }
+    }
+
+    fn in_token(c: char) -> bool {
+        match u32::from(c) {
+            0..0x80 => Ascii::in_token(c),
+            // Accented Latin letters are the common case beyond ASCII, and the general
+            // look-up is a search through Unicode's tables.
+            code @ 0x80..0x100 => LATIN1_ALPHANUMERIC[(code as usize - 0x80) / 64] >> (code % 64) & 1 != 0,
+            _ => c.is_alphanumeric(),
         }
     }
 
@@ -319,66 +355,181 @@ impl Alphabet for Unicode {
     }
 }
 
-/// A token of a field: a maximal run of letters and digits.
+/// The classes of `text`'s first `prefix_len` characters and of its first `stop`.
+fn token_classes<A: Alphabet>(text: &str, prefix_len: usize, stop: usize) -> (u64, u64) {
+    let mut chars = A::chars(text).take(stop);
+    let prefix = chars
+        .by_ref()
+        .take(prefix_len)
+        .fold(0, |mask, c| mask | A::class(c));
+    (prefix, chars.fold(prefix, |mask, c| mask | A::class(c)))
+}
+
+/// A token of a field: a maximal run of letters and digits, and its length in characters.
 struct Token<'a> {
     text: &'a str,
     chars: usize,
-    classes: u64,
-    /// The classes of its first `prefix_len` characters, when it is longer than that.
-    prefix_classes: u64,
 }
 
-/// The tokens of one field, found while reading it once.
-struct Tokens<'a, A: Alphabet> {
-    field: &'a str,
-    chars: A::Chars<'a>,
-    at: usize,
-    prefix_len: usize,
+/// The tokens of a field, found in the way that suits its length.
+enum FieldTokens<'a, A: Alphabet> {
+    Masked(Masked<'a>),
+    Scanned(Scanned<'a, A>),
 }
 
-impl<'a, A: Alphabet> Tokens<'a, A> {
-    fn new(field: &'a str, prefix_len: usize) -> Self {
-        Self {
-            field,
-            chars: A::chars(field),
-            at: 0,
-            prefix_len,
+impl<'a, A: Alphabet> Iterator for FieldTokens<'a, A> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        match self {
+            Self::Masked(tokens) => tokens.next(),
+            Self::Scanned(tokens) => tokens.next(),
         }
     }
 }
 
-impl<'a, A: Alphabet> Iterator for Tokens<'a, A> {
+/// The tokens of a field of at most 64 bytes, from a mask of the bytes that belong to
+/// tokens: found for eight bytes at a time, so there is no branch per byte (a branch at
+/// each token's start and end is mispredicted about as often as it is taken).
+struct Masked<'a> {
+    field: &'a str,
+    /// Bit `i` set when byte `i` belongs to a token; taken off token by token.
+    tokens: u64,
+    /// Bit `i` set when byte `i` continues a multi-byte character.
+    continuations: u64,
+}
+
+/// One bit per byte of `word`, from the byte's top bit (the others must be clear).
+fn top_bits(word: u64) -> u64 {
+    // Each byte's top bit, moved down to bit 0 of its byte, lands in its own bit of the
+    // top byte of the product; no two partial products overlap, so nothing carries.
+    ((word >> 7) & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// The up to eight bytes of `bytes` from `at` as a little-endian word, zeros past the end;
+/// without copying them to a buffer first (a copy of variable length is a call to
+/// `memcpy`, and reading the buffer back stalls on the copy's byte-wide stores).
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let rest = &bytes[at..];
+    if let Some(word) = rest.first_chunk::<8>() {
+        u64::from_le_bytes(*word)
+    } else if let Some(last) = bytes.last_chunk::<8>() {
+        // The last eight bytes end where `rest` does: drop those before it.
+        u64::from_le_bytes(*last) >> (8 * (8 - rest.len()))
+    } else {
+        rest.iter()
+            .rev()
+            .fold(0, |word, &byte| (word << 8) | u64::from(byte))
+    }
+}
+
+impl<'a> Masked<'a> {
+    fn new<A: Alphabet>(field: &'a str) -> Self {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const TOPS: u64 = 0x8080_8080_8080_8080;
+        let (mut tokens, mut continuations, mut leads) = (0u64, 0u64, 0u64);
+        let bytes = field.as_bytes();
+        for at in (0..bytes.len()).step_by(8) {
+            let word = word_at(bytes, at);
+            // Without the top bits, adding to each byte cannot carry into the next; a
+            // byte's top bit then says whether it reached a bound: `a` and past `z`, `0`
+            // and past `9` (the text is lowercased, so ASCII letters are `a` to `z`).
+            let low = word & !TOPS;
+            let letter = low.wrapping_add(ONES * (0x80 - 0x61)) & !low.wrapping_add(ONES * (0x80 - 0x7b));
+            let digit = low.wrapping_add(ONES * (0x80 - 0x30)) & !low.wrapping_add(ONES * (0x80 - 0x3a));
+            tokens |= top_bits((letter | digit) & !word & TOPS) << at;
+            if !A::ASCII {
+                // Bytes `10xxxxxx` continue a character, `11xxxxxx` start one.
+                continuations |= top_bits(word & !(word << 1) & TOPS) << at;
+                leads |= top_bits(word & (word << 1) & TOPS) << at;
+            }
+        }
+        // The few characters beyond ASCII are looked up one by one.
+        while leads != 0 {
+            let at = leads.trailing_zeros() as usize;
+            leads &= leads - 1;
+            if let Some(c) = field[at..].chars().next().filter(|&c| Unicode::in_token(c)) {
+                tokens |= ((1u64 << c.len_utf8()) - 1) << at;
+            }
+        }
+        Self {
+            field,
+            tokens,
+            continuations,
+        }
+    }
+}
+
+impl<'a> Iterator for Masked<'a> {
     type Item = Token<'a>;
 
     fn next(&mut self) -> Option<Token<'a>> {
-        let (mut start, mut chars, mut classes, mut prefix_classes) = (self.at, 0, 0, 0);
+        if self.tokens == 0 {
+            return None;
+        }
+        let start = self.tokens.trailing_zeros();
+        let len = (!(self.tokens >> start)).trailing_zeros();
+        // Adding the run's lowest bit carries through the run and clears it.
+        self.tokens &= self.tokens.wrapping_add(1 << start);
+        let (start, end) = (start as usize, (start + len) as usize);
+        let mut chars = len as usize;
+        if self.continuations != 0 {
+            let mut continuations = self.continuations >> start;
+            if len < 64 {
+                continuations &= (1 << len) - 1;
+            }
+            while continuations != 0 {
+                continuations &= continuations - 1;
+                chars -= 1;
+            }
+        }
+        Some(Token {
+            text: &self.field[start..end],
+            chars,
+        })
+    }
+}
+
+/// The tokens of a field, found by reading it character by character.
+struct Scanned<'a, A: Alphabet> {
+    field: &'a str,
+    chars: A::Chars<'a>,
+    at: usize,
+}
+
+impl<'a, A: Alphabet> Scanned<'a, A> {
+    fn new(field: &'a str) -> Self {
+        Self {
+            field,
+            chars: A::chars(field),
+            at: 0,
+        }
+    }
+}
+
+impl<'a, A: Alphabet> Iterator for Scanned<'a, A> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let (mut start, mut chars) = (self.at, 0);
         for c in self.chars.by_ref() {
-            let (class, in_token) = A::classify(c);
             let end = self.at;
             self.at += A::width(c);
-            if in_token {
+            if A::in_token(c) {
                 if chars == 0 {
                     start = end;
                 }
                 chars += 1;
-                classes |= class;
-                if chars == self.prefix_len {
-                    prefix_classes = classes;
-                }
             } else if chars > 0 {
                 return Some(Token {
                     text: &self.field[start..end],
                     chars,
-                    classes,
-                    prefix_classes,
                 });
             }
         }
         (chars > 0).then(|| Token {
             text: &self.field[start..],
             chars,
-            classes,
-            prefix_classes,
         })
     }
 }
@@ -491,8 +642,10 @@ impl Column {
             distance,
         } = self;
         let swapped = ((!*d0 & positions) << 1) & *previous;
-        let seeds = positions | swapped;
-        *d0 = (((seeds & *vp).wrapping_add(*vp)) ^ *vp) | seeds | *vn;
+        // Only matches start the carry chain: a swap's cell never lies on a run of `vp`
+        // (its left neighbour one above the cell over it would make that neighbour's
+        // column step by two, which no column of the table does).
+        *d0 = (((positions & *vp).wrapping_add(*vp)) ^ *vp) | positions | swapped | *vn;
         let hp = *vn | !(*d0 | *vp);
         let hn = *vp & *d0;
         *distance += usize::from(hp & last != 0);
@@ -582,7 +735,7 @@ impl FuzzyQuery {
         let fields = keys.fields();
         for field in &fields {
             if field.chars.abs_diff(query_len) <= best.bound
-                && class_lower_bound(self.classes, field.classes) <= best.bound
+                && classes_within(self.classes, field.classes, best.bound)
                 && best.offer(pattern.distances::<A>(field.text, field.chars, field.chars).1)
             {
                 return best.found;
@@ -592,11 +745,19 @@ impl FuzzyQuery {
             if !self.tokens_may_match(field, best.bound) {
                 continue;
             }
-            for token in Tokens::<A>::new(field.text, query_len) {
-                let whole = token.chars.abs_diff(query_len) <= best.bound
-                    && class_lower_bound(self.classes, token.classes) <= best.bound;
-                let prefix = token.chars > query_len
-                    && class_lower_bound(self.classes, token.prefix_classes) <= best.bound;
+            for token in A::tokens(field.text) {
+                let bound = best.bound;
+                // The token is a candidate within `query_len ± bound` characters, its
+                // prefix when the token is longer than the query.
+                let whole = token.chars.abs_diff(query_len) <= bound;
+                let prefix = token.chars > query_len;
+                if !(whole || prefix) {
+                    continue;
+                }
+                let stop = if whole { token.chars } else { query_len };
+                let (prefix_classes, classes) = token_classes::<A>(token.text, query_len, stop);
+                let whole = whole && classes_within(self.classes, classes, bound);
+                let prefix = prefix && classes_within(self.classes, prefix_classes, bound);
                 if !(whole || prefix) {
                     continue;
                 }
@@ -621,8 +782,8 @@ impl FuzzyQuery {
     /// only shorter tokens have none; and a token lacks every class its field lacks, and
     /// every separator's, so when the query has more of those than `bound` none is close.
     fn tokens_may_match(&self, field: &Field<'_>, bound: usize) -> bool {
-        let missing = (self.classes & (SEPARATOR_CLASSES | !field.classes)).count_ones() as usize;
-        field.longest_token >= self.chars.len().saturating_sub(bound) && missing <= bound
+        field.longest_token >= self.chars.len().saturating_sub(bound)
+            && at_most_bits(self.classes & (SEPARATOR_CLASSES | !field.classes), bound)
     }
 
     /// The same rule through the table, for queries the bit vectors cannot hold.
@@ -630,8 +791,7 @@ impl FuzzyQuery {
         let query_len = self.chars.len();
         let mut best = Best::new(self.max_distance);
         let mut measure = |candidate: &str, chars: usize, classes: u64, best: &mut Best| {
-            if chars.abs_diff(query_len) > best.bound || class_lower_bound(self.classes, classes) > best.bound
-            {
+            if chars.abs_diff(query_len) > best.bound || !classes_within(self.classes, classes, best.bound) {
                 return false;
             }
             let mut symbols = std::mem::take(&mut scratch.chars);
@@ -651,10 +811,10 @@ impl FuzzyQuery {
             if !self.tokens_may_match(field, best.bound) {
                 continue;
             }
-            for token in Tokens::<Unicode>::new(field.text, query_len) {
-                if measure(token.text, token.chars, token.classes, &mut best)
-                    || token.chars > query_len
-                        && measure(token.text, query_len, token.prefix_classes, &mut best)
+            for token in Unicode::tokens(field.text) {
+                let (prefix_classes, classes) = token_classes::<Unicode>(token.text, query_len, token.chars);
+                if measure(token.text, token.chars, classes, &mut best)
+                    || token.chars > query_len && measure(token.text, query_len, prefix_classes, &mut best)
                 {
                     return best.found;
                 }
@@ -893,6 +1053,44 @@ mod tests {
                 assert_eq!(pattern.distances::<Ascii>(&text, checkpoint, stop), expected);
             }
         }
+    }
+
+    #[test]
+    fn the_latin1_table_agrees_with_unicode_on_what_is_alphanumeric() {
+        for c in ('\u{80}'..='\u{ff}').chain(['a', 'Z', '0', ' ', '.', 'ł', '日', '\u{2000}']) {
+            assert_eq!(Unicode::in_token(c), c.is_alphanumeric(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_found_by_mask_are_those_found_by_reading_the_field() {
+        let mut random = Random(0x6A09_E667_F3BC_C908);
+        for _ in 0..5_000 {
+            let ascii_only = random.chance(40);
+            let len = random.below(65);
+            let field: String = random.string(len, ascii_only).to_lowercase();
+            // Cut to at most 64 bytes on a character boundary, keeping a field of exactly
+            // 64 bytes whenever one comes up (tokens that end on the mask's last bit).
+            let field: String = field
+                .char_indices()
+                .take_while(|&(at, c)| at + c.len_utf8() <= 64)
+                .map(|(_, c)| c)
+                .collect();
+            let listed = |tokens: &mut dyn Iterator<Item = Token<'_>>| -> Vec<(String, usize)> {
+                tokens.map(|t| (t.text.to_owned(), t.chars)).collect()
+            };
+            let expected = listed(&mut Scanned::<Unicode>::new(&field));
+            assert_eq!(listed(&mut Masked::new::<Unicode>(&field)), expected, "{field:?}");
+            if field.is_ascii() {
+                assert_eq!(listed(&mut Masked::new::<Ascii>(&field)), expected, "{field:?}");
+                assert_eq!(listed(&mut Scanned::<Ascii>::new(&field)), expected, "{field:?}");
+            }
+        }
+        let full = "a".repeat(63) + "b";
+        assert_eq!(
+            Masked::new::<Ascii>(&full).map(|t| t.chars).collect::<Vec<_>>(),
+            [64]
+        );
     }
 
     #[test]
