@@ -1170,6 +1170,15 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_queries_can_be_shared_by_threads_scanning_in_parallel() {
+        fn shared<T: Send + Sync + Clone>() {}
+        fn owned<T: Send + Default>() {}
+        shared::<SearchKeys>();
+        shared::<FuzzyQuery>();
+        owned::<Scratch>();
+    }
+
+    #[test]
     fn substring_search_ignores_case() {
         let keys = SearchKeys::new("Alice Liddell", "ALICE@wonder.land");
         assert!(keys.contains("liddell"));
