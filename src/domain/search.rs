@@ -289,20 +289,13 @@ fn classes_within(query: u64, candidate: u64, bound: usize) -> bool {
 
 /// How a scan reads a user's text: as bytes when it is all ASCII (no decoding, one table
 /// look-up per character), as characters otherwise. The scan is written once over this.
-trait Alphabet: Sized {
+trait Alphabet {
     const ASCII: bool;
     type Chars<'a>: Iterator<Item = char>;
     fn chars(text: &str) -> Self::Chars<'_>;
     fn class(c: char) -> u64;
     fn in_token(c: char) -> bool;
     fn width(c: char) -> usize;
-
-    fn tokens(field: &str) -> FieldTokens<'_, Self> {
-        match field.len() {
-            0..=64 => FieldTokens::Masked(Masked::new::<Self>(field)),
-            _ => FieldTokens::Scanned(Scanned::new(field)),
-        }
-    }
 }
 
 struct Ascii;
@@ -370,23 +363,6 @@ fn token_classes<A: Alphabet>(text: &str, prefix_len: usize, stop: usize) -> (u6
 struct Token<'a> {
     text: &'a str,
     chars: usize,
-}
-
-/// The tokens of a field, found in the way that suits its length.
-enum FieldTokens<'a, A: Alphabet> {
-    Masked(Masked<'a>),
-    Scanned(Scanned<'a, A>),
-}
-
-impl<'a, A: Alphabet> Iterator for FieldTokens<'a, A> {
-    type Item = Token<'a>;
-
-    fn next(&mut self) -> Option<Token<'a>> {
-        match self {
-            Self::Masked(tokens) => tokens.next(),
-            Self::Scanned(tokens) => tokens.next(),
-        }
-    }
 }
 
 /// The tokens of a field of at most 64 bytes, from a mask of the bytes that belong to
@@ -755,35 +731,56 @@ impl FuzzyQuery {
             if !self.tokens_may_match(field, best.bound) {
                 continue;
             }
-            for token in A::tokens(field.text) {
-                let bound = best.bound;
-                // The token is a candidate within `query_len ± bound` characters, its
-                // prefix when the token is longer than the query.
-                let whole = token.chars.abs_diff(query_len) <= bound;
-                let prefix = token.chars > query_len;
-                if !(whole || prefix) {
-                    continue;
-                }
-                let stop = if whole { token.chars } else { query_len };
-                let (prefix_classes, classes) = token_classes::<A>(token.text, query_len, stop);
-                let whole = whole && classes_within(self.classes, classes, bound);
-                let prefix = prefix && classes_within(self.classes, prefix_classes, bound);
-                if !(whole || prefix) {
-                    continue;
-                }
-                let stop = if whole { token.chars } else { query_len };
-                let (to_prefix, to_whole) = pattern.distances::<A>(token.text, query_len, stop);
-                let distance = match (whole, prefix) {
-                    (true, true) => to_prefix.min(to_whole),
-                    (true, false) => to_whole,
-                    _ => to_prefix,
-                };
-                if best.offer(distance) {
-                    return best.found;
-                }
+            // One loop for each way of finding tokens, rather than one that asks which way
+            // at every token.
+            let done = match field.text.len() {
+                0..=64 => self.best_token::<A>(pattern, Masked::new::<A>(field.text), &mut best),
+                _ => self.best_token::<A>(pattern, Scanned::<A>::new(field.text), &mut best),
+            };
+            if done {
+                break;
             }
         }
         best.found
+    }
+
+    /// Offers `best` the distance of each of `tokens` and of its prefix that may improve on
+    /// it; true once nothing can.
+    fn best_token<'a, A: Alphabet>(
+        &self,
+        pattern: &Pattern,
+        tokens: impl Iterator<Item = Token<'a>>,
+        best: &mut Best,
+    ) -> bool {
+        let query_len = self.chars.len();
+        for token in tokens {
+            let bound = best.bound;
+            // The token is a candidate within `query_len ± bound` characters, its prefix
+            // when the token is longer than the query.
+            let whole = token.chars.abs_diff(query_len) <= bound;
+            let prefix = token.chars > query_len;
+            if !(whole || prefix) {
+                continue;
+            }
+            let stop = if whole { token.chars } else { query_len };
+            let (prefix_classes, classes) = token_classes::<A>(token.text, query_len, stop);
+            let whole = whole && classes_within(self.classes, classes, bound);
+            let prefix = prefix && classes_within(self.classes, prefix_classes, bound);
+            if !(whole || prefix) {
+                continue;
+            }
+            let stop = if whole { token.chars } else { query_len };
+            let (to_prefix, to_whole) = pattern.distances::<A>(token.text, query_len, stop);
+            let distance = match (whole, prefix) {
+                (true, true) => to_prefix.min(to_whole),
+                (true, false) => to_whole,
+                _ => to_prefix,
+            };
+            if best.offer(distance) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether a token of `field`, or its prefix, may be within `bound`, from what is
@@ -821,7 +818,7 @@ impl FuzzyQuery {
             if !self.tokens_may_match(field, best.bound) {
                 continue;
             }
-            for token in Unicode::tokens(field.text) {
+            for token in Scanned::<Unicode>::new(field.text) {
                 let (prefix_classes, classes) = token_classes::<Unicode>(token.text, query_len, token.chars);
                 if measure(token.text, token.chars, classes, &mut best)
                     || token.chars > query_len && measure(token.text, query_len, prefix_classes, &mut best)
