@@ -290,11 +290,15 @@ fn classes_within(query: u64, candidate: u64, bound: usize) -> bool {
 /// How a scan reads a user's text: as bytes when it is all ASCII (no decoding, one table
 /// look-up per character), as characters otherwise. The scan is written once over this.
 trait Alphabet {
+    /// Whether the texts read this way are all ASCII: no multi-byte characters to track.
     const ASCII: bool;
     type Chars<'a>: Iterator<Item = char>;
     fn chars(text: &str) -> Self::Chars<'_>;
+    /// The character's class bit (see [`class_of`]).
     fn class(c: char) -> u64;
+    /// Whether the character belongs to tokens (is alphanumeric).
     fn in_token(c: char) -> bool;
+    /// The character's length in bytes.
     fn width(c: char) -> usize;
 }
 
