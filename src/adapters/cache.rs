@@ -64,6 +64,10 @@ impl UserRepository for CachedUserRepository {
         self.inner.latest()
     }
 
+    async fn indexed(&self) -> Result<Arc<UserSnapshot>, RepositoryError> {
+        self.inner.indexed().await
+    }
+
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
         self.inner.apply(change).await
     }

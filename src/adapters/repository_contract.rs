@@ -51,6 +51,27 @@ pub async fn run_contract(open: &Open) {
     announces_each_change_to_subscribers_in_order(open).await;
     answers_a_change_that_changes_nothing_without_a_write_or_an_event(open).await;
     keeps_timestamps_to_the_microsecond(open).await;
+    builds_its_indexes_right_after_reading_its_users(open).await;
+}
+
+async fn builds_its_indexes_right_after_reading_its_users(open: &Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(dir.path()).await;
+    for n in 0..3 {
+        repo.apply(Change::Create(user(&format!("u{n}"), &format!("u{n}@x.com"))))
+            .await
+            .unwrap();
+    }
+    drop(repo);
+    // Reopened, the store reads its users and builds the indexes without being asked.
+    let repo = open(dir.path()).await;
+    let indexed = tokio::time::timeout(Duration::from_secs(10), repo.indexed())
+        .await
+        .expect("the indexes are built without a change or a read asking for them")
+        .unwrap();
+    assert!(indexed.set().is_indexed());
+    assert_eq!(indexed.len(), 3);
+    assert!(repo.latest().revision() >= indexed.revision());
 }
 
 async fn starts_empty_and_shows_acknowledged_changes(open: &Open) {

@@ -41,7 +41,12 @@ impl PageUsers {
     /// Invalid search or page arguments, or a storage failure.
     pub async fn execute(&self, filter: PageFilter, request: PageRequest) -> Result<Page, PageUsersError> {
         let filter = user_filter(filter.search, filter.fuzzy, filter.max_distance)?;
-        let snapshot = self.repo.snapshot().await?;
+        let mut snapshot = self.repo.snapshot().await?;
+        if filter.is_empty() && !snapshot.set().is_indexed() {
+            // The store is building its indexes: waiting for them costs nothing, where
+            // sorting every user for this page would.
+            snapshot = self.repo.indexed().await?;
+        }
         Ok(paginate(&snapshot, &filter, &request)?)
     }
 }
@@ -51,6 +56,9 @@ mod tests {
     use super::*;
     use crate::app::test_support::in_memory_repo;
     use crate::domain::pagination::{Direction, OrderField, UserOrder};
+    use crate::domain::user::stored_users;
+    use crate::domain::{UserSet, UserSnapshot};
+    use crate::ports::MockUserRepository;
 
     #[tokio::test]
     async fn page_users_filters_then_orders_and_cuts() {
@@ -75,6 +83,35 @@ mod tests {
         assert_eq!(page.total_count, 2);
         assert_eq!(page.edges[0].1.name(), "Bobby");
         assert!(page.has_next_page);
+    }
+
+    #[tokio::test]
+    async fn a_page_asked_while_the_store_builds_its_indexes_waits_for_them() {
+        let listed = Arc::new(UserSnapshot::from_users(stored_users(&[
+            ("1", "Bob", "bob@x.com"),
+            ("2", "Ann", "ann@x.com"),
+        ])));
+        let mut indexed = UserSet::new(listed.users().cloned().collect());
+        indexed.index();
+        let indexed = Arc::new(indexed.snapshot());
+        let mut repo = MockUserRepository::new();
+        repo.expect_snapshot().returning(move || Ok(Arc::clone(&listed)));
+        repo.expect_indexed()
+            .times(1)
+            .returning(move || Ok(Arc::clone(&indexed)));
+        let request = PageRequest {
+            order: UserOrder {
+                field: OrderField::Name,
+                direction: Direction::Asc,
+            },
+            ..PageRequest::default()
+        };
+        let page = PageUsers::new(Arc::new(repo))
+            .execute(PageFilter::default(), request)
+            .await
+            .unwrap();
+        let names: Vec<&str> = page.edges.iter().map(|(_, user)| user.name()).collect();
+        assert_eq!(names, ["Ann", "Bob"]);
     }
 
     #[tokio::test]

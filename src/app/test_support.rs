@@ -32,7 +32,9 @@ pub fn sequential_ids() -> Arc<MockIdGenerator> {
 
 /// A mock repository over a shared in-memory set of `(id, name, email)` users.
 pub fn in_memory_repo(users: &[(&str, &str, &str)]) -> (Arc<dyn UserRepository>, Arc<Mutex<UserSet>>) {
-    let set = Arc::new(Mutex::new(UserSet::new(stored_users(users))));
+    let mut set = UserSet::new(stored_users(users));
+    set.index();
+    let set = Arc::new(Mutex::new(set));
     let mut repo = MockUserRepository::new();
     let for_apply = Arc::clone(&set);
     repo.expect_apply()

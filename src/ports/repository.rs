@@ -71,6 +71,16 @@ pub trait UserRepository: Send + Sync {
     /// before; a cache in front of the store uses it between its checks.
     fn latest(&self) -> Arc<UserSnapshot>;
 
+    /// The latest snapshot whose indexes are built, waiting for the store to build them
+    /// if it has just read its users (it does so at once, before any change). Reads that
+    /// walk an order use it rather than sort every user themselves meanwhile.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Closed`] when the store stops before the indexes are built.
+    async fn indexed(&self) -> Result<Arc<UserSnapshot>, RepositoryError> {
+        self.snapshot().await
+    }
+
     /// Applies `change` against the latest stored state and makes it durable before
     /// answering.
     ///

@@ -257,6 +257,15 @@ impl UserRepository for JsonFileUserRepository {
         Arc::clone(&self.published().snapshot)
     }
 
+    async fn indexed(&self) -> Result<Arc<UserSnapshot>, RepositoryError> {
+        let mut published = self.published.clone();
+        let ready = published
+            .wait_for(|published| published.snapshot.set().is_indexed())
+            .await
+            .map_err(|_| RepositoryError::Closed)?;
+        Ok(Arc::clone(&ready.snapshot))
+    }
+
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
         self.ask(|reply| Message::Apply { change, reply }).await
     }

@@ -341,6 +341,15 @@ impl UserRepository for PostgresUserRepository {
         Arc::clone(&self.published().snapshot)
     }
 
+    async fn indexed(&self) -> Result<Arc<UserSnapshot>, RepositoryError> {
+        let mut published = self.published.clone();
+        let ready = published
+            .wait_for(|published| published.snapshot.set().is_indexed())
+            .await
+            .map_err(|_| RepositoryError::Closed)?;
+        Ok(Arc::clone(&ready.snapshot))
+    }
+
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
         let started = Instant::now();
         let written = self.write(change).await;
