@@ -71,17 +71,21 @@ pub fn draw(path: &Path, curves: &[Curve]) -> Result<(), String> {
             (x0, x1) = (x0.min(x), x1.max(x));
             (y0, y1) = (y0.min(y.max(1e-3)), y1.max(y.max(1e-3)));
         }
-        // Whole decades on the users' axis, so its labels are round numbers.
-        let (x0, x1) = (
-            10f64.powf(x0.log10().floor()),
-            10f64.powf(x1.log10().ceil().max(x0.log10().floor() + 1.0)),
-        );
+        // Whole decades on both axes, so that each has labels, and round ones.
+        let decades = |low: f64, high: f64| {
+            let floor = low.log10().floor();
+            (
+                10f64.powf(floor),
+                10f64.powf(high.log10().ceil().max(floor + 1.0)),
+            )
+        };
+        let ((x0, x1), (y0, y1)) = (decades(x0, x1), decades(y0, y1));
         let mut chart = ChartBuilder::on(area)
             .caption(first.title, ("sans-serif", 20))
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0 / 2.0..y1 * 2.0).log_scale())
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
             .map_err(failed)?;
         chart
             .configure_mesh()
