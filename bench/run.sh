@@ -2,10 +2,28 @@
 # The benchmark suite: builds the optimised binary, generates the data sets and prints one
 # table of figures beside their limits. Pass `--peer URL` to measure another server too.
 # Takes about 6 minutes on a 2-core machine.
+#
+# `bench/run.sh --scale [--sizes 10000,100000] [--huge] [--baseline PATH] [--runs N]` runs the
+# scale curve instead (benches/scale.rs; `--help` lists its options): 10k to 1M users, file
+# store and PostgreSQL, a Markdown table and target/bench-data/scale.png. About 40 minutes
+# with the three default sizes and a baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
 if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk from Debian's packages" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
+  as_root apt-get install -y wrk >/dev/null
+fi
+if [ "${1:-}" = "--scale" ]; then
+  shift
+  # The plot's text needs a font file (plotters reads it itself).
+  if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+    echo "installing fonts-dejavu-core from Debian's packages" >&2
+    as_root apt-get install -y fonts-dejavu-core >/dev/null \
+      || { as_root apt-get update -qq && as_root apt-get install -y fonts-dejavu-core >/dev/null; }
+  fi
+  exec cargo bench --bench scale -- "$@"
 fi
 exec cargo bench --bench suite -- "$@"

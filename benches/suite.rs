@@ -16,8 +16,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+// The suite has a client of its own for latency and uses only part of the shared pieces.
+#[allow(dead_code)]
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/postgres.rs"]
 mod postgres;
+
+use harness::{create_script, free_port, median};
 
 const RUNS: usize = 3;
 const LATENCY_SAMPLES: usize = 25;
@@ -114,11 +120,6 @@ const LAST: [&str; 80] = [
     "Nakamura",
 ];
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// The `n`-th user of every data set: same inputs, same file, on every machine.
 fn user(n: usize) -> Value {
     let (first, last) = (
@@ -161,13 +162,6 @@ impl Drop for Roster {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
 }
 
 /// Starts roster and returns it with the time from spawn to its first healthy answer.
@@ -317,45 +311,12 @@ fn latency_ms(url: &str, query: &str) -> (f64, usize) {
 
 /// Requests per second from `wrk` with `connections` connections, running `script`.
 fn wrk(url: &str, connections: usize, script: &str) -> f64 {
-    let dir = tempfile::tempdir().expect("temp");
-    let path = dir.path().join("request.lua");
-    std::fs::write(&path, script).expect("script");
-    let output = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{WRK_SECONDS}s"),
-            "-s",
-        ])
-        .arg(&path)
-        .arg(format!("{url}/graphql"))
-        .output()
-        .expect("wrk runs (bench/run.sh installs it)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    harness::wrk(url, connections, WRK_SECONDS, script)
 }
 
 fn post_script(body: &str) -> String {
     format!(
         "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{body}]==]\n"
-    )
-}
-
-/// Creates with an email unique per thread, request and run.
-fn create_script(run: &str) -> String {
-    format!(
-        r#"local n = 0
-local threads = 0
-function setup(thread) threads = threads + 1; thread:set("tid", threads) end
-function request()
-  n = n + 1
-  local body = string.format('{{"query":"mutation($u: UserInput!) {{ createUser(userData: $u) {{ ok }} }}","variables":{{"u":{{"name":"Bench","email":"w{run}-%d-%d@bench.example"}}}}}}', tid, n)
-  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
-end
-"#
     )
 }
 
@@ -441,14 +402,7 @@ fn raw_fsync_rate() -> f64 {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    harness::status_kib(pid, "VmRSS")
 }
 
 /// Rewrites the file the way an editor saves (new file, rename over) with one user renamed,

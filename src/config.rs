@@ -16,7 +16,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 pub struct Config {
     /// What to do; without a subcommand, Roster serves.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<Task>,
 
     /// The JSON file holding the users. Created as `[]` when missing; its folder must exist.
     #[arg(long, env = "USERS_JSON_PATH", default_value = "users.json", global = true)]
@@ -260,7 +260,36 @@ impl std::str::FromStr for DatabaseUrl {
     }
 }
 
-/// The subcommands beside serving.
+/// The subcommands beside serving: those over a users file and the database ([`Command`]),
+/// and the generator of made-up users.
+#[derive(Clone, Debug, Subcommand)]
+pub enum Task {
+    #[command(flatten)]
+    Store(Command),
+    /// Write N made-up users as a users file, to standard output or `--out FILE`: names
+    /// from many languages, unique addresses, times over past years; the same users for the
+    /// same `--seed`. Writing them to a database is not supported yet: seed a file, then
+    /// `roster import` it.
+    Seed {
+        /// How many users.
+        #[arg(value_parser = clap::value_parser!(u64).range(..=MAX_SEEDED_USERS))]
+        users: u64,
+        /// The generator's seed: the same seed and count give the same file, byte for byte.
+        #[arg(long, default_value_t = DEFAULT_SEED)]
+        seed: u64,
+        /// Write the users to this file, replaced atomically, instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The seed `roster seed` uses unless told otherwise.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// The most users `roster seed` writes at once (about 22 GB of file).
+pub const MAX_SEEDED_USERS: u64 = 100_000_000;
+
+/// The subcommands over a users file and the database.
 #[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Report what is wrong with a users file, without starting the service.
@@ -349,7 +378,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             config.command,
-            Some(Command::Import { replace: true, .. })
+            Some(Task::Store(Command::Import { replace: true, .. }))
         ));
         assert!(config.database_url.is_some());
     }
@@ -411,7 +440,29 @@ mod tests {
     fn subcommands_parse_with_their_file() {
         let config = Config::from_flags(["check", "a.json"]).unwrap();
         assert!(
-            matches!(config.command, Some(Command::Check { file: Some(f) }) if f.as_os_str() == "a.json")
+            matches!(config.command, Some(Task::Store(Command::Check { file: Some(f) })) if f.as_os_str() == "a.json")
         );
+    }
+
+    #[test]
+    fn seed_takes_a_count_a_seed_and_an_output_file_with_a_fixed_default_seed() {
+        let config = Config::from_flags(["seed", "1000"]).unwrap();
+        assert!(matches!(
+            config.command,
+            Some(Task::Seed {
+                users: 1000,
+                seed: DEFAULT_SEED,
+                out: None
+            })
+        ));
+        let config = Config::from_flags(["seed", "5", "--seed", "42", "--out", "u.json"]).unwrap();
+        assert!(
+            matches!(config.command, Some(Task::Seed { users: 5, seed: 42, out: Some(f) }) if f.as_os_str() == "u.json")
+        );
+        assert!(Config::from_flags(["seed"]).is_err());
+        assert!(Config::from_flags(["seed", "-1"]).is_err());
+        assert!(Config::from_flags(["seed", "many"]).is_err());
+        let too_many = (MAX_SEEDED_USERS + 1).to_string();
+        assert!(Config::from_flags(["seed", too_many.as_str()]).is_err());
     }
 }

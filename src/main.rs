@@ -1,11 +1,11 @@
 //! The `roster` binary: config → telemetry → bootstrap → serve until SIGINT or SIGTERM, or
-//! one of the subcommands (`check`, `import`, `export`).
+//! one of the subcommands (`check`, `import`, `export`, `seed`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use roster::bootstrap::Application;
-use roster::config::{Command, Config};
+use roster::config::{Command, Config, Task};
 
 /// jemalloc rather than glibc's malloc: it hands freed pages back to the system, so the
 /// peak of a reload (old and new lists side by side) does not stay resident for good.
@@ -20,9 +20,15 @@ fn main() -> ExitCode {
         print!("{}", roster::adapters::graphql::schema_sdl());
         return ExitCode::SUCCESS;
     }
-    if let Some(Command::Check { file }) = &config.command {
-        return roster::adapters::file_check::run(file.as_deref().unwrap_or(&config.data_file));
-    }
+    // The subcommands without a runtime answer here; import and export need one.
+    let transfer = match config.command.clone() {
+        Some(Task::Store(Command::Check { file })) => {
+            return roster::adapters::file_check::run(file.as_deref().unwrap_or(&config.data_file));
+        }
+        Some(Task::Seed { users, seed, out }) => return run_seed(users, seed, out.as_deref(), &config),
+        Some(Task::Store(command)) => Some(command),
+        None => None,
+    };
     let _flush_logs_on_exit = roster::telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -31,10 +37,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match config.command.clone() {
+    match transfer {
         Some(command) => runtime.block_on(roster::adapters::transfer::run(command, config)),
         None => runtime.block_on(serve(config)),
     }
+}
+
+/// `roster seed`: a users file only, for now. A database URL (flag or environment) is
+/// refused rather than ignored, so that nobody believes the database was filled.
+fn run_seed(users: u64, seed: u64, out: Option<&std::path::Path>, config: &Config) -> ExitCode {
+    if config.database_url.is_some() {
+        eprintln!(
+            "roster: seed cannot write to a database yet (--database-url or DATABASE_URL is set); \
+             seed a file with --out FILE, then load it with `roster import FILE`"
+        );
+        return ExitCode::from(2);
+    }
+    roster::adapters::seed::run(users, seed, out)
 }
 
 /// Serves until SIGINT or SIGTERM.

@@ -24,4 +24,5 @@ mod process;
 mod reference;
 mod request_ids;
 mod security;
+mod seed;
 mod storage;
