@@ -99,10 +99,25 @@ impl Document {
         if is_blank(bytes) {
             return Ok(Self::default());
         }
+        Self::from_json(serde_json::Deserializer::from_slice(bytes))
+    }
+
+    /// Parses a data file as it is read, so its bytes are never all in memory beside the
+    /// users made from them (a big file's peak memory). Blank contents are an error here
+    /// (nothing to read); read such a file with [`Document::parse`].
+    ///
+    /// # Errors
+    /// [`FormatError`] when the contents are not a JSON array (or cannot be read).
+    pub fn parse_reader(reader: impl io::Read) -> Result<Self, FormatError> {
+        Self::from_json(serde_json::Deserializer::from_reader(reader))
+    }
+
+    fn from_json<'de, R: serde_json::de::Read<'de>>(
+        mut deserializer: serde_json::Deserializer<R>,
+    ) -> Result<Self, FormatError> {
         // Straight into the document, one record at a time: a vector of every parsed
         // record first would double the transient memory of each load.
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let document = deserializer
+        deserializer
             .deserialize_seq(DocumentVisitor)
             .and_then(|document| deserializer.end().map(|()| document))
             .map_err(|err| match err.classify() {
@@ -110,8 +125,7 @@ impl Document {
                 // is valid JSON but not an array.
                 serde_json::error::Category::Data => FormatError::NotAnArray,
                 _ => FormatError::NotJson(err),
-            })?;
-        Ok(document)
+            })
     }
 
     /// Applies a change with the domain's rules. A changed user keeps its position, and so

@@ -36,6 +36,13 @@ pub const MAX_BATCH: usize = 4096;
 /// doubtful file (unparseable, or suddenly empty) a second time.
 pub const SETTLE: Duration = Duration::from_millis(50);
 
+/// Files at least this big are parsed as they are read (about a fifth slower than from
+/// memory), so their bytes are not resident beside the users made from them: jemalloc keeps
+/// freed pages for a second, and the indexes are built within it.
+pub(super) const STREAM_FROM: u64 = 8 << 20;
+/// How much of a big file is read at a time.
+const READ_BUFFER: usize = 256 << 10;
+
 /// How many settle times a file that keeps changing may take before it is read as it is.
 const MAX_LOOKS: u32 = 20;
 
@@ -338,26 +345,50 @@ impl Owner {
             // The stamp is taken before reading: if the file changes in between, the next
             // look sees a newer stamp and reads again, rather than trusting stale bytes.
             let stamp = Stamp::of(&self.path).map_err(StoreError::io("read", &self.path))?;
-            let bytes = match fs::read(&self.path) {
-                Ok(bytes) => bytes,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
-                Err(err) => return Err(StoreError::io("read", &self.path)(err)),
-            };
-            let parsed = Document::parse(&bytes);
+            let (parsed, bytes) = self.parse_file()?;
             let doubtful = match &parsed {
                 Err(_) => true,
-                Ok(_) => had_users && is_blank(&bytes),
+                Ok(_) => had_users && bytes.as_deref().is_some_and(is_blank),
             };
             if !doubtful || doubted == Some(stamp) || look >= MAX_LOOKS {
                 let read = match parsed {
                     Ok(document) => Read::Users(Box::new(document)),
-                    Err(why) => Read::Corrupt { bytes, why },
+                    Err(why) => Read::Corrupt {
+                        bytes: bytes.unwrap_or_default(),
+                        why,
+                    },
                 };
                 return Ok((stamp, read));
             }
             doubted = Some(stamp);
             thread::sleep(SETTLE);
         }
+    }
+
+    /// Parses the file, and hands back its bytes when they were read whole: a small file's
+    /// always, a big one's only when it does not parse (to say why, and to copy it aside);
+    /// a big file that parses is read as it is parsed, never all in memory at once.
+    #[allow(clippy::type_complexity)]
+    fn parse_file(&self) -> Result<(Result<Document, FormatError>, Option<Vec<u8>>), StoreError> {
+        let failed = StoreError::io("read", &self.path);
+        let file = match fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Ok((Ok(Document::default()), Some(Vec::new())));
+            }
+            Err(err) => return Err(failed(err)),
+        };
+        let size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+        if size >= STREAM_FROM
+            && let Ok(document) = Document::parse_reader(io::BufReader::with_capacity(READ_BUFFER, file))
+        {
+            return Ok((Ok(document), None));
+        }
+        let bytes = fs::read(&self.path).or_else(|err| match err.kind() {
+            io::ErrorKind::NotFound => Ok(Vec::new()),
+            _ => Err(failed(err)),
+        })?;
+        Ok((Document::parse(&bytes), Some(bytes)))
     }
 
     /// Makes a batch of changes durable with one write and answers each caller.
