@@ -390,45 +390,19 @@ mod tests {
         assert!(events.try_recv().is_err(), "an event was sent");
     }
 
-    #[tokio::test]
-    async fn a_file_too_big_to_read_whole_loads_as_it_is_read_and_a_broken_one_is_still_set_aside() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("users.json");
-        let record = |n: usize| {
-            format!(
-                r#"{{"id":"u{n}","name":"User {n}","email":"u{n}@x.com","note":"{}"}}"#,
-                "x".repeat(200)
-            )
-        };
-        let records: Vec<String> = (0..40_000).map(record).collect();
-        let text = format!("[{}]", records.join(","));
-        assert!(
-            text.len() as u64 > owner::STREAM_FROM,
-            "the file must be over the streaming size"
-        );
-        fs::write(&path, &text).unwrap();
-        let store = open(&path, Hooks::default());
-        let snapshot = store.snapshot().await.unwrap();
-        assert_eq!(snapshot.len(), 40_000);
-        assert_eq!(
-            snapshot.get(&UserId::new("u39999")).map(|u| u.name().to_owned()),
-            Some("User 39999".into())
-        );
-        drop(store);
-
-        // Cut short: not JSON. The bytes are read whole to say why and to keep a copy.
-        let broken = &text[..text.len() - 10];
-        fs::write(&path, broken).unwrap();
-        let store = open(&path, Hooks::default());
-        assert!(store.snapshot().await.unwrap().is_empty());
-        let note = store.health().corrupt.expect("the file is reported corrupt");
-        assert!(note.contains("not valid JSON"), "{note}");
-        let copies: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|entry| entry.ok())
-            .filter(|entry| entry.file_name().to_string_lossy().contains(".corrupt-"))
-            .collect();
-        assert_eq!(copies.len(), 1);
-        assert_eq!(fs::read(copies[0].path()).unwrap(), broken.as_bytes());
+    #[test]
+    fn a_file_too_big_to_read_whole_parses_as_it_is_read_to_the_same_document() {
+        let record =
+            |n: usize| format!(r#"{{"id":"u{n}","name":"User {n}","email":"u{n}@x.com","note":[{n}]}}"#);
+        let records: Vec<String> = (0..2_000).map(record).collect();
+        let text = format!("[{}, 42]", records.join(","));
+        let whole = format::Document::parse(text.as_bytes()).unwrap();
+        let streamed = format::Document::parse_reader(text.as_bytes()).unwrap();
+        assert_eq!(whole.render(), streamed.render());
+        assert_eq!(streamed.len(), 2_000);
+        assert!(matches!(
+            format::Document::parse_reader(&text.as_bytes()[..text.len() - 3]),
+            Err(format::FormatError::NotJson(_))
+        ));
     }
 }

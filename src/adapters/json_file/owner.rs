@@ -36,10 +36,11 @@ pub const MAX_BATCH: usize = 4096;
 /// doubtful file (unparseable, or suddenly empty) a second time.
 pub const SETTLE: Duration = Duration::from_millis(50);
 
-/// Files at least this big are parsed as they are read (about a fifth slower than from
-/// memory), so their bytes are not resident beside the users made from them: jemalloc keeps
-/// freed pages for a second, and the indexes are built within it.
-pub(super) const STREAM_FROM: u64 = 8 << 20;
+/// Files at least this big are parsed as they are read, so their bytes are not resident
+/// beside the users made from them (jemalloc keeps freed pages for a second, and the
+/// indexes are built within it). Parsing as it reads costs about twice the time, so files
+/// of up to a few million users (about 220 bytes a user) are read whole first.
+pub(super) const STREAM_FROM: u64 = 1 << 30;
 /// How much of a big file is read at a time.
 const READ_BUFFER: usize = 256 << 10;
 
