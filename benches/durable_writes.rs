@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use roster::adapters::json_file::{JsonFileUserRepository, StoreOptions};
+use roster::adapters::outbound::json_file::{JsonFileUserRepository, StoreOptions};
 use roster::domain::{Change, ChangeOutcome, Email, User, UserId, UserName};
 use roster::ports::UserRepository;
 
@@ -74,8 +74,16 @@ async fn creates_per_second(users: usize, clients: usize, max_batch: usize) -> f
     let dir = bench_dir();
     let path = dir.path().join("users.json");
     seed(&path, users);
-    let store: Arc<dyn UserRepository> =
-        Arc::new(JsonFileUserRepository::open_with(&path, StoreOptions { max_batch }).expect("store"));
+    let store: Arc<dyn UserRepository> = Arc::new(
+        JsonFileUserRepository::open_with(
+            &path,
+            StoreOptions {
+                max_batch,
+                ..StoreOptions::default()
+            },
+        )
+        .expect("store"),
+    );
     let done = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();

@@ -38,7 +38,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use roster::adapters::postgres::scratch::{ScratchDatabase, test_server};
+use roster::adapters::outbound::postgres::scratch::{ScratchDatabase, test_server};
 use serde_json::{Value, json};
 
 use harness::{Roster, create_script, median, wrk};

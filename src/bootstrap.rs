@@ -1,27 +1,22 @@
 //! The composition root: the one place outside `adapters` that names concrete adapters.
 //!
-//! JSON file store → cache in front of it → watcher invalidating the cache and asking the
-//! store to revalidate (so subscribers hear of external edits), plus a periodic refresher
-//! as a safety net → use cases → GraphQL schema → HTTP router → listener. With
-//! `--database-url`, the PostgreSQL store takes the file's place: its follower keeps the
-//! replica current and tells the cache.
+//! A store (the JSON file, or PostgreSQL with `--database-url`; each keeps itself fresh)
+//! → the read cache in front of it → use cases → GraphQL schema → HTTP router → listener.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
-use crate::adapters::cache::{CACHE_TTL, CachedUserRepository};
-use crate::adapters::graphql::{QueryLimits, SchemaSettings, build_schema_with};
-use crate::adapters::http::server::ServerSettings;
-use crate::adapters::http::{self, HttpSettings, Tokens};
-use crate::adapters::json_file::{JsonFileUserRepository, OpenError, ReloadCause};
-use crate::adapters::postgres::{ConnectError, PostgresOptions, PostgresUserRepository};
-use crate::adapters::system::{SystemClock, UuidV4Generator};
-use crate::adapters::watcher::FileWatcher;
+use crate::adapters::inbound::graphql::{QueryLimits, SchemaSettings, build_schema_with};
+use crate::adapters::inbound::http::server::ServerSettings;
+use crate::adapters::inbound::http::{self, HttpSettings, Tokens};
+use crate::adapters::outbound::cache::{CACHE_TTL, CachedUserRepository};
+use crate::adapters::outbound::json_file::{JsonFileUserRepository, OpenError};
+use crate::adapters::outbound::postgres::{ConnectError, PostgresOptions, PostgresUserRepository};
+use crate::adapters::outbound::system::{SystemClock, UuidV4Generator};
 use crate::app::AppServices;
 use crate::config::{Config, DatabaseUrl, Exposure, Secret};
 use crate::ports::UserRepository;
@@ -46,10 +41,6 @@ pub enum StartupError {
 /// A fully wired service, bound to its address and ready to run.
 pub struct Application {
     wired: Wired,
-    /// Kept alive for as long as the service runs; dropping it stops the watch.
-    watcher: Option<FileWatcher>,
-    /// Asks the file store to revalidate every cache TTL, in case a watcher event was lost.
-    refresher: Option<JoinHandle<()>>,
 }
 
 /// A token given directly, or read from a file (trimmed; empty is an error).
@@ -102,14 +93,12 @@ fn schema_settings(exposure: &Exposure, tokens: &Tokens, on_database: bool) -> S
     }
 }
 
-/// Every cache TTL, asks the store to revalidate: a safety net for lost watcher events
-/// (or no watcher at all), so subscribers hear of external edits even without readers.
-async fn refresh_every_ttl(store: Weak<JsonFileUserRepository>) {
-    loop {
-        tokio::time::sleep(CACHE_TTL).await;
-        let Some(store) = store.upgrade() else { return };
-        store.revalidate(ReloadCause::Ttl);
-    }
+/// How to reach and use the database at `url`.
+fn postgres_options(config: &Config, url: &DatabaseUrl) -> PostgresOptions {
+    let mut options = PostgresOptions::new(url.as_str());
+    options.start_wait = std::time::Duration::from_secs(config.database_wait);
+    options.pool_size = usize::from(config.database_pool);
+    options
 }
 
 /// What [`wire`] makes: the router, the bound listener, and the connection settings.
@@ -174,56 +163,21 @@ async fn wire(config: &Config, store: Arc<CachedUserRepository>) -> Result<Wired
 }
 
 impl Application {
-    /// Opens the data file, wires every adapter and binds the listener.
+    /// Opens the store (the data file, or the database when a URL is given), wires every
+    /// adapter and binds the listener.
     ///
     /// # Errors
-    /// [`StartupError`] when the data file cannot be used or the address cannot be bound.
+    /// [`StartupError`] when the store cannot be used or the address cannot be bound.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         // Before anything records: what is recorded earlier is lost.
         http::install_metrics();
-        if let Some(url) = config.database_url.clone() {
-            return Self::build_on_postgres(config, url).await;
-        }
-        let store = Arc::new(JsonFileUserRepository::open(&config.data_file)?);
-        let cache = Arc::new(CachedUserRepository::new(
-            Arc::clone(&store) as Arc<dyn UserRepository>,
-            CACHE_TTL,
-        ));
-        let refresher = tokio::spawn(refresh_every_ttl(Arc::downgrade(&store)));
-        let revalidate = Arc::downgrade(&store);
-        let watcher = match FileWatcher::start(&config.data_file, move || {
-            if let Some(store) = revalidate.upgrade() {
-                store.revalidate(ReloadCause::Watcher);
-            }
-        }) {
-            Ok(watcher) => Some(watcher),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot watch the data file; external edits show after the cache TTL");
-                None
-            }
+        let store: Arc<dyn UserRepository> = match config.database_url.clone() {
+            Some(url) => Arc::new(PostgresUserRepository::connect(postgres_options(&config, &url)).await?),
+            None => Arc::new(JsonFileUserRepository::open(&config.data_file)?),
         };
+        let cache = Arc::new(CachedUserRepository::new(store, CACHE_TTL));
         Ok(Self {
             wired: wire(&config, cache).await?,
-            watcher,
-            refresher: Some(refresher),
-        })
-    }
-
-    /// [`Application::build`] over PostgreSQL: no file, no watcher; the store's owner keeps
-    /// its replica current and publishes every change.
-    async fn build_on_postgres(config: Config, url: DatabaseUrl) -> Result<Self, StartupError> {
-        let mut options = PostgresOptions::new(url.as_str());
-        options.start_wait = std::time::Duration::from_secs(config.database_wait);
-        options.pool_size = usize::from(config.database_pool);
-        let store = Arc::new(PostgresUserRepository::connect(options).await?);
-        let cache = Arc::new(CachedUserRepository::new(
-            Arc::clone(&store) as Arc<dyn UserRepository>,
-            CACHE_TTL,
-        ));
-        Ok(Self {
-            wired: wire(&config, cache).await?,
-            watcher: None,
-            refresher: None,
         })
     }
 
@@ -242,23 +196,13 @@ impl Application {
     /// # Errors
     /// An I/O error from the listener.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self {
-            wired,
-            watcher,
-            refresher,
-        } = self;
         let Wired {
             listener,
             router,
             server,
             closing,
-        } = wired;
-        let served = http::server::serve(listener, router, server, closing, shutdown).await;
-        drop(watcher);
-        if let Some(refresher) = refresher {
-            refresher.abort();
-        }
-        served
+        } = self.wired;
+        http::server::serve(listener, router, server, closing, shutdown).await
     }
 }
 

@@ -17,13 +17,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let config = Config::parse();
     if config.print_schema {
-        print!("{}", roster::adapters::graphql::schema_sdl());
+        print!("{}", roster::adapters::inbound::graphql::schema_sdl());
         return ExitCode::SUCCESS;
     }
     // The subcommands without a runtime answer here; import and export need one.
     let transfer = match config.command.clone() {
         Some(Task::Store(Command::Check { file })) => {
-            return roster::adapters::file_check::run(file.as_deref().unwrap_or(&config.data_file));
+            return roster::adapters::inbound::cli::check::run(file.as_deref().unwrap_or(&config.data_file));
         }
         Some(Task::Seed { users, seed, out }) => return run_seed(users, seed, out.as_deref(), &config),
         Some(Task::Store(command)) => Some(command),
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         }
     };
     match transfer {
-        Some(command) => runtime.block_on(roster::adapters::transfer::run(command, config)),
+        Some(command) => runtime.block_on(roster::adapters::inbound::cli::transfer::run(command, config)),
         None => runtime.block_on(serve(config)),
     }
 }
@@ -53,7 +53,7 @@ fn run_seed(users: u64, seed: u64, out: Option<&std::path::Path>, config: &Confi
         );
         return ExitCode::from(2);
     }
-    roster::adapters::seed::run(users, seed, out)
+    roster::adapters::inbound::cli::seed::run(users, seed, out)
 }
 
 /// Serves until SIGINT or SIGTERM.

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use roster::adapters::seed::Seeder;
+use roster::adapters::inbound::cli::seed::Seeder;
 use roster::domain::{Change, User, UserId, UserSet};
 use tikv_jemalloc_ctl::{epoch, stats};
 

@@ -1,20 +1,15 @@
-//! The outer ring: everything that talks to the world.
+//! The outer ring: everything that talks to the world, in two halves the file tree shows.
 //!
-//! Driven adapters implement the ports (the JSON file, PostgreSQL, the cache in front of any store,
-//! the system clock and ids); driving adapters call the use cases (GraphQL over HTTP) or
-//! serve the command line (`check`, `import` and `export`, `seed`).
-//! The watcher connects file-system events to the cache.
+//! - [`inbound`] (driving): what calls the use cases: GraphQL over HTTP, the console page,
+//!   and the command line's one-shot commands.
+//! - [`outbound`] (driven): what the use cases call through the ports: the JSON file store
+//!   (with its watcher), the PostgreSQL store, the cache in front of either, the system
+//!   clock and ids.
+//!
+//! Outbound adapters never name inbound ones; the HTTP, GraphQL and console adapters never
+//! name outbound ones (they reach storage through the use cases). The composition roots
+//! (`bootstrap` for the service, [`inbound::cli`] for a one-shot command) are the only code
+//! that names both; `tests/api/architecture.rs` checks it.
 
-pub mod cache;
-pub mod console;
-pub mod file_check;
-pub mod graphql;
-pub mod http;
-pub mod json_file;
-pub mod postgres;
-#[cfg(test)]
-mod repository_contract;
-pub mod seed;
-pub mod system;
-pub mod transfer;
-pub mod watcher;
+pub mod inbound;
+pub mod outbound;

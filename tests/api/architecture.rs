@@ -1,6 +1,10 @@
-//! The dependency rule (SPEC §7): arrows point inward. `domain`, `ports` and `app` name no
+//! The dependency rule: arrows point inward. `domain`, `ports` and `app` name no
 //! framework, no serialisation, no async file I/O and no adapter; `domain` knows neither
-//! `ports` nor `app`; `ports` does not know `app`. Comments may talk about anything.
+//! `ports` nor `app`; `ports` does not know `app`. Among the adapters, the driven ones
+//! (`outbound`: stores, cache, clock) never name the driving ones (`inbound`), and the
+//! servers (`graphql`, `http`, `console`) never name a driven adapter: only the composition
+//! root and the command-line tasks, which must open a store, name both. A server's own
+//! unit tests (a `tests` folder) may open a real store. Comments may talk about anything.
 
 use std::path::{Path, PathBuf};
 
@@ -48,8 +52,22 @@ fn mentions(code: &str, needle: &str) -> bool {
 }
 
 fn violations(layer: &str, forbidden: &[&str]) -> Vec<String> {
+    violations_outside_tests(layer, forbidden, false)
+}
+
+/// As [`violations`]; with `skip_tests`, files under a `tests` folder are not looked at.
+fn violations_outside_tests(layer: &str, forbidden: &[&str], skip_tests: bool) -> Vec<String> {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(layer);
-    let files = rust_files(&folder);
+    let mut files = rust_files(&folder);
+    if skip_tests {
+        files.retain(|file| {
+            !file
+                .strip_prefix(&folder)
+                .unwrap()
+                .iter()
+                .any(|part| part == "tests")
+        });
+    }
     assert!(!files.is_empty(), "no Rust files under {}", folder.display());
     let mut found = Vec::new();
     for file in files {
@@ -103,12 +121,34 @@ fn the_ports_do_not_know_the_use_cases() {
 }
 
 #[test]
+fn driven_adapters_never_name_driving_ones() {
+    let found = violations("adapters/outbound", &["inbound"]);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn the_servers_never_name_a_driven_adapter() {
+    let mut found = Vec::new();
+    for server in ["graphql", "http", "console"] {
+        found.extend(violations_outside_tests(
+            &format!("adapters/inbound/{server}"),
+            &["outbound"],
+            true,
+        ));
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
 fn the_word_matcher_catches_a_real_import() {
     assert!(mentions("use serde_json::Value;", "serde_json"));
-    assert!(mentions("use crate::adapters::cache;", "crate::adapters"));
+    assert!(mentions(
+        "use crate::adapters::outbound::cache;",
+        "crate::adapters"
+    ));
     assert!(!mentions("fn notify_all() {}", "notify"));
     assert!(!mentions("let maxum = 1;", "axum"));
-    assert!(mentions("use super::adapters::http;", "adapters::"));
+    assert!(mentions("use super::adapters::inbound::http;", "adapters::"));
     assert_eq!(code_of_line("let x = 1; // uses axum"), "let x = 1; ");
 }
 

@@ -1,7 +1,12 @@
 //! The JSON store's honest edges: `/health` follows the file's real state, timestamps
 //! compare as clients read them, a change that changes nothing writes nothing, records that
-//! share an id stay distinct, and a symlinked file keeps its link, owner and group.
+//! share an id stay distinct, a symlinked file keeps its link, owner and group, and the
+//! store keeps itself fresh (its own watcher, and a periodic check when events are lost).
 
+use std::time::Duration;
+
+use roster::adapters::outbound::json_file::{JsonFileUserRepository, StoreOptions};
+use roster::ports::UserRepository;
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -252,4 +257,70 @@ async fn a_write_keeps_the_files_owner_and_group() {
     let after = std::fs::metadata(&app.data_file).unwrap();
     assert_eq!((after.uid(), after.gid()), (4242, 4343));
     assert_eq!(app.file_records().len(), 1);
+}
+
+/// Opens a store on `users.json` in a fresh folder holding `[]`, with `options`.
+fn bare_store(options: StoreOptions) -> (tempfile::TempDir, std::path::PathBuf, JsonFileUserRepository) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    std::fs::write(&path, "[]\n").unwrap();
+    let store = JsonFileUserRepository::open_with(&path, options).unwrap();
+    (dir, path, store)
+}
+
+const HAND_EDIT: &str = r#"[{"id": "h1", "name": "Hand", "email": "hand@example.com",
+  "created_at": "2024-01-01T00:00:00Z", "updated_at": null}]"#;
+
+/// Waits at most `deadline` for the next event of `events`, with nobody reading the store.
+async fn next_event(
+    events: &mut tokio::sync::broadcast::Receiver<roster::domain::UserEvent>,
+    deadline: Duration,
+) -> Option<roster::domain::UserEvent> {
+    tokio::time::timeout(deadline, events.recv()).await.ok().and_then(Result::ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_watcher_the_store_still_notices_a_hand_edit_by_itself_with_no_reader() {
+    let options = StoreOptions {
+        watch: false,
+        check_every: Duration::from_millis(300),
+        ..StoreOptions::default()
+    };
+    let (_dir, path, store) = bare_store(options);
+    let mut events = store.subscribe();
+    std::fs::write(&path, HAND_EDIT).unwrap();
+    let event = next_event(&mut events, Duration::from_secs(10))
+        .await
+        .expect("the periodic check publishes the hand edit");
+    assert_eq!(event.user.name(), "Hand");
+    assert_eq!(store.latest().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_own_watcher_tells_subscribers_of_a_hand_edit_long_before_its_periodic_check() {
+    let options = StoreOptions {
+        check_every: Duration::from_secs(3600),
+        ..StoreOptions::default()
+    };
+    let (_dir, path, store) = bare_store(options);
+    let mut events = store.subscribe();
+    std::fs::write(&path, HAND_EDIT).unwrap();
+    let event = next_event(&mut events, WATCH_DEADLINE)
+        .await
+        .expect("the watcher publishes the hand edit");
+    assert_eq!(event.user.name(), "Hand");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_neither_watches_nor_checks_soon_publishes_nothing_until_asked() {
+    let options = StoreOptions {
+        watch: false,
+        check_every: Duration::from_secs(3600),
+        ..StoreOptions::default()
+    };
+    let (_dir, path, store) = bare_store(options);
+    let mut events = store.subscribe();
+    std::fs::write(&path, HAND_EDIT).unwrap();
+    assert!(next_event(&mut events, Duration::from_secs(1)).await.is_none());
+    assert_eq!(store.snapshot().await.unwrap().len(), 1, "a read makes it look");
 }

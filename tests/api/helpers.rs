@@ -10,7 +10,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use roster::adapters::postgres::scratch::{ScratchDatabase, test_server};
+use roster::adapters::outbound::postgres::scratch::{ScratchDatabase, test_server};
 use roster::bootstrap::Application;
 use roster::config::Config;
 use serde_json::{Value, json};
@@ -177,7 +177,7 @@ async fn start_with(dir: TempDir, flags: &[&str]) -> TestApp {
             .expect("a scratch database");
         let seed = dir.path().join("users.json");
         if seed.exists() {
-            roster::adapters::transfer::import_file(
+            roster::adapters::inbound::cli::transfer::import_file(
                 &seed,
                 database.url(),
                 Duration::from_secs(5),
@@ -365,7 +365,7 @@ impl TestApp {
         let Some(url) = &self.database_url else { return };
         tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(async {
-                roster::adapters::transfer::export_file(
+                roster::adapters::inbound::cli::transfer::export_file(
                     &self.data_file,
                     url,
                     Duration::from_secs(5),

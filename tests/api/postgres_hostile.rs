@@ -16,7 +16,7 @@ use crate::helpers::{
 const DEFAULT_MAX_BULK_ITEMS: usize = 10_000;
 
 /// The first migration as deployed databases applied it.
-const FIRST_MIGRATION: &str = include_str!("../../src/adapters/postgres/sql/0001_users.sql");
+const FIRST_MIGRATION: &str = include_str!("../../src/adapters/outbound/postgres/sql/0001_users.sql");
 
 /// A direct connection to the database, as a person with psql would have.
 async fn psql(url: &str) -> tokio_postgres::Client {

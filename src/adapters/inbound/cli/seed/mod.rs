@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde::ser::{Error as _, SerializeStruct, Serializer as _};
 use serde_json::ser::PrettyFormatter;
 
-use crate::adapters::json_file::replace_file;
+use crate::adapters::outbound::json_file::replace_file;
 use crate::domain::{User, UserId, timestamp_bytes, timestamp_text};
 
 use names::Group;

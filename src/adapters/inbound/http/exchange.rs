@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::accept::MediaType;
 use super::errors::unauthorized;
-use crate::adapters::graphql::{Access, Batch, ErrorCode, OverHttp, RosterSchema, SocketUrl};
+use crate::adapters::inbound::graphql::{Access, Batch, ErrorCode, OverHttp, RosterSchema, SocketUrl};
 
 /// One HTTP request's GraphQL context: how to answer, who asks, how it came.
 pub struct Exchange {

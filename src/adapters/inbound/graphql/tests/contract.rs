@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{run, schema};
-use crate::adapters::graphql::schema_sdl;
+use crate::adapters::inbound::graphql::schema_sdl;
 
 /// The query GraphiQL sends to learn the schema.
 const INTROSPECTION: &str = r#"

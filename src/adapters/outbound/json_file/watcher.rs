@@ -1,10 +1,9 @@
-//! The file watcher (SPEC §5.5): notices external edits at once instead of after the TTL.
+//! The file watcher: notices external edits at once instead of at the next periodic check.
 //!
 //! It watches the data file's folder, not the file, because editors and our own writes
 //! replace the file by renaming another over it, which a watch on the old inode would miss.
 //! Events are filtered to the data file's name; each one calls the given callback (the
-//! cache's invalidation and the store's revalidation; the store debounces a burst by
-//! waiting for the file to settle). Our own writes trigger it too, which costs one `stat`
+//! store's owner is asked to look; it debounces a burst by waiting for the file to settle). Our own writes trigger it too, which costs one `stat`
 //! and no reload, since the store already published the state it wrote. A symlinked data
 //! file is watched in its target's folder as well, where writes to it land. Watching
 //! stops when the [`FileWatcher`] is dropped.
@@ -14,10 +13,10 @@ use std::path::{Path, PathBuf};
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
-use super::json_file::folder_of;
+use super::atomic::folder_of;
 
 /// A running watch; dropping it stops watching.
-pub struct FileWatcher {
+pub(super) struct FileWatcher {
     _watcher: RecommendedWatcher,
 }
 
@@ -26,7 +25,7 @@ impl FileWatcher {
     ///
     /// # Errors
     /// When the OS watch cannot be set up (for example, too many watches).
-    pub fn start(path: &Path, on_change: impl Fn() + Send + Sync + 'static) -> notify::Result<Self> {
+    pub(super) fn start(path: &Path, on_change: impl Fn() + Send + Sync + 'static) -> notify::Result<Self> {
         let mut watched: Vec<(PathBuf, OsString)> = vec![folder_and_name(path)];
         if let Ok(target) = std::fs::canonicalize(path)
             && std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink())
@@ -48,7 +47,7 @@ impl FileWatcher {
                     }
                 }
                 Err(err) => {
-                    // A lost event must not leave stale data: invalidate and let the stat decide.
+                    // A lost event must not leave stale data: look again and let the stat decide.
                     tracing::warn!(error = %err, "file watcher error");
                     on_change();
                 }

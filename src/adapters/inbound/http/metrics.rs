@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::errors::errors;
-use crate::adapters::graphql::ErrorCode;
+use crate::adapters::inbound::graphql::ErrorCode;
 
 /// The installed exporter, or `None` when another recorder was installed first.
 static EXPORTER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -121,7 +121,7 @@ pub fn install() {
 /// The HELP lines of every metric Roster records.
 fn describe() {
     super::request_log::describe_metrics();
-    crate::adapters::graphql::describe_metrics();
+    crate::adapters::inbound::graphql::describe_metrics();
     for &(name, kind, help) in STORE_METRICS {
         match kind {
             Kind::Counter => metrics::describe_counter!(name, help),

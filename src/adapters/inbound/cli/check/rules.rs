@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::scan::{self, Cursor, Element, Field, Key, Kind, Located, Position};
-use crate::adapters::json_file::parse_timestamp;
+use crate::adapters::outbound::json_file::parse_timestamp;
 use crate::domain::{Email, UserName, email_key, timestamp_text};
 
 /// Everything found in a file that is a JSON array.

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::adapters::graphql::ErrorCode;
+use crate::adapters::inbound::graphql::ErrorCode;
 
 /// A GraphQL-style error body with one coded message.
 pub fn errors(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {

@@ -7,7 +7,7 @@ use async_graphql::futures_util::StreamExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
 use super::{RosterSchema, run, schema};
-use crate::adapters::graphql::MAX_OPERATION_LABELS;
+use crate::adapters::inbound::graphql::MAX_OPERATION_LABELS;
 
 /// Runs `work` on a current-thread runtime with `recorder` as this thread's recorder, so
 /// everything the schema records on the way lands there.

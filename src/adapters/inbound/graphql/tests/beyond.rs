@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{create, run, run_with, schema};
-use crate::adapters::graphql::RosterSchema;
+use crate::adapters::inbound::graphql::RosterSchema;
 
 const PAGE: &str = "query($first: Int, $after: String, $last: Int, $before: String, $order: UserOrderInput, $search: String) {
   users(first: $first, after: $after, last: $last, before: $before, orderBy: $order, search: $search) {

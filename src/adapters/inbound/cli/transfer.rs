@@ -4,7 +4,7 @@
 //! The file side lives here: reading a list in the data file's format (users, the keys
 //! Roster does not model, naive timestamps read as UTC, records that are not users) and
 //! writing one back in the form the file store writes, atomically. The database side is
-//! [`crate::adapters::postgres::transfer`].
+//! [`crate::adapters::outbound::postgres::transfer`].
 //!
 //! Neither side builds the list as values: an import reads the file once into memory and
 //! walks its records as slices of that text (the database side streams them through
@@ -25,9 +25,11 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::adapters::json_file::{is_blank, parse_timestamp, replace_file};
-use crate::adapters::postgres::transfer::{ExportedRecord, ExportedUser, FileRecord, FileUser, Records};
-use crate::adapters::postgres::{self, transfer as database};
+use crate::adapters::outbound::json_file::{is_blank, parse_timestamp, replace_file};
+use crate::adapters::outbound::postgres::transfer::{
+    ExportedRecord, ExportedUser, FileRecord, FileUser, Records,
+};
+use crate::adapters::outbound::postgres::{self, transfer as database};
 use crate::config::{Command, Config};
 use crate::domain::{timestamp_bytes, timestamp_text, to_micros};
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{RosterSchema, build_schema};
-use crate::adapters::json_file::JsonFileUserRepository;
-use crate::adapters::system::{SystemClock, UuidV4Generator};
+use crate::adapters::outbound::json_file::JsonFileUserRepository;
+use crate::adapters::outbound::system::{SystemClock, UuidV4Generator};
 use crate::app::AppServices;
 
 fn schema() -> (RosterSchema, tempfile::TempDir) {

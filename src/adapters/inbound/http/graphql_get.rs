@@ -17,7 +17,7 @@ use super::auth::reader;
 use super::errors::bad_request;
 use super::exchange::{Exchange, request_from_object};
 use super::{AppState, websocket};
-use crate::adapters::console;
+use crate::adapters::inbound::console;
 
 /// The query-string parameters of a GraphQL request.
 const PARAMETERS: [&str; 4] = ["query", "operationName", "variables", "extensions"];

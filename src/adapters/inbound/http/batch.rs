@@ -15,7 +15,7 @@ use axum::response::Response;
 
 use super::errors::{bad_request, unauthorized};
 use super::exchange::{Exchange, request_from_object};
-use crate::adapters::graphql::{Batch, RosterSchema};
+use crate::adapters::inbound::graphql::{Batch, RosterSchema};
 
 /// Runs a batch of `items` (the body's array) and answers it.
 pub async fn run(

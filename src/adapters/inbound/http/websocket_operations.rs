@@ -14,7 +14,7 @@ use async_graphql::http::WebSocketProtocols;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::adapters::graphql::ErrorCode;
+use crate::adapters::inbound::graphql::ErrorCode;
 
 /// The parts of a protocol message that say what it does to an operation.
 #[derive(Deserialize)]

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::{run, run_with, schema};
-use crate::adapters::graphql::{QueryLimits, SchemaSettings, build_schema_with};
-use crate::adapters::system::{SystemClock, UuidV4Generator};
+use crate::adapters::inbound::graphql::{QueryLimits, SchemaSettings, build_schema_with};
+use crate::adapters::outbound::system::{SystemClock, UuidV4Generator};
 use crate::app::AppServices;
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};

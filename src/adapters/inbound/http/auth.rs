@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::errors::unauthorized;
-use crate::adapters::graphql::{Access, AccessPolicy, NEEDS_A_TOKEN};
+use crate::adapters::inbound::graphql::{Access, AccessPolicy, NEEDS_A_TOKEN};
 
 /// The message for a token that matches neither configured token.
 pub const INVALID_TOKEN: &str = "The token is not valid.";

@@ -11,7 +11,7 @@ use super::AppState;
 use super::batch;
 use super::errors::{bad_request, body_timeout, errors, too_large};
 use super::exchange::{Exchange, request_from_object};
-use crate::adapters::graphql::{Access, ErrorCode};
+use crate::adapters::inbound::graphql::{Access, ErrorCode};
 
 /// The exact message of the 415 answer, which clients of the reference already know.
 const ONLY_JSON: &str = "Only 'application/json' supported.";

@@ -4,6 +4,9 @@
 //! - It alone loads, reloads, revalidates, copies corrupt files aside and writes.
 //! - Callers own nothing: they send it [`message`]s (apply a change, revalidate) and wait.
 //! - Readers read the published cell (snapshot, stamp, health); only the owner replaces it.
+//! - It keeps itself fresh: a [`watcher`] of the file's folder asks the owner to look at once,
+//!   and the owner looks by itself every [`StoreOptions::check_every`] as a safety net for
+//!   lost events; both stop when the store is dropped.
 //! - Its small pieces: [`format`], [`atomic`] write, [`lock`], [`stamp`], [`corrupt`] copy.
 
 mod atomic;
@@ -13,6 +16,7 @@ mod lock;
 mod message;
 mod owner;
 mod stamp;
+mod watcher;
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -26,10 +30,12 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
-pub(crate) use atomic::{folder_of, replace_file};
+pub(crate) use atomic::replace_file;
 pub use format::{is_blank, parse_timestamp};
 pub use message::ReloadCause;
 pub use owner::SETTLE;
+
+use watcher::FileWatcher;
 
 use lock::WriteLock;
 use message::{Message, Published};
@@ -59,12 +65,19 @@ pub struct StoreOptions {
     /// The most queued changes one write carries. 1 turns group commit off (each change
     /// is its own write), which only benchmarks want.
     pub max_batch: usize,
+    /// How often the owner compares the file with what it published, whatever the
+    /// watcher says (so subscribers hear of external edits even if an event is lost).
+    pub check_every: std::time::Duration,
+    /// Whether to watch the file's folder for external edits.
+    pub watch: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_batch: owner::MAX_BATCH,
+            check_every: owner::CHECK_EVERY,
+            watch: true,
         }
     }
 }
@@ -76,6 +89,8 @@ pub const EVENT_BUFFER: usize = 1024;
 pub struct JsonFileUserRepository {
     path: PathBuf,
     queue: Option<mpsc::Sender<Message>>,
+    /// Tells the owner of external edits; dropped first, since it holds a sender too.
+    watcher: Option<FileWatcher>,
     published: watch::Receiver<Arc<Published>>,
     /// Live subscribers' feed, fed by the owner. Bounded: a subscriber that falls behind
     /// loses its place (and is told), the owner never waits.
@@ -159,6 +174,7 @@ impl JsonFileUserRepository {
             cell,
             events.clone(),
             options.max_batch,
+            options.check_every,
             hooks,
         );
         let (queue, inbox) = mpsc::channel();
@@ -182,9 +198,11 @@ impl JsonFileUserRepository {
             Ok(Err(err)) => return Err(OpenError::new(&path, err)),
             Err(_) => return Err(OpenError::new(&path, "the store's thread stopped while loading")),
         }
+        let watcher = options.watch.then(|| watch(&path, queue.clone())).flatten();
         Ok(Self {
             path,
             queue: Some(queue),
+            watcher,
             published,
             events,
             owner: Some(thread),
@@ -194,14 +212,6 @@ impl JsonFileUserRepository {
     /// The data file's path.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Asks the owner to compare the file with what it published and reload it if someone
-    /// changed it, without waiting (the watcher and the periodic check use it).
-    pub fn revalidate(&self, cause: ReloadCause) {
-        if let Some(queue) = &self.queue {
-            let _ = queue.send(Message::Revalidate { cause, reply: None });
-        }
     }
 
     /// Asks the owner to revalidate and waits until it has.
@@ -231,11 +241,34 @@ impl JsonFileUserRepository {
 }
 
 impl Drop for JsonFileUserRepository {
-    /// Closes the queue and waits for the owner to finish the changes already queued.
+    /// Stops the watcher, closes the queue and waits for the owner to finish the changes
+    /// already queued.
     fn drop(&mut self) {
+        self.watcher.take();
         self.queue.take();
         if let Some(owner) = self.owner.take() {
             let _ = owner.join();
+        }
+    }
+}
+
+/// Watches the folder of the file at `path`, asking the owner to look on every event; a
+/// watch that cannot be set up is logged, and the periodic check stands in for it.
+fn watch(path: &Path, queue: mpsc::Sender<Message>) -> Option<FileWatcher> {
+    // A sender is `Send` but the callback must be `Sync` too.
+    let queue = std::sync::Mutex::new(queue);
+    let asked = move || {
+        let queue = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = queue.send(Message::Revalidate {
+            cause: ReloadCause::Watcher,
+            reply: None,
+        });
+    };
+    match FileWatcher::start(path, asked) {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot watch the data file; external edits show at the next periodic check");
+            None
         }
     }
 }

@@ -393,10 +393,10 @@ mod against {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::adapters::cache::CachedUserRepository;
-    use crate::adapters::json_file::JsonFileUserRepository;
-    use crate::adapters::postgres::scratch::{ScratchDatabase, test_server};
-    use crate::adapters::postgres::{PostgresOptions, PostgresUserRepository};
+    use crate::adapters::outbound::cache::CachedUserRepository;
+    use crate::adapters::outbound::json_file::JsonFileUserRepository;
+    use crate::adapters::outbound::postgres::scratch::{ScratchDatabase, test_server};
+    use crate::adapters::outbound::postgres::{PostgresOptions, PostgresUserRepository};
 
     fn json_file(folder: &Path) -> Arc<JsonFileUserRepository> {
         Arc::new(JsonFileUserRepository::open(folder.join("users.json")).unwrap())

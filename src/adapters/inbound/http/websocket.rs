@@ -33,7 +33,7 @@ use super::auth::{INVALID_TOKEN, InvalidToken, Tokens};
 use super::errors::{errors, unauthorized};
 use super::websocket_operations::Operations;
 use super::{AppState, HttpSettings};
-use crate::adapters::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema};
+use crate::adapters::inbound::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema};
 
 /// graphql-transport-ws: no `connection_init` in time.
 const INIT_TIMEOUT_CODE: u16 = 4408;

@@ -12,7 +12,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,10 @@ pub const SETTLE: Duration = Duration::from_millis(50);
 pub(super) const STREAM_FROM: u64 = 1 << 30;
 /// How much of a big file is read at a time.
 const READ_BUFFER: usize = 256 << 10;
+
+/// How often the owner compares the file with what it published when nothing else made it
+/// look: the safety net for a watcher event that was lost (or no watcher at all).
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How many settle times a file that keeps changing may take before it is read as it is.
 const MAX_LOOKS: u32 = 20;
@@ -160,6 +164,9 @@ pub(super) struct Owner {
     published: watch::Sender<Arc<Published>>,
     events: broadcast::Sender<UserEvent>,
     max_batch: usize,
+    check_every: Duration,
+    /// When the owner last compared the file with what it published.
+    checked_at: Instant,
     hooks: Hooks,
     /// Moves with every snapshot published.
     revision: u64,
@@ -172,6 +179,7 @@ impl Owner {
         published: watch::Sender<Arc<Published>>,
         events: broadcast::Sender<UserEvent>,
         max_batch: usize,
+        check_every: Duration,
         hooks: Hooks,
     ) -> Self {
         let health = StorageHealth {
@@ -188,6 +196,8 @@ impl Owner {
             published,
             events,
             max_batch: max_batch.max(1),
+            check_every,
+            checked_at: Instant::now(),
             hooks,
             revision: 0,
         }
@@ -205,9 +215,16 @@ impl Owner {
     pub(super) fn run(mut self, queue: Receiver<Message>) {
         loop {
             self.index();
-            let Ok(first) = queue.recv() else { break };
+            let due = self.check_every.saturating_sub(self.checked_at.elapsed());
             let mut round = Round::default();
-            round.take(first);
+            match queue.recv_timeout(due) {
+                Ok(first) => round.take(first),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.checked_at.elapsed() >= self.check_every {
+                round.cause.get_or_insert(ReloadCause::Ttl);
+            }
             // Everything already waiting goes into this round: changes into one write,
             // any number of revalidations into one look at the file.
             while round.jobs.len() < self.max_batch {
@@ -221,6 +238,7 @@ impl Owner {
                 self.commit(jobs);
             }
             if let Some(cause) = cause {
+                self.checked_at = Instant::now();
                 let result = self.revalidate(cause).map_err(|err| {
                     tracing::error!(path = %self.path.display(), error = %err, kind = ?err.kind(),
                         "cannot read the data file; serving the last users read");
