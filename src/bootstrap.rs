@@ -96,7 +96,7 @@ fn schema_settings(exposure: &Exposure, tokens: &Tokens, on_database: bool) -> S
 /// How to reach and use the database at `url`.
 fn postgres_options(config: &Config, url: &DatabaseUrl) -> PostgresOptions {
     let mut options = PostgresOptions::new(url.as_str());
-    options.start_wait = std::time::Duration::from_secs(config.database_wait);
+    options.start_wait = config.database_wait;
     options.pool_size = usize::from(config.database_pool);
     options
 }

@@ -58,15 +58,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub database_pool: u16,
 
-    /// How long start-up keeps retrying an unreachable database, in seconds.
+    /// How long start-up keeps retrying an unreachable database, in seconds (fractions
+    /// allowed; 0 tries once).
     #[arg(
         long,
         env = "ROSTER_DATABASE_WAIT",
-        default_value_t = 10,
+        default_value = "10",
         global = true,
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = wait_seconds
     )]
-    pub database_wait: u64,
+    pub database_wait: Duration,
 
     #[command(flatten)]
     pub exposure: Exposure,
@@ -225,6 +227,14 @@ fn seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// A number of seconds to keep trying, fractions allowed; 0 means one attempt.
+fn wait_seconds(text: &str) -> Result<Duration, String> {
+    if text.trim().parse::<f64>().is_ok_and(|value| value == 0.0) {
+        return Ok(Duration::ZERO);
+    }
+    seconds(text)
+}
+
 /// The shape of the log lines (SPEC §6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -381,6 +391,18 @@ mod tests {
             Some(Task::Store(Command::Import { replace: true, .. }))
         ));
         assert!(config.database_url.is_some());
+    }
+
+    #[test]
+    fn the_database_wait_is_a_duration_like_the_others_and_zero_tries_once() {
+        let default = Config::from_flags(["--port", "0"]).unwrap();
+        assert_eq!(default.database_wait, Duration::from_secs(10));
+        let half = Config::from_flags(["--database-wait", "0.5"]).unwrap();
+        assert_eq!(half.database_wait, Duration::from_millis(500));
+        let once = Config::from_flags(["--database-wait", "0"]).unwrap();
+        assert_eq!(once.database_wait, Duration::ZERO);
+        assert!(Config::from_flags(["--database-wait", "-1"]).is_err());
+        assert!(Config::from_flags(["--database-wait", "soon"]).is_err());
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub async fn run(command: Command, config: Config) -> ExitCode {
         eprintln!("roster: import and export need --database-url (or DATABASE_URL)");
         return ExitCode::from(2);
     };
-    let wait = Duration::from_secs(config.database_wait);
+    let wait = config.database_wait;
     let (verb, file, result) = match command {
         Command::Import { file, replace } => {
             let result = import_file(&file, url.as_str(), wait, replace, &print_progress("imported")).await;

@@ -339,8 +339,8 @@ fn payload_authorization(payload: &serde_json::Value) -> Option<Option<&str>> {
 fn is_capacity_error(err: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
-        if let Some(tungstenite) = current.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
-            return matches!(tungstenite, tokio_tungstenite::tungstenite::Error::Capacity(_));
+        if let Some(tungstenite) = current.downcast_ref::<tungstenite::Error>() {
+            return matches!(tungstenite, tungstenite::Error::Capacity(_));
         }
         source = current.source();
     }
