@@ -349,7 +349,7 @@ fn main() {
     let mut series: Vec<Series> = Vec::new();
     let total_started = Instant::now();
     for &size in &sizes {
-        let file = seed(&builds[0].binary, &data, size);
+        let file = harness::seed(&builds[0].binary, &data, size, SEED);
         for &store in &args.stores {
             // Ten million users are for the database only: the file store rewrites its file
             // on every commit, and the figures would say nothing new.
@@ -422,20 +422,6 @@ fn main() {
     for build in &builds {
         println!("{}: {}", build.label, build.binary.display());
     }
-}
-
-/// `target/bench-data/scale-N.json`: N users from `roster seed` of `binary`.
-fn seed(binary: &Path, data: &Path, size: u64) -> PathBuf {
-    let path = data.join(format!("scale-{size}.json"));
-    let status = Command::new(binary)
-        .args(["seed", &size.to_string(), "--seed", SEED, "--out"])
-        .arg(&path)
-        .env_remove("DATABASE_URL")
-        .stderr(Stdio::null())
-        .status()
-        .expect("roster seed runs");
-    assert!(status.success(), "roster seed {size} failed");
-    path
 }
 
 /// The flags every measured server gets beside its store's.

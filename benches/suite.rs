@@ -10,7 +10,6 @@
 //! after a burst of creates), which takes a minute rather than the whole suite's six.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,125 +22,25 @@ mod harness;
 #[path = "support/postgres.rs"]
 mod postgres;
 
-use harness::{create_script, free_port, median};
+use harness::{Roster, create_script, median};
 
 const RUNS: usize = 3;
+const SEED: &str = "1";
 const LATENCY_SAMPLES: usize = 25;
 const WRK_SECONDS: u64 = 4;
 
-/// Names for the synthetic users: "Smith" is one surname in 80, a common real surname's
-/// share, so searches return a realistic slice rather than a tenth of the list.
-const FIRST: [&str; 40] = [
-    "Jon", "John", "Joan", "Jan", "Jim", "Ann", "Anna", "Bob", "Bobby", "Carol", "Dave", "Eve", "Frank",
-    "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Oscar", "Peggy", "Rupert", "Sybil", "Trent", "Victor",
-    "Walter", "Xena", "Yusuf", "Zoe", "Amara", "Björn", "Chloé", "Dmitri", "Elif", "Fatima", "Giulia",
-    "Hiroshi", "Ines", "José", "Kwame", "Lars",
-];
-const LAST: [&str; 80] = [
-    "Smith",
-    "Smyth",
-    "Jones",
-    "Brown",
-    "Taylor",
-    "Wilson",
-    "Davies",
-    "Evans",
-    "Thomas",
-    "Johnson",
-    "Roberts",
-    "Walker",
-    "Wright",
-    "Robinson",
-    "Thompson",
-    "White",
-    "Hughes",
-    "Edwards",
-    "Green",
-    "Hall",
-    "Wood",
-    "Harris",
-    "Lewis",
-    "Martin",
-    "Jackson",
-    "Clarke",
-    "Clark",
-    "Turner",
-    "Hill",
-    "Scott",
-    "Cooper",
-    "Morris",
-    "Ward",
-    "Moore",
-    "King",
-    "Watson",
-    "Baker",
-    "Harrison",
-    "Morgan",
-    "Patel",
-    "Young",
-    "Allen",
-    "Mitchell",
-    "James",
-    "Anderson",
-    "Phillips",
-    "Lee",
-    "Bell",
-    "Parker",
-    "Davis",
-    "Müller",
-    "Schneider",
-    "Fischer",
-    "Weber",
-    "Meyer",
-    "Wagner",
-    "Becker",
-    "Schulz",
-    "Hoffmann",
-    "Koch",
-    "Rossi",
-    "Russo",
-    "Ferrari",
-    "Esposito",
-    "Bianchi",
-    "Romano",
-    "Colombo",
-    "Ricci",
-    "Marino",
-    "Greco",
-    "García",
-    "Fernández",
-    "González",
-    "Rodríguez",
-    "López",
-    "Martínez",
-    "Sánchez",
-    "Pérez",
-    "Gómez",
-    "Nakamura",
-];
-
-/// The `n`-th user of every data set: same inputs, same file, on every machine.
-fn user(n: usize) -> Value {
-    let (first, last) = (
-        FIRST[n % FIRST.len()],
-        LAST[(n / FIRST.len() + n / 13) % LAST.len()],
+/// `target/bench-data/users-N.json`: N users from `roster seed` (the same on every machine),
+/// and the users themselves, for the measurements that edit the file or scan it in process.
+fn data_set(folder: &Path, users: usize) -> (PathBuf, Vec<Value>) {
+    let path = harness::seed(
+        Path::new(env!("CARGO_BIN_EXE_roster")),
+        folder,
+        users as u64,
+        SEED,
     );
-    json!({
-        "id": format!("00000000-0000-4000-8000-{n:012}"),
-        "name": format!("{first} {last}"),
-        "email": format!("{}.{}{n}@example.com", first.to_lowercase(), last.to_lowercase()),
-        "created_at": "2024-05-01T10:00:00.000000Z",
-        "updated_at": "2024-05-01T10:00:00.000000Z",
-    })
-}
-
-fn write_data_set(folder: &Path, users: usize) -> PathBuf {
-    let path = folder.join(format!("users-{users}.json"));
-    let records: Vec<Value> = (0..users).map(user).collect();
-    let mut bytes = serde_json::to_vec_pretty(&records).expect("json");
-    bytes.push(b'\n');
-    std::fs::write(&path, bytes).expect("data set");
-    path
+    let records: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(&path).expect("read the data set")).expect("json");
+    (path, records)
 }
 
 /// A fresh copy of a data set in its own folder, so writes never touch the original.
@@ -152,18 +51,6 @@ fn working_copy(data_set: &Path) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-struct Roster {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Roster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts roster and returns it with the time from spawn to its first healthy answer.
 fn start_roster(data_file: &Path, log: &str) -> (Roster, Duration) {
     start_roster_with(&["--data-file".as_ref(), data_file.as_os_str()], log)
@@ -171,30 +58,16 @@ fn start_roster(data_file: &Path, log: &str) -> (Roster, Duration) {
 
 /// [`start_roster`] with other store flags (`--database-url URL`).
 fn start_roster_with<S: AsRef<std::ffi::OsStr>>(store: &[S], log: &str) -> (Roster, Duration) {
-    let port = free_port();
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(store)
-        .env_remove("DATABASE_URL")
-        .env_remove("USERS_JSON_PATH")
-        .env("RUST_LOG", log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("roster starts");
-    let roster = Roster {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
+    let roster = Roster::spawn(Path::new(env!("CARGO_BIN_EXE_roster")), store, log);
     let health = format!("{}/health", roster.url);
     loop {
         let answer = Connection::open(&health).and_then(|mut c| c.send(&health, None));
         if answer.is_ok_and(|r| r.status == 200) {
-            return (roster, started.elapsed());
+            let started = roster.spawned.elapsed();
+            return (roster, started);
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            roster.spawned.elapsed() < Duration::from_secs(60),
             "roster did not start"
         );
         std::thread::sleep(Duration::from_millis(2));
@@ -206,8 +79,9 @@ struct HttpResponse {
     body: Vec<u8>,
 }
 
-/// One keep-alive HTTP/1.1 connection: a tiny blocking client, so latency figures measure
-/// the server rather than a client library.
+/// One keep-alive HTTP/1.1 connection: a tiny blocking client rather than reqwest (which
+/// the other benches use), so a latency of a tenth of a millisecond measures the server
+/// rather than a client library and its runtime.
 struct Connection {
     stream: std::io::BufReader<std::net::TcpStream>,
 }
@@ -475,7 +349,7 @@ fn memory_rows(set_100k: &Path, users_100k: &[Value]) -> Vec<Row> {
         let (_dir, path) = working_copy(set_100k);
         let (roster, _) = start_roster(&path, "warn");
         let _ = latency_ms(&roster.url, FUZZY);
-        steady.push(quiet_rss(roster.child.id()));
+        steady.push(quiet_rss(roster.pid()));
         for edit in 0..3 {
             edit_to_visible_ms(
                 &roster.url,
@@ -485,14 +359,14 @@ fn memory_rows(set_100k: &Path, users_100k: &[Value]) -> Vec<Row> {
             );
         }
         let _ = latency_ms(&roster.url, FUZZY);
-        reloaded_at_once.push(rss_kib(roster.child.id()) as f64);
-        reloaded.push(quiet_rss(roster.child.id()));
+        reloaded_at_once.push(rss_kib(roster.pid()) as f64);
+        reloaded.push(quiet_rss(roster.pid()));
         drop(roster);
         let (_dir, path) = working_copy(set_100k);
         let (roster, _) = start_roster(&path, "warn");
         create_burst(&roster.url, BURST, &format!("m{run}"));
         let _ = latency_ms(&roster.url, FUZZY);
-        written.push(quiet_rss(roster.child.id()));
+        written.push(quiet_rss(roster.pid()));
     }
     let quiet = MEMORY_QUIET.as_secs();
     let row = |figure: &str, kib: f64, target: &str| Row {
@@ -549,27 +423,39 @@ struct Row {
     peer: String,
 }
 
+/// The suite's options.
+#[derive(clap::Parser, Debug)]
+#[command(about = "Roster's benchmark suite: every figure beside the limit it is measured against")]
+struct Args {
+    /// Another server speaking the same schema, driven with the same requests side by side
+    /// (load it with the same data file first).
+    #[arg(long, value_name = "URL")]
+    peer: Option<String>,
+    /// Only the PostgreSQL figures, without the file store's beside them.
+    #[arg(long)]
+    only_postgres: bool,
+    /// Only resident memory at 100k users.
+    #[arg(long)]
+    memory: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
 fn main() {
-    let mut peer: Option<String> = None;
-    let mut only_postgres = false;
-    let mut memory_only = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--peer" {
-            peer = args.next();
-        }
-        // Only the PostgreSQL figures, without the file store's beside them.
-        only_postgres |= arg == "--only-postgres";
-        memory_only |= arg == "--memory";
-    }
+    let args = <Args as clap::Parser>::parse();
+    let (peer, only_postgres, memory_only) = (args.peer, args.only_postgres, args.memory);
     let peer = peer.as_deref();
     let data_folder = PathBuf::from("target/bench-data");
     std::fs::create_dir_all(&data_folder).expect("data folder");
     let sizes = [1_000, 10_000, 100_000];
-    let sets: Vec<(usize, PathBuf)> = sizes
+    let (sets, users): (Vec<(usize, PathBuf)>, Vec<Vec<Value>>) = sizes
         .iter()
-        .map(|&n| (n, write_data_set(&data_folder, n)))
-        .collect();
+        .map(|&n| {
+            let (path, users) = data_set(&data_folder, n);
+            ((n, path), users)
+        })
+        .unzip();
     if only_postgres {
         let none = postgres::FileFigures {
             reads: None,
@@ -579,9 +465,9 @@ fn main() {
         print_rows(postgres::rows(&sets, &none));
         return;
     }
-    let users_100k: Vec<Value> = (0..100_000).map(user).collect();
+    let users_100k = &users[2];
     if memory_only {
-        print_rows(memory_rows(&sets[2].1, &users_100k));
+        print_rows(memory_rows(&sets[2].1, users_100k));
         println!("\nmedians of {RUNS} runs");
         return;
     }
@@ -593,8 +479,8 @@ fn main() {
     let (_dir, path) = working_copy(&sets[1].1);
     let (roster, _) = start_roster(&path, "warn");
     let baseline = start_baseline(
-        (0..10)
-            .map(user)
+        users[1][..10]
+            .iter()
             .map(|u| json!({"id": u["id"], "name": u["name"], "email": u["email"]}))
             .collect(),
     );
@@ -646,10 +532,9 @@ fn main() {
     });
 
     // Searches at every size, against the equality pass over the same users.
-    for &(size, ref set) in &sets {
+    for (&(size, ref set), users) in sets.iter().zip(&users) {
         let (_dir, path) = working_copy(set);
         let (roster, _) = start_roster(&path, "warn");
-        let users: Vec<Value> = (0..size).map(user).collect();
         for (query, name, factor) in [
             (
                 "{ allUsers(fuzzy: \"jon smith\", maxDistance: 2) { id } }",
@@ -660,7 +545,7 @@ fn main() {
         ] {
             let (ms, found) = latency_ms(&roster.url, query);
             let limit = equality_pass_ms(
-                &users,
+                users,
                 if name.starts_with("fuzzy") {
                     "jon smith"
                 } else {
@@ -698,7 +583,7 @@ fn main() {
         edits.push(edit_to_visible_ms(
             &roster.url,
             &path,
-            &users_100k,
+            users_100k,
             &format!("Edited Marker {run}"),
         ));
     }
@@ -720,7 +605,7 @@ fn main() {
         target: "≤ 2x + 50 ms".into(),
         peer: "-".into(),
     });
-    rows.extend(memory_rows(set_100k, &users_100k));
+    rows.extend(memory_rows(set_100k, users_100k));
 
     // Durable creates over HTTP with 64 connections, against the folder's fsync rate.
     let fsync = raw_fsync_rate();

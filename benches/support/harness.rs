@@ -27,6 +27,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `folder/users-N.json`: N users from `binary`'s `roster seed` with `seed` (the same file on
+/// every machine for one build).
+pub fn seed(binary: &Path, folder: &Path, users: u64, seed: &str) -> std::path::PathBuf {
+    let path = folder.join(format!("users-{users}.json"));
+    let status = Command::new(binary)
+        .args(["seed", &users.to_string(), "--seed", seed, "--out"])
+        .arg(&path)
+        .env_remove("DATABASE_URL")
+        .stderr(Stdio::null())
+        .status()
+        .expect("roster seed runs");
+    assert!(status.success(), "roster seed {users} failed");
+    path
+}
+
 /// A `roster` process, killed when dropped.
 pub struct Roster {
     child: Child,
