@@ -324,3 +324,17 @@ async fn an_import_leaves_the_keys_and_the_change_feed_as_they_were() {
         assert_eq!(revisions, 3, "round {round}: every row has a revision of its own");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_export_at_info_prints_no_database_notice() {
+    let Some(database) = scratch_database("no NOTICE noise at info").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = path(dir.path(), "out.json");
+    for round in 0..2 {
+        let (code, stderr) = roster(&["export", &out], database.url()).await;
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(!stderr.contains("NOTICE"), "round {round}: {stderr}");
+    }
+}

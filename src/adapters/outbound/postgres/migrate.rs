@@ -39,6 +39,10 @@ pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
         .await?;
+    // `IF NOT EXISTS` on every start would otherwise leave a NOTICE in the log each time.
+    transaction
+        .batch_execute("SET LOCAL client_min_messages = warning")
+        .await?;
     transaction
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS roster_migrations (
