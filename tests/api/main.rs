@@ -23,6 +23,7 @@ mod postgres_transfer;
 mod process;
 mod reference;
 mod request_ids;
+mod schema_files;
 mod security;
 mod seed;
 mod storage;

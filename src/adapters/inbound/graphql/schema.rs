@@ -72,16 +72,24 @@ pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> Ros
 }
 
 /// The schema's SDL, for `--print-schema` and the checked-in `schema.graphql`, with the
-/// schema's description above its `schema` block.
+/// schema's description as `#` comments above its `schema` block: a description string
+/// there is valid GraphQL, but graphql-parser (under graphql_client) refuses it, and
+/// comments every parser skips. Introspection still answers the description.
 pub fn schema_sdl() -> String {
     let sdl = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .finish()
         .sdl();
-    sdl.replacen(
-        "\nschema {",
-        &format!("\n\"\"\"\n{DESCRIPTION}\n\"\"\"\nschema {{"),
-        1,
-    )
+    let comment: String = DESCRIPTION
+        .lines()
+        .map(|line| {
+            if line.is_empty() {
+                "#\n".to_owned()
+            } else {
+                format!("# {line}\n")
+            }
+        })
+        .collect();
+    sdl.replacen("\nschema {", &format!("\n{comment}schema {{"), 1)
 }
 
 fn services<'a>(ctx: &Context<'a>) -> Result<&'a AppServices> {
