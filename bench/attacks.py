@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What each hostile request of issue 9 costs a Roster binary.
+"""What each hostile request of the test suite's hostile-input tests costs a Roster binary.
 
 Usage: bench/attacks.py [BINARY ...] [--runs N]
 (default: target/release/roster, 3 runs; give two binaries to compare before and after).

@@ -1,4 +1,4 @@
-//! Command-line configuration, with environment fallbacks (SPEC §1).
+//! Command-line configuration, with environment fallbacks (docs/src/configuration.md).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -75,7 +75,8 @@ pub struct Config {
 }
 
 /// Limits, timeouts, tokens and CORS: what keeps the service available and its data to the
-/// callers meant to have it (SPEC §2, §9). Durations are in seconds (fractions allowed).
+/// callers meant to have it (docs/src/http.md, docs/src/operations.md). Durations are in
+/// seconds (fractions allowed).
 #[derive(Clone, Debug, clap::Args)]
 pub struct Exposure {
     /// How long one GraphQL operation may run before it is stopped.
@@ -235,7 +236,7 @@ fn wait_seconds(text: &str) -> Result<Duration, String> {
     seconds(text)
 }
 
-/// The shape of the log lines (SPEC §6).
+/// The shape of the log lines (docs/src/operations.md, Logs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// One human-readable line per event, with the request's span in front.

@@ -1,5 +1,6 @@
-//! Logging set-up (SPEC §6): `tracing` to stderr, levels from `RUST_LOG`, `info` by default,
-//! as text for people or as one JSON object per line for log shippers (`--log-format`).
+//! Logging set-up (docs/src/operations.md, Logs): `tracing` to stderr, levels from `RUST_LOG`,
+//! `info` by default, as text for people or as one JSON object per line for log shippers
+//! (`--log-format`).
 //!
 //! Lines are handed to a background writer (tracing-appender's non-blocking writer), so a
 //! request never waits on a write to stderr: the suite measured `RUST_LOG=info` costing up

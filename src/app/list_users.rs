@@ -1,4 +1,4 @@
-//! ListUsers: filter, rank and page the user list (SPEC §4.5 to §4.8).
+//! ListUsers: filter, rank and page the user list (docs/src/graphql.md, Queries and Fuzzy search).
 
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ impl ListUsers {
     }
 
     /// The users the query selects: filtered by `search` and `fuzzy` (both apply when both
-    /// are given; an empty string filters nothing, as in the reference), best fuzzy match
+    /// are given; an empty string filters nothing), best fuzzy match
     /// first, then `offset` skipped and at most `limit` kept (`None` keeps all).
     ///
     /// # Errors

@@ -1,7 +1,8 @@
-//! The real binary's allocator: jemalloc, returning freed pages to the system from a
-//! background thread within about a second, so a reload's peak does not stay resident
-//! (README, Performance). Its options are set at build time (`Cargo.toml` and
-//! `.cargo/config.toml`); jemalloc prints the options in force at exit when asked to.
+//! The real binary's allocator: jemalloc, returning freed pages to the system from a background
+//! thread within about a second, so a reload's peak does not stay resident
+//! (docs/src/benchmarks.md, Memory and the allocator). Its options are set at build time
+//! (`Cargo.toml` and `.cargo/config.toml`); jemalloc prints the options in force at exit when
+//! asked to.
 
 use std::process::{Command, Stdio};
 

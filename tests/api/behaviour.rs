@@ -1,4 +1,4 @@
-//! The schema's behaviour (SPEC §3, §4): payload messages, validation, case-insensitive
+//! The schema's behaviour (docs/src/graphql.md): payload messages, validation, case-insensitive
 //! uniqueness, bulk updates, search, fuzzy ranking, pagination, argument errors, wire
 //! timestamps, and the depth limit next to the standard introspection query.
 
@@ -740,7 +740,7 @@ async fn a_query_nested_deeper_than_twenty_levels_is_refused() {
     assert_no_errors(&app.gql(&shallow, json!({})).await);
 }
 
-// Every rule above gives the same answers over PostgreSQL (SPEC §8).
+// Every rule above gives the same answers over PostgreSQL (docs/src/storage.md).
 crate::helpers::also_on_postgres!(
     create_user_returns_the_new_user_with_an_id_and_microsecond_utc_timestamps,
     create_user_trims_the_name_and_the_email,

@@ -1,6 +1,7 @@
-//! The console in a real browser (SPEC §2): headless Chromium, driven over WebDriver through
-//! chromedriver, with the internet cut off. Every address but loopback goes to a proxy that
-//! refuses and records, so "no request leaves 127.0.0.1" is observed, not assumed.
+//! The console in a real browser (docs/src/clients.md): headless Chromium, driven over
+//! WebDriver through chromedriver, with the internet cut off. Every address but loopback goes
+//! to a proxy that refuses and records, so "no request leaves 127.0.0.1" is observed, not
+//! assumed.
 //!
 //! Without Chromium the test says loudly that it was skipped; with `ROSTER_REQUIRE_BROWSER=1`
 //! (as in CI) a missing browser is a failure.
@@ -27,7 +28,7 @@ const THIS_TEST: &str = "browser::the_console_works_offline_in_a_real_browser_an
 /// What the test types into the Authorization box.
 const TOKEN: &str = "Bearer console-test-token";
 
-/// The README's subscription example, as a person would paste it.
+/// The subscription example of docs/src/graphql.md, as a person would paste it.
 const README_SUBSCRIPTION: &str =
     "subscription { userEvents(kinds: [CREATED, UPDATED, DELETED]) { kind at user { id name email } } }";
 
@@ -147,7 +148,7 @@ async fn browser_session() {
         "{errors}"
     );
 
-    // The README's anonymous subscription, pasted in, shows an event after a create over HTTP.
+    // The documented anonymous subscription, pasted in, shows an event after a create over HTTP.
     type_operation(client, README_SUBSCRIPTION).await;
     click(client, "run").await;
     wait_for(

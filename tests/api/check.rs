@@ -1,5 +1,6 @@
-//! `roster check [FILE]` (SPEC §1), run as the built binary on real files: what it reports,
-//! where, with which exit code, and that what it calls hidden is what the service hides.
+//! `roster check [FILE]` (docs/src/guide.md), run as the built binary on real files: what it
+//! reports, where, with which exit code, and that what it calls hidden is what the service
+//! hides.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -1,6 +1,6 @@
-//! GraphQL conventions over real HTTP (issue 12, item 6): a schema that describes itself,
-//! `nodes` on connections, `first` with `last` refused, bulk failure codes as an enum, and
-//! `deleteUser` answering with the user it deleted. SPEC §3's names and shapes stay.
+//! GraphQL conventions over real HTTP: a schema that describes itself, `nodes` on connections,
+//! `first` with `last` refused, bulk failure codes as an enum, and `deleteUser` answering with
+//! the user it deleted, while the original operations keep their names and shapes.
 
 use serde_json::{Value, json};
 

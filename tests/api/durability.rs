@@ -1,6 +1,6 @@
-//! Nothing lost (SPEC §5.2, §5.6): the real binary, killed with SIGKILL mid-storm, two
-//! processes on one file, a sequential model of concurrent mixed mutations, a person's
-//! edit during a write storm, and a folder that vanishes under a running service.
+//! Nothing lost (docs/src/storage.md, The data file): the real binary, killed with SIGKILL
+//! mid-storm, two processes on one file, a sequential model of concurrent mixed mutations, a
+//! person's edit during a write storm, and a folder that vanishes under a running service.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
-//! GraphQL over HTTP (SPEC §2) over real HTTP: `Accept` negotiation and the status codes of
-//! `application/graphql-response+json`, GET queries, batches, automatic persisted queries, and
-//! subscriptions sent over HTTP.
+//! GraphQL over HTTP (docs/src/http.md) over real HTTP: `Accept` negotiation and the status
+//! codes of `application/graphql-response+json`, GET queries, batches, automatic persisted
+//! queries, and subscriptions sent over HTTP.
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

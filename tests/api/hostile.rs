@@ -1,4 +1,4 @@
-//! Hostile input (issue 9): each attack that could stall the service, exhaust it or make it
+//! Hostile input: each attack that could stall the service, exhaust it or make it
 //! answer megabytes, over real HTTP and a real WebSocket, asserting the refusal or the
 //! cut-off and that `/health` still answers. Loops are bounded; deadlines are generous and
 //! only ever bound a wait, never assert a speed.

@@ -1,4 +1,4 @@
-//! The HTTP surface (SPEC §2): the JSON-only guard, 400 and 413 answers, GET that runs
+//! The HTTP surface (docs/src/http.md): the JSON-only guard, 400 and 413 answers, GET that runs
 //! queries only and serves browsers the console, `/health`, and JSON 404/405 answers.
 
 use serde_json::{Value, json};

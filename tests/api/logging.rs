@@ -1,5 +1,6 @@
-//! The real binary (SPEC §1, §6): request and field logging to stderr, graceful exit on
-//! SIGTERM, the `USERS_JSON_PATH` fallback, `--print-schema`, and start-up errors.
+//! The real binary (docs/src/operations.md, Logs): request and field logging to stderr,
+//! graceful exit on SIGTERM, the `USERS_JSON_PATH` fallback, `--print-schema`, and start-up
+//! errors.
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};

@@ -7,6 +7,7 @@ mod browser;
 mod check;
 mod clients;
 mod conventions;
+mod docs;
 mod durability;
 mod file_store;
 mod graphql_over_http;

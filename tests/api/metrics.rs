@@ -1,5 +1,6 @@
-//! `GET /metrics` over real HTTP (SPEC §2): the Prometheus text format, GraphQL operations
-//! by name and outcome, errors by code, HTTP requests by route, open subscriptions.
+//! `GET /metrics` over real HTTP (docs/src/operations.md, Metrics): the Prometheus text format,
+//! GraphQL operations by name and outcome, errors by code, HTTP requests by route, open
+//! subscriptions.
 //!
 //! The recorder is one per process and every test's server reports into it, so these
 //! tests use operation names no other test uses, or check that a counter grew.

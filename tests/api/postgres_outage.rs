@@ -1,6 +1,7 @@
-//! A database that goes away and comes back (SPEC §8): a TCP proxy between the service and
-//! PostgreSQL cuts every connection and refuses new ones, then lets them through again.
-//! Also what start-up says when the database cannot be reached or the flags disagree.
+//! A database that goes away and comes back (docs/src/storage.md, What holds across replicas):
+//! a TCP proxy between the service and PostgreSQL cuts every connection and refuses new ones,
+//! then lets them through again. Also what start-up says when the database cannot be reached or
+//! the flags disagree.
 
 use std::net::SocketAddr;
 use std::process::Stdio;

@@ -1,6 +1,7 @@
-//! Several replicas over one PostgreSQL database (SPEC §8): each test makes a database of
-//! its own, starts two or three services on it (in-process on `127.0.0.1:0`, or real
-//! processes where a crash is the point) and checks what crosses between them.
+//! Several replicas over one PostgreSQL database (docs/src/storage.md, What holds across
+//! replicas): each test makes a database of its own, starts two or three services on it
+//! (in-process on `127.0.0.1:0`, or real processes where a crash is the point) and checks what
+//! crosses between them.
 
 use std::collections::HashSet;
 use std::sync::Mutex;

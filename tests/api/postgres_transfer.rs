@@ -1,6 +1,7 @@
-//! `roster import` and `roster export` with the real binary (SPEC §1, §8): a user list goes
-//! into the database and comes back the same, with the keys and records the API does not
-//! show, in file order; a non-empty database is only replaced on request.
+//! `roster import` and `roster export` with the real binary (docs/src/storage.md, Import and
+//! export): a user list goes into the database and comes back the same, with the keys and
+//! records the API does not show, in file order; a non-empty database is only replaced on
+//! request.
 
 use std::path::Path;
 

@@ -1,6 +1,8 @@
-//! The Python reference's eight pytest tests, ported one for one. Each gets its own service
-//! instead of the shared module fixture, and the watcher check polls for 2 s instead of
-//! sleeping past the 5 s TTL.
+//! The first eight scenarios: health, the JSON-only guard, a corrupt file read as an empty
+//! list, a duplicate email, search and fuzzy search finding Bob and Bobby, update, delete,
+//! and a bulk update with an unknown id beside an external edit seen by the watcher.
+//! Each gets its own service, and the watcher check polls for 2 s instead of sleeping past
+//! the 5 s TTL.
 
 use serde_json::{Value, json};
 
@@ -203,7 +205,7 @@ async fn bulk_update_reports_the_unknown_id_and_the_watcher_sees_an_external_edi
     assert_eq!(after["data"]["allUsers"], json!([]), "{after}");
 }
 
-// The reference scenarios that are not about the file itself, over PostgreSQL too.
+// The scenarios above that are not about the file itself, over PostgreSQL too.
 crate::helpers::also_on_postgres!(
     health_answers_ok_with_a_timestamp,
     graphql_rejects_a_non_json_request,

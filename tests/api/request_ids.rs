@@ -1,6 +1,6 @@
-//! Request ids (SPEC §2, §6): every answer carries `X-Request-Id` (the client's, when it is
-//! a plausible id), and every log line a request causes carries the same id, in text and in
-//! JSON logs, over HTTP and over the WebSocket.
+//! Request ids (docs/src/http.md, docs/src/operations.md): every answer carries `X-Request-Id`
+//! (the client's, when it is a plausible id), and every log line a request causes carries the
+//! same id, in text and in JSON logs, over HTTP and over the WebSocket.
 
 use async_graphql::futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};

@@ -1,5 +1,5 @@
-//! Who may read and write (SPEC §9): bearer tokens over HTTP and the WebSocket, the
-//! upgrade's `Origin` check, CORS, and what `/health` shows.
+//! Who may read and write (docs/src/operations.md, Tokens): bearer tokens over HTTP and the
+//! WebSocket, the upgrade's `Origin` check, CORS, and what `/health` shows.
 
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
-//! The data file (SPEC §5): the reference's format loads as it is, unknown keys and broken
-//! records survive rewrites, corrupt files are set aside once and kept until a mutation,
-//! external edits show through the watcher, permissions are kept, no temporary file is left,
-//! and concurrent creates lose nothing and keep emails unique.
+//! The data file (docs/src/storage.md): a file with naive timestamps loads as it is, unknown
+//! keys and broken records survive rewrites, corrupt files are set aside once and kept until a
+//! mutation, external edits show through the watcher, permissions are kept, no temporary file
+//! is left, and concurrent creates lose nothing and keep emails unique.
 
 use std::sync::Arc;
 

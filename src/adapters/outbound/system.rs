@@ -17,7 +17,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// Random UUID v4 ids, as the reference gives.
+/// Random UUID v4 ids.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct UuidV4Generator;
 

@@ -1,5 +1,5 @@
-//! Who may run what (SPEC §9): the effect of the optional read and write tokens on GraphQL
-//! operations, on every transport.
+//! Who may run what (docs/src/operations.md, Tokens): the effect of the optional read and write
+//! tokens on GraphQL operations, on every transport.
 //!
 //! The HTTP layer checks the `Authorization` header (and the WebSocket layer the upgrade's
 //! header or `connection_init`'s payload) and attaches the [`Access`] it grants to the

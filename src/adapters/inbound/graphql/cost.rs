@@ -1,4 +1,5 @@
-//! What a query document can cost, measured in time linear in its size (SPEC §2).
+//! What a query document can cost, measured in time linear in its size (docs/src/http.md,
+//! Limits on a query).
 //!
 //! async-graphql's own recursion check, complexity and depth visitors expand every fragment
 //! spread in place, so a document under 1 KB whose fragments each spread the next one twice

@@ -2,7 +2,7 @@
 //!
 //! Client mistakes are `BAD_USER_INPUT`; a store that cannot be read or written is
 //! `STORAGE_UNAVAILABLE` with a message naming the cause, which is the operator's to fix
-//! and leaks nothing internal. Business refusals are payloads, not errors (SPEC §4.1).
+//! and leaks nothing internal. Business refusals are payloads, not errors (docs/src/graphql.md).
 //! The HTTP layer answers its own refusals (400, 401, 413, …) with the same shape and codes
 //! from [`ErrorCode`], so a client matches on one list.
 

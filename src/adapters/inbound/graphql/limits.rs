@@ -1,4 +1,5 @@
-//! The bounds on what one GraphQL request may cost (SPEC §2), enforced on every transport.
+//! The bounds on what one GraphQL request may cost (docs/src/http.md, Limits on a query),
+//! enforced on every transport.
 //!
 //! Before parsing, the query text's bracket nesting is checked in one pass, so a pathological
 //! document cannot drive the recursive parser deep. Right after parsing, the document is

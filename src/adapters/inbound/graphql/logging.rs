@@ -1,6 +1,6 @@
-//! Field logging (SPEC §6): one `info` line per top-level field with its arguments, the
-//! reference's "middleware logging of field names and args"; nested fields at `debug`;
-//! resolver errors with their field.
+//! Field logging (docs/src/operations.md, Logs): one `info` line per top-level field with its
+//! arguments, the names of the fields a client asked for and the values it gave them; nested
+//! fields at `debug`; resolver errors with their field.
 //!
 //! Arguments are logged with variables substituted, so `createUser(userData: $u)` logs
 //! the values actually used: a [`FieldLogging`] lives as long as its request (inside the

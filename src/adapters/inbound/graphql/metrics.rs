@@ -1,4 +1,4 @@
-//! GraphQL request metrics (SPEC §2 `/metrics`): operations by name and outcome, their
+//! GraphQL request metrics (docs/src/operations.md, Metrics): operations by name and outcome, their
 //! latency, errors by code, and the subscriptions open right now.
 //!
 //! An operation is named by its operation name or, when anonymous, by its first top-level

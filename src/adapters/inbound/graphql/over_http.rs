@@ -1,6 +1,6 @@
-//! What the request gate must know of an operation that came over plain HTTP rather than
-//! the WebSocket (SPEC §2): GET runs queries only, subscriptions belong on the WebSocket, and
-//! the operations of one batch share one set of limits and one deadline.
+//! What the request gate must know of an operation that came over plain HTTP rather than the
+//! WebSocket (docs/src/http.md): GET runs queries only, subscriptions belong on the WebSocket,
+//! and the operations of one batch share one set of limits and one deadline.
 //!
 //! The HTTP layer puts an `Arc<OverHttp>` in each request's data and keeps a clone; the gate
 //! reads it and records what the HTTP layer needs to choose a status code: whether execution

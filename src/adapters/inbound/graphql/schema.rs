@@ -1,4 +1,4 @@
-//! The schema (SPEC §3) and its resolvers.
+//! The schema (docs/src/graphql.md) and its resolvers.
 
 use async_graphql::futures_util::Stream;
 use async_graphql::futures_util::stream;

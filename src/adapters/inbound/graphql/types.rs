@@ -1,5 +1,5 @@
-//! Wire types: the `User` object, inputs and payloads (SPEC §3), with `From` conversions
-//! from the domain so resolvers stay one line per case.
+//! Wire types: the `User` object, inputs and payloads (docs/src/graphql.md), with `From`
+//! conversions from the domain so resolvers stay one line per case.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Bearer tokens (SPEC §9): who is calling, checked once at the edge.
+//! Bearer tokens (docs/src/operations.md, Tokens): who is calling, checked once at the edge.
 //!
 //! [`Tokens`] compares a presented token with the configured read and write tokens in
 //! constant time (`subtle`), so the comparison's duration does not reveal how much of a guess

@@ -1,5 +1,5 @@
-//! JSON error answers for the HTTP layer (SPEC §2): every client error, whatever refused it,
-//! is a GraphQL-style body whose every error has `extensions.code`.
+//! JSON error answers for the HTTP layer (docs/src/http.md): every client error, whatever
+//! refused it, is a GraphQL-style body whose every error has `extensions.code`.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -13,7 +13,7 @@ use super::errors::{bad_request, body_timeout, errors, too_large};
 use super::exchange::{Exchange, request_from_object};
 use crate::adapters::inbound::graphql::{Access, ErrorCode};
 
-/// The exact message of the 415 answer, which clients of the reference already know.
+/// The exact message of the 415 answer, which existing clients match on: it never changes.
 const ONLY_JSON: &str = "Only 'application/json' supported.";
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -1,7 +1,7 @@
-//! `GET /health`: 200 while the store can be read and written, 503 otherwise. A
-//! durability warning (the last change is in place but its folder's fsync failed) is
-//! shown without making the answer 503. Open to probes; when a read token is set, only
-//! callers presenting a token see more than `status` and `timestamp` (SPEC §9).
+//! `GET /health`: 200 while the store can be read and written, 503 otherwise. A durability
+//! warning (the last change is in place but its folder's fsync failed) is shown without making
+//! the answer 503. Open to probes; when a read token is set, only callers presenting a token
+//! see more than `status` and `timestamp` (docs/src/operations.md, Health).
 
 use axum::Json;
 use axum::extract::State;

@@ -1,5 +1,5 @@
-//! `GET /metrics` (SPEC §2): everything recorded through the `metrics` facade, in the
-//! Prometheus text format, rendered by metrics-exporter-prometheus.
+//! `GET /metrics` (docs/src/operations.md, Metrics): everything recorded through the `metrics`
+//! facade, in the Prometheus text format, rendered by metrics-exporter-prometheus.
 //!
 //! The `metrics` facade has one recorder per process, so the exporter is installed once
 //! ([`install`]) and every server in the process (the tests start many) reports into it

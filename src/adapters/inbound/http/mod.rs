@@ -1,7 +1,7 @@
-//! HTTP (SPEC §2): `POST /graphql` (JSON only, one operation or a batch), `GET /graphql` (a
-//! query in the query string, the console, or the WebSocket upgrade), `GET /health`,
-//! `GET /metrics`, JSON 404/405, request logging; and the connection-level server under them
-//! (`server`: caps and timeouts, graceful shutdown with a deadline).
+//! HTTP (docs/src/http.md): `POST /graphql` (JSON only, one operation or a batch),
+//! `GET /graphql` (a query in the query string, the console, or the WebSocket upgrade),
+//! `GET /health`, `GET /metrics`, JSON 404/405, request logging; and the connection-level
+//! server under them (`server`: caps and timeouts, graceful shutdown with a deadline).
 //!
 //! One file per route or concern: `graphql_post`, `graphql_get`, `exchange` (running a
 //! GraphQL request that came over HTTP and choosing its status and media type), `accept`

@@ -1,4 +1,5 @@
-//! Every request's span, request id, log line and HTTP metrics (SPEC §2, §6).
+//! Every request's span, request id, log line and HTTP metrics (docs/src/http.md,
+//! docs/src/operations.md).
 //!
 //! Each request gets an id: the client's `X-Request-Id` when it is a plausible id (at most
 //! [`MAX_REQUEST_ID_LEN`] characters from a small safe set, since it lands in every log

@@ -1,5 +1,6 @@
-//! The connection-level server: accepts TCP connections under a cap, cuts off clients that
-//! are too slow or too idle, and shuts down gracefully within a deadline (SPEC §1, §2).
+//! The connection-level server: accepts TCP connections under a cap, cuts off clients that are
+//! too slow or too idle, and shuts down gracefully within a deadline (docs/src/http.md,
+//! docs/src/configuration.md).
 //!
 //! `axum::serve` has no timeouts and no connection limit, so a client that trickles its
 //! headers, or 20,000 idle connections, hold the process's file handles forever. Here:

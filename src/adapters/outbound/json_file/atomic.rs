@@ -1,4 +1,4 @@
-//! Atomic, durable replacement of the data file (SPEC §5.2).
+//! Atomic, durable replacement of the data file (docs/src/storage.md, The data file).
 //!
 //! Write a temporary file in the target's folder, fsync it, rename it over the target, then
 //! fsync the folder so the rename itself survives a power cut. A reader or a crash sees

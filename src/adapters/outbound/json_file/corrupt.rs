@@ -1,4 +1,5 @@
-//! Setting a corrupt data file aside before serving an empty list (SPEC §5.3).
+//! Setting a corrupt data file aside before serving an empty list (docs/src/storage.md,
+//! External edits and corrupt files).
 //!
 //! The bytes are copied to `<file>.corrupt-<UTC timestamp>` once per distinct content:
 //! before copying, existing copies are compared byte for byte, so repeated reads of the

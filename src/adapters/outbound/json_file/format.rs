@@ -1,9 +1,9 @@
-//! The file format (SPEC §5.1), compatible with the Python reference.
+//! The file format (docs/src/storage.md, The data file).
 //!
 //! A JSON array of `{ "id", "name", "email", "created_at", "updated_at" }` objects. Keys we
 //! do not know are carried along per record and written back after ours. Records that are
 //! not objects with string `id`, `name` and `email` are kept verbatim, after the record that
-//! preceded them, and hidden from the API. Timestamps load in RFC 3339 or the reference's
+//! preceded them, and hidden from the API. Timestamps load in RFC 3339 or the
 //! naive form (read as UTC) and are written as RFC 3339 UTC with microseconds.
 //!
 //! What the file holds beyond the API's view is kept per record, keyed by the user's
@@ -428,7 +428,7 @@ fn classify(entries: Vec<(Key, Value)>) -> Item {
     )
 }
 
-/// Reads RFC 3339, or the reference's naive `2024-05-01T10:00:00.123456` as UTC.
+/// Reads RFC 3339, or a naive `2024-05-01T10:00:00.123456` (no zone) as UTC.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.with_timezone(&Utc));

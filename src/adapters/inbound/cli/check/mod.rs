@@ -1,7 +1,7 @@
 //! `roster check [FILE]`: what is wrong with a users file, without starting the service.
 //!
 //! A driving adapter of its own: it reads the file the JSON store would read and reports,
-//! with line and column, every record the service would hide, refuse or change (SPEC §1).
+//! with line and column, every record the service would hide, refuse or change (docs/src/guide.md).
 //! It never writes. Exit codes: 0 clean (notes allowed), 1 problems, 2 when the file cannot
 //! be read or is not a JSON array.
 

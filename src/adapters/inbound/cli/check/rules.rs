@@ -1,7 +1,8 @@
 //! What the service would hide, refuse or change in a users file, record by record.
 //!
-//! Each rule mirrors what the JSON store and the domain do with a record (SPEC §5.1, §4.2,
-//! §4.3): the validators are the domain's own, so a stricter rule there shows up here.
+//! Each rule mirrors what the JSON store and the domain do with a record (docs/src/storage.md
+//! and docs/src/graphql.md, Users): the validators are the domain's own, so a stricter rule
+//! there shows up here.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
-//! The operations added beside SPEC §3: cursor pages, userByEmail, patchUser, atomic and
-//! dry-run bulk updates, and error codes on every error.
+//! The operations beside the original six (allUsers, userById and the four mutations): cursor
+//! pages, userByEmail, patchUser, atomic and dry-run bulk updates, and error codes on every
+//! error.
 
 use serde_json::{Value, json};
 

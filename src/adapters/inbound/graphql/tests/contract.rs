@@ -1,4 +1,4 @@
-//! The SPEC §3 contract: names, limits, payloads and coded errors.
+//! The schema's contract (docs/src/graphql.md): names, limits, payloads and coded errors.
 
 use serde_json::{Value, json};
 
