@@ -10,12 +10,16 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use roster::adapters::outbound::postgres::scratch::{ScratchDatabase, test_server};
 use roster::bootstrap::Application;
 use roster::config::Config;
+use scratch::{ScratchDatabase, test_server};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+
+pub mod scratch;
+pub mod spawned;
+pub mod ws;
 
 /// How long an external edit may take to show through the watcher.
 pub const WATCH_DEADLINE: Duration = Duration::from_secs(2);
@@ -113,6 +117,7 @@ macro_rules! also_on_postgres {
         mod on_postgres {
             $(
                 #[test]
+                #[ignore = "needs PostgreSQL"]
                 fn $test() {
                     $crate::helpers::on_postgres(concat!(module_path!(), "::", stringify!($test)), super::$test);
                 }
