@@ -85,6 +85,12 @@ async fn the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopb
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    // The copy inside must have run the session, not listed it as ignored.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "the browser session did not run:\n{stdout}"
+    );
 }
 
 async fn browser_session() {
