@@ -14,6 +14,7 @@ mod graphql_over_http;
 mod helpers;
 mod hostile;
 mod http;
+mod ignored;
 mod live_events;
 mod logging;
 mod metrics;
