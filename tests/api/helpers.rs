@@ -518,7 +518,10 @@ where
     }
 }
 
-/// A free loopback port (bound, read, released).
+/// A free loopback port (bound, read, released): only for a port nothing should listen on,
+/// or a child that cannot bind port 0 and runs where no other test binds (chromedriver in
+/// the browser test's own network namespace). A `roster` child binds port 0 itself
+/// ([`spawned`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
