@@ -32,16 +32,20 @@ mod harness;
 mod memory;
 #[path = "scale/plot.rs"]
 mod plot;
+// Test databases: test code, kept out of the library and shared with the integration tests.
+#[allow(dead_code)]
+#[path = "../tests/api/helpers/scratch.rs"]
+mod scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use roster::adapters::outbound::postgres::scratch::{ScratchDatabase, test_server};
 use serde_json::{Value, json};
 
 use harness::{Roster, create_script, median, wrk};
+use scratch::{ScratchDatabase, test_server};
 
 /// The benchmark measures jemalloc's own counters, so it runs on jemalloc, as the binary does.
 #[global_allocator]

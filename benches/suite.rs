@@ -21,6 +21,10 @@ use serde_json::{Value, json};
 mod harness;
 #[path = "support/postgres.rs"]
 mod postgres;
+// Test databases: test code, kept out of the library and shared with the integration tests.
+#[allow(dead_code)]
+#[path = "../tests/api/helpers/scratch.rs"]
+mod scratch;
 
 use harness::{Roster, create_script, median};
 

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::scratch::{ScratchDatabase, test_server};
 use roster::adapters::inbound::cli::transfer::import_file;
-use roster::adapters::outbound::postgres::scratch::{ScratchDatabase, test_server};
 
 use super::{
     Connection, RUNS, Roster, Row, create_script, graphql_body, median, post_script, start_roster_with, wrk,

@@ -36,6 +36,7 @@ const README_SUBSCRIPTION: &str =
 /// loopback: the network is cut off for real, and nothing the browser does (its own update
 /// checks and discovery included) can reach another machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium"]
 async fn the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopback() {
     if std::env::var_os(INSIDE).is_some() {
         return browser_session().await;
@@ -49,7 +50,13 @@ async fn the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopb
         .args(["sh", "-c", "\"$0\" link set lo up && exec \"$@\""])
         .arg(&tools.ip)
         .arg(test_binary)
-        .args([THIS_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            THIS_TEST,
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INSIDE, "1")
         .env("ROSTER_CHROMIUM", &tools.chromium)
         .env("ROSTER_CHROMEDRIVER", &tools.chromedriver)
@@ -78,6 +85,12 @@ async fn the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopb
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
+    );
+    // The copy inside must have run the session, not listed it as ignored.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "the browser session did not run:\n{stdout}"
     );
 }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::process::RosterProcess;
+use crate::helpers::spawned::RosterProcess;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const REFERENCE: &str = "docs/src/configuration.md";

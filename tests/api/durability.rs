@@ -5,11 +5,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::process::RosterProcess;
+use crate::helpers::eventually;
+use crate::helpers::spawned::RosterProcess;
 
 fn file_users(path: &Path) -> Vec<Value> {
     let bytes = std::fs::read(path).expect("the data file exists");
@@ -154,16 +155,12 @@ async fn two_processes_on_one_file_lose_nothing_and_share_uniqueness() {
         assert!(keys.contains(&email.to_lowercase()), "{email} lost");
     }
     // Each process sees the other's writes (through its watcher, well before the TTL).
-    let deadline = Instant::now() + Duration::from_secs(3);
-    for roster in [&first, &second] {
-        while roster.emails().await.len() != 225 {
-            assert!(
-                Instant::now() < deadline,
-                "a process does not see the other's writes"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
+    eventually(
+        Duration::from_secs(3),
+        "each process seeing the other's writes",
+        || async { first.emails().await.len() == 225 && second.emails().await.len() == 225 },
+    )
+    .await;
 }
 
 /// What the model keeps of a user.

@@ -10,12 +10,16 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use roster::adapters::outbound::postgres::scratch::{ScratchDatabase, test_server};
 use roster::bootstrap::Application;
 use roster::config::Config;
+use scratch::{ScratchDatabase, test_server};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+
+pub mod scratch;
+pub mod spawned;
+pub mod ws;
 
 /// How long an external edit may take to show through the watcher.
 pub const WATCH_DEADLINE: Duration = Duration::from_secs(2);
@@ -113,6 +117,7 @@ macro_rules! also_on_postgres {
         mod on_postgres {
             $(
                 #[test]
+                #[ignore = "needs PostgreSQL"]
                 fn $test() {
                     $crate::helpers::on_postgres(concat!(module_path!(), "::", stringify!($test)), super::$test);
                 }
@@ -513,7 +518,10 @@ where
     }
 }
 
-/// A free loopback port (bound, read, released).
+/// A free loopback port (bound, read, released): only for a port nothing should listen on,
+/// or a child that cannot bind port 0 and runs where no other test binds (chromedriver in
+/// the browser test's own network namespace). A `roster` child binds port 0 itself
+/// ([`spawned`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

@@ -5,18 +5,15 @@
 
 use std::time::Duration;
 
-use async_graphql::futures_util::{SinkExt, StreamExt};
+use async_graphql::futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::helpers::ws::{next_frame, open_socket, send_json};
 use crate::helpers::{TestApp, error_codes, spawn_app, spawn_app_with_flags};
-
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long any single wait in these tests may last before the test fails.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -314,47 +311,6 @@ async fn brackets_nested_past_the_limit_are_refused_before_parsing() {
     let (_, answer) = post_query(&app, &json!({ "query": query })).await;
     assert!(refusal(&answer, "BAD_USER_INPUT").contains("nest"), "{answer}");
     assert_healthy(&app).await;
-}
-
-/// Opens a graphql-transport-ws socket with extra request headers.
-pub async fn open_socket(
-    app: &TestApp,
-    headers: &[(&str, &str)],
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let url = app.base.replace("http://", "ws://") + "/graphql";
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-    for (name, value) in headers {
-        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
-            .expect("a header name");
-        request
-            .headers_mut()
-            .insert(name, value.parse().expect("a header value"));
-    }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(socket, _)| socket)
-}
-
-/// The next text frame as JSON, or the close frame's code; `None` when the socket ends.
-pub async fn next_frame(socket: &mut Socket) -> Option<Result<Value, u16>> {
-    loop {
-        let frame = tokio::time::timeout(PATIENCE, socket.next())
-            .await
-            .expect("a frame in time")?;
-        match frame {
-            Ok(Message::Text(text)) => return Some(Ok(serde_json::from_str(&text).unwrap())),
-            Ok(Message::Close(frame)) => return Some(Err(frame.map_or(1005, |f| u16::from(f.code)))),
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-    }
-}
-
-pub async fn send_json(socket: &mut Socket, value: Value) {
-    socket.send(Message::text(value.to_string())).await.expect("send");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,28 +653,26 @@ async fn names_and_emails_with_control_or_invisible_characters_are_refused_with_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drops_a_stuck_client_at_its_deadline_and_keeps_every_acknowledged_write() {
-    use crate::logging::{Server, serve_command};
+    use crate::helpers::spawned::{RosterProcess, serve_command};
     let dir = tempfile::tempdir().unwrap();
     let data_file = dir.path().join("users.json");
-    let port = crate::helpers::free_port();
-    let mut command = serve_command(port, &data_file);
-    command
-        .args([
-            "--shutdown-timeout",
-            "1",
-            "--body-timeout",
-            "120",
-            "--header-timeout",
-            "120",
-        ])
-        .env("RUST_LOG", "warn");
-    let server = Server::start(command, port).await;
+    let mut command = serve_command(&data_file);
+    command.args([
+        "--shutdown-timeout",
+        "1",
+        "--body-timeout",
+        "120",
+        "--header-timeout",
+        "120",
+    ]);
+    let server = RosterProcess::spawn(command).await;
     let created = server
         .gql(
             r#"mutation { createUser(userData: {name: "Ann", email: "ann@x.com"}) { ok } }"#,
             json!({}),
         )
-        .await;
+        .await
+        .expect("POST /graphql");
     assert_eq!(created["data"]["createUser"]["ok"], true, "{created}");
     let mut stuck = TcpStream::connect(server.base.trim_start_matches("http://"))
         .await
@@ -735,19 +689,19 @@ async fn shutdown_drops_a_stuck_client_at_its_deadline_and_keeps_every_acknowled
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_megabyte_argument_is_logged_as_a_short_line_with_its_length() {
-    use crate::logging::{Server, serve_command};
+    use crate::helpers::spawned::{RosterProcess, serve_command};
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::helpers::free_port();
-    let mut command = serve_command(port, &dir.path().join("users.json"));
+    let mut command = serve_command(&dir.path().join("users.json"));
     command.env("RUST_LOG", "info");
-    let server = Server::start(command, port).await;
+    let server = RosterProcess::spawn(command).await;
     let search = "x".repeat(1_000_000);
     let answer = server
         .gql(
             "query($s: String) { allUsers(search: $s) { id } }",
             json!({ "s": search }),
         )
-        .await;
+        .await
+        .expect("POST /graphql");
     assert_eq!(answer["data"]["allUsers"], json!([]), "{answer}");
     let (_, stderr) = server.terminate().await;
     let longest = stderr.lines().map(str::len).max().unwrap_or_default();

@@ -3,105 +3,11 @@
 
 use std::time::Duration;
 
-use async_graphql::futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{TestApp, spawn_app};
-use crate::process::RosterProcess;
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const EVENTS: &str =
-    "subscription($kinds: [UserEventKind!]) { userEvents(kinds: $kinds) { kind at user { id name email } } }";
-
-/// A graphql-transport-ws subscription to `userEvents`.
-pub(crate) struct Subscriber {
-    socket: Socket,
-}
-
-impl Subscriber {
-    pub(crate) async fn open(app: &TestApp, kinds: Value) -> Self {
-        Self::open_query(app, EVENTS, json!({ "kinds": kinds })).await
-    }
-
-    /// A subscription with any `userEvents` document and variables.
-    pub(crate) async fn open_query(app: &TestApp, query: &str, variables: Value) -> Self {
-        let url = app.base.replace("http://", "ws://") + "/graphql";
-        let mut request = url.into_client_request().unwrap();
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-        let (mut socket, response) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("websocket upgrade");
-        assert_eq!(
-            response.headers()["sec-websocket-protocol"],
-            "graphql-transport-ws"
-        );
-        socket
-            .send(text(json!({ "type": "connection_init" })))
-            .await
-            .unwrap();
-        let ack = next_json(&mut socket).await;
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        let subscribe = json!({
-            "id": "1",
-            "type": "subscribe",
-            "payload": { "query": query, "variables": variables }
-        });
-        socket.send(text(subscribe)).await.unwrap();
-        Self { socket }
-    }
-
-    /// The next event as `(kind, name)`, or `None` if none comes within `wait`.
-    pub(crate) async fn next_event(&mut self, wait: Duration) -> Option<(String, String, Value)> {
-        let message = tokio::time::timeout(wait, next_json(&mut self.socket))
-            .await
-            .ok()?;
-        assert_eq!(message["type"], "next", "{message}");
-        let event = &message["payload"]["data"]["userEvents"];
-        let kind = event["kind"].as_str().unwrap_or_default().to_owned();
-        let name = event["user"]["name"].as_str().unwrap_or_default().to_owned();
-        Some((kind, name, event.clone()))
-    }
-
-    /// Waits until the subscription is live: the server registers it asynchronously, so
-    /// probe with a create until its event arrives, then drain the probes.
-    pub(crate) async fn sync(&mut self, app: &TestApp, probe: &str) {
-        for attempt in 0..50 {
-            app.create_ok(probe, &format!("{probe}-{attempt}@probe.test"))
-                .await;
-            if self.next_event(Duration::from_millis(200)).await.is_some() {
-                while self.next_event(Duration::from_millis(150)).await.is_some() {}
-                return;
-            }
-        }
-        panic!("the subscription never delivered an event");
-    }
-}
-
-fn text(value: Value) -> Message {
-    Message::text(value.to_string())
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        match socket
-            .next()
-            .await
-            .expect("the socket stays open")
-            .expect("a frame")
-        {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
-}
+use crate::helpers::spawn_app;
+use crate::helpers::spawned::RosterProcess;
+use crate::helpers::ws::Subscriber;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_receive_each_change_from_http_and_from_a_hand_edit_in_order() {

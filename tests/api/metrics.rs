@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::helpers::ws::Subscriber;
 use crate::helpers::{TestApp, eventually, spawn_app};
-use crate::live_events::Subscriber;
 
 /// The `/metrics` text, asserting 200 and the Prometheus content type.
 async fn scrape(app: &TestApp) -> String {

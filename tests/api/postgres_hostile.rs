@@ -55,6 +55,7 @@ fn one_id_repeated(id: &str, count: usize) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn a_bulk_at_the_cap_repeating_one_id_answers_while_the_replica_keeps_serving() {
     let Some(database) = scratch_database("a bulk at the cap repeating one id").await else {
         return;
@@ -92,6 +93,7 @@ async fn a_bulk_at_the_cap_repeating_one_id_answers_while_the_replica_keeps_serv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn a_bulk_whose_items_trade_addresses_applies_them_in_order() {
     let Some(database) = scratch_database("a bulk trading addresses").await else {
         return;
@@ -172,6 +174,7 @@ async fn the_bulk_cap_follows_its_flag_and_counts_items_written_in_the_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn rows_with_timestamps_no_client_can_read_are_cleaned_then_refused_and_read_as_null() {
     let Some(database) = scratch_database("unreadable timestamps").await else {
         return;
@@ -226,6 +229,7 @@ async fn rows_with_timestamps_no_client_can_read_are_cleaned_then_refused_and_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn a_row_with_an_infinite_timestamp_that_slipped_past_the_check_never_stops_a_replica() {
     let Some(database) = scratch_database("an infinite timestamp past the check").await else {
         return;
@@ -275,6 +279,7 @@ async fn a_row_with_an_infinite_timestamp_that_slipped_past_the_check_never_stop
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn the_database_trims_every_unicode_space_from_an_address_as_the_service_does() {
     let Some(database) = scratch_database("unicode spaces around an address").await else {
         return;
@@ -323,6 +328,7 @@ async fn the_database_trims_every_unicode_space_from_an_address_as_the_service_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn a_deployed_database_whose_addresses_clash_under_the_new_rule_names_them_and_keeps_its_schema() {
     let Some(database) = scratch_database("addresses that clash under the new rule").await else {
         return;

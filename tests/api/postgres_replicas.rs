@@ -10,12 +10,12 @@ use std::time::Duration;
 use async_graphql::futures_util::future::join_all;
 use serde_json::{Value, json};
 
+use crate::helpers::spawned::{RosterProcess, serve_with};
+use crate::helpers::ws::Subscriber;
 use crate::helpers::{
     TestApp, WATCH_DEADLINE, assert_no_errors, eventually, scratch_database, spawn_replica,
     spawn_replica_with,
 };
-use crate::live_events::Subscriber;
-use crate::process::RosterProcess;
 
 /// `n` replicas over the database at `url`, started at the same moment (so their
 /// migrations race, as real replicas' would).
@@ -41,6 +41,7 @@ async fn psql(url: &str) -> tokio_postgres::Client {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn replicas_started_together_share_the_schema_and_see_each_others_creates_at_once() {
     let Some(database) = scratch_database("replicas see each other's creates").await else {
         return;
@@ -65,6 +66,7 @@ async fn replicas_started_together_share_the_schema_and_see_each_others_creates_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn twenty_creates_of_one_email_spread_over_replicas_have_exactly_one_winner() {
     let Some(database) = scratch_database("the same-email race over replicas").await else {
         return;
@@ -92,6 +94,7 @@ async fn twenty_creates_of_one_email_spread_over_replicas_have_exactly_one_winne
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn three_hundred_concurrent_creates_spread_over_replicas_all_land_on_every_replica() {
     let Some(database) = scratch_database("300 creates over replicas").await else {
         return;
@@ -124,6 +127,7 @@ async fn three_hundred_concurrent_creates_spread_over_replicas_all_land_on_every
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn a_row_inserted_with_sql_reaches_every_replicas_subscribers_once() {
     let Some(database) = scratch_database("an SQL insert reaches subscribers").await else {
         return;
@@ -180,6 +184,7 @@ async fn a_row_inserted_with_sql_reaches_every_replicas_subscribers_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn killing_a_replica_under_write_load_loses_no_acknowledged_create() {
     let Some(database) = scratch_database("kill -9 of a replica under load").await else {
         return;
@@ -238,6 +243,7 @@ async fn killing_a_replica_under_write_load_loses_no_acknowledged_create() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn a_change_that_was_never_announced_is_found_by_the_periodic_check() {
     let Some(database) = scratch_database("the periodic consistency check").await else {
         return;
@@ -263,6 +269,7 @@ async fn a_change_that_was_never_announced_is_found_by_the_periodic_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn the_database_password_is_never_shown_on_health_nor_logged() {
     let Some(database) = scratch_database("the password stays hidden").await else {
         return;
@@ -276,25 +283,11 @@ async fn the_database_password_is_never_shown_on_health_nor_logged() {
         return;
     };
     let url = format!("{scheme}://{user}:Sup3rSecret@{host}");
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("roster.log");
-    let port = crate::helpers::free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .env("DATABASE_URL", &url)
-        .env_remove("USERS_JSON_PATH")
-        .env("RUST_LOG", "debug")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    eventually(Duration::from_secs(20), "the replica answering", || async {
-        client.get(format!("{base}/health")).send().await.is_ok()
-    })
-    .await;
+    let mut command = serve_with::<&str>(&[]);
+    command.env("DATABASE_URL", &url).env("RUST_LOG", "debug");
+    let replica = RosterProcess::spawn(command).await;
+    let base = &replica.base;
+    let client = &replica.client;
     let health = client
         .get(format!("{base}/health"))
         .send()
@@ -315,14 +308,13 @@ async fn the_database_password_is_never_shown_on_health_nor_logged() {
         .await
         .unwrap();
     assert_eq!(created.status(), 200);
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = replica.stderr().await;
     assert!(logged.contains("using PostgreSQL"), "{logged}");
     assert!(!logged.contains("Sup3rSecret"), "{logged}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn aliased_mutations_are_not_charged_for_rewriting_every_user_on_the_database() {
     let Some(database) = scratch_database("aliased mutations on the database").await else {
         return;

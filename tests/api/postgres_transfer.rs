@@ -41,6 +41,7 @@ fn instants(value: &Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn export_of_an_import_gives_back_the_same_list_and_the_api_hides_what_is_not_a_user() {
     let Some(database) = scratch_database("import/export round trip").await else {
         return;
@@ -105,6 +106,7 @@ async fn export_of_an_import_gives_back_the_same_list_and_the_api_hides_what_is_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn import_refuses_a_non_empty_database_unless_told_to_replace_it() {
     let Some(database) = scratch_database("import into a non-empty database").await else {
         return;
@@ -153,6 +155,7 @@ async fn import_refuses_a_non_empty_database_unless_told_to_replace_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn import_and_export_of_a_large_file_report_their_progress() {
     let Some(database) = scratch_database("progress of a large import").await else {
         return;
@@ -201,6 +204,7 @@ fn compact(text: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn values_nested_two_hundred_deep_go_in_and_come_back_verbatim() {
     let Some(database) = scratch_database("deeply nested records").await else {
         return;
@@ -269,6 +273,7 @@ fn without_timestamps(text: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn an_import_leaves_the_keys_and_the_change_feed_as_they_were() {
     let Some(database) = scratch_database("keys and triggers after an import").await else {
         return;
@@ -326,6 +331,7 @@ async fn an_import_leaves_the_keys_and_the_change_feed_as_they_were() {
     }
 }
 
+#[ignore = "needs PostgreSQL"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_export_at_info_prints_no_database_notice() {
     let Some(database) = scratch_database("no NOTICE noise at info").await else {

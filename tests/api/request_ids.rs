@@ -2,13 +2,11 @@
 //! (the client's, when it is a plausible id), and every log line a request causes carries the
 //! same id, in text and in JSON logs, over HTTP and over the WebSocket.
 
-use async_graphql::futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{free_port, spawn_app};
-use crate::logging::{Server, serve_command};
+use crate::helpers::spawn_app;
+use crate::helpers::spawned::{RosterProcess, serve_command};
+use crate::helpers::ws::{connect_acked, next_json, send_json};
 
 const CREATE: &str =
     r#"mutation { createUser(userData: {name: "Traced", email: "traced@example.com"}) { ok } }"#;
@@ -61,15 +59,14 @@ async fn a_plausible_incoming_request_id_is_kept_and_anything_else_is_replaced()
 }
 
 /// Starts the binary with `RUST_LOG=info` and `extra` environment.
-async fn start_logging(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Server {
-    let port = free_port();
-    let mut command = serve_command(port, &dir.path().join("users.json"));
+async fn start_logging(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> RosterProcess {
+    let mut command = serve_command(&dir.path().join("users.json"));
     command.env("RUST_LOG", "info");
     command.envs(env.iter().copied());
-    Server::start(command, port).await
+    RosterProcess::spawn(command).await
 }
 
-async fn post_with_id(server: &Server, id: &str, query: &str) -> reqwest::Response {
+async fn post_with_id(server: &RosterProcess, id: &str, query: &str) -> reqwest::Response {
     server
         .client
         .post(format!("{}/graphql", server.base))
@@ -151,33 +148,12 @@ async fn text_logs_show_the_request_id_on_the_request_line_and_the_field_line() 
 async fn operations_over_a_websocket_log_the_id_of_its_upgrade_request() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_logging(&dir, &[("ROSTER_LOG_FORMAT", "json")]).await;
-    let url = server.base.replace("http://", "ws://") + "/graphql";
-    let mut request = url.into_client_request().unwrap();
-    let headers = request.headers_mut();
-    headers.insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-    headers.insert("X-Request-Id", "socket-9".parse().unwrap());
-    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let (mut socket, response) = connect_acked(&server.base, &[("X-Request-Id", "socket-9")]).await;
     assert_eq!(response.headers()["x-request-id"], "socket-9");
-    let send = |value: Value| Message::text(value.to_string());
-    socket
-        .send(send(json!({ "type": "connection_init" })))
-        .await
-        .unwrap();
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": "{ allUsers { id } }" } });
-    socket.send(send(subscribe)).await.unwrap();
-    // connection_ack, next, complete: the operation has run once `complete` arrives.
-    loop {
-        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
-            .await
-            .expect("an answer over the socket")
-            .expect("the socket stays open")
-            .unwrap();
-        if let Message::Text(text) = frame
-            && serde_json::from_str::<Value>(&text).unwrap()["type"] == "complete"
-        {
-            break;
-        }
-    }
+    send_json(&mut socket, subscribe).await;
+    // next, complete: the operation has run once `complete` arrives.
+    while next_json(&mut socket).await["type"] != "complete" {}
     socket.close(None).await.unwrap();
     let (status, stderr) = server.terminate().await;
     assert!(status.success(), "{status}; stderr:\n{stderr}");

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::helpers::ws::{next_frame, open_socket, send_json};
 use crate::helpers::{TestApp, error_codes, spawn_app, spawn_app_with_flags};
-use crate::hostile::{next_frame, open_socket, send_json};
 
 const CREATE: &str = r#"mutation { createUser(userData: {name: "Eve", email: "eve@x.com"}) { ok } }"#;
 const LIST: &str = "{ allUsers { name } }";

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::process::RosterProcess;
+use crate::helpers::spawned::RosterProcess;
 
 fn roster_seed(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_roster"))

@@ -2,11 +2,9 @@
 //!
 //! [`json_file`] and [`postgres`] are the two stores, [`cache`] the read cache in front of
 //! either, [`system`] the real clock and id generator. One contract suite runs against
-//! every store (`contract`, in tests).
+//! every store (the integration tests' `contract`).
 
 pub mod cache;
-#[cfg(test)]
-mod contract;
 pub mod json_file;
 pub mod postgres;
 pub mod system;

@@ -14,7 +14,6 @@ mod migrate;
 mod owner;
 mod replica;
 mod rows;
-pub mod scratch;
 pub mod transfer;
 mod writes;
 

@@ -1,12 +1,17 @@
 //! Throwaway databases, for tests and benchmarks: each gets a database of its own on a
 //! shared server, created with a unique name and dropped afterwards, so runs never see
 //! each other's users and leave nothing behind.
+//!
+//! Test code only, kept out of the library: the integration tests hold it as
+//! `helpers::scratch`, the benchmarks include this file with `#[path]`, so it names the
+//! library as `roster::` and nothing of the tests.
 
+use std::io::Write;
 use std::str::FromStr;
 
 use tokio_postgres::{Config, NoTls};
 
-use super::describe;
+use roster::adapters::outbound::postgres::describe;
 
 /// The server tests use when `ROSTER_TEST_DATABASE_URL` is not set.
 pub const DEFAULT_TEST_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -33,7 +38,10 @@ pub async fn test_server(what: &str) -> Option<String> {
             panic!("ROSTER_REQUIRE_POSTGRES=1 but the test server does not answer: {cause}")
         }
         Err(cause) => {
-            eprintln!(
+            // Straight to stderr: the test harness would swallow a captured eprintln! of a
+            // test that passes.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** SKIPPED (no PostgreSQL): {what}. The test server does not answer ({cause}); \
                  set ROSTER_TEST_DATABASE_URL, or ROSTER_REQUIRE_POSTGRES=1 to make this a failure. ***\n"
             );
@@ -76,11 +84,6 @@ impl ScratchDatabase {
     /// A URL of the new database, with the server URL's user, password and options.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// The new database's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// Drops the database, ending any connection still open to it.
@@ -141,17 +144,12 @@ pub fn with_database(url: &str, name: &str) -> String {
     format!("{head}/{name}{query}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_urls_database_is_replaced_in_either_form() {
-        assert_eq!(
-            with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
-            "postgres://u:p@h:5432/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
-        assert_eq!(with_database("host=h user=u", "x"), "host=h user=u dbname=x");
-    }
+#[test]
+fn a_urls_database_is_replaced_in_either_form() {
+    assert_eq!(
+        with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
+        "postgres://u:p@h:5432/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
+    assert_eq!(with_database("host=h user=u", "x"), "host=h user=u dbname=x");
 }

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 
-use crate::domain::{
+use roster::domain::{
     BulkMode, Change, ChangeOutcome, Email, EmailUpdate, Rejection, User, UserEventKind, UserId, UserName,
 };
-use crate::ports::UserRepository;
+use roster::ports::UserRepository;
 
 /// A store being opened.
 pub type Opening = Pin<Box<dyn Future<Output = Arc<dyn UserRepository>> + Send>>;
@@ -393,10 +393,10 @@ mod against {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::adapters::outbound::cache::CachedUserRepository;
-    use crate::adapters::outbound::json_file::JsonFileUserRepository;
-    use crate::adapters::outbound::postgres::scratch::{ScratchDatabase, test_server};
-    use crate::adapters::outbound::postgres::{PostgresOptions, PostgresUserRepository};
+    use crate::helpers::scratch::{ScratchDatabase, test_server};
+    use roster::adapters::outbound::cache::CachedUserRepository;
+    use roster::adapters::outbound::json_file::JsonFileUserRepository;
+    use roster::adapters::outbound::postgres::{PostgresOptions, PostgresUserRepository};
 
     fn json_file(folder: &Path) -> Arc<JsonFileUserRepository> {
         Arc::new(JsonFileUserRepository::open(folder.join("users.json")).unwrap())
@@ -489,11 +489,13 @@ mod against {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL"]
     async fn the_postgres_store_honours_the_contract() {
         postgres_contract(false).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL"]
     async fn the_cache_over_the_postgres_store_honours_the_contract() {
         postgres_contract(true).await;
     }
