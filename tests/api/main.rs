@@ -8,6 +8,7 @@ mod check;
 mod clients;
 mod conventions;
 mod durability;
+mod file_format;
 mod file_store;
 mod graphql_over_http;
 mod helpers;

@@ -167,6 +167,11 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// The offset it stands at: the last one asked for.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
     /// The position of `offset`, which must not lie before the last one asked for.
     pub fn position(&mut self, offset: usize) -> Position {
         let offset = offset.clamp(self.offset, self.bytes.len());

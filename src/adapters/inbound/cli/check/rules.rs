@@ -5,7 +5,7 @@
 //! the validators are the domain's: a stricter rule in either shows up here.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 
 use super::scan::{self, Cursor, Element, Field, Key, Kind, Located, Position};
@@ -132,6 +132,9 @@ struct Record<'a> {
     offset: usize,
     /// A cursor standing at `offset`.
     cursor: Cursor<'a>,
+    /// A cursor standing at the last key asked for: keys are mostly asked for in file order,
+    /// so a record with many costs one pass over it, not one per key.
+    moving: RefCell<Cursor<'a>>,
     at: Position,
     /// Where each key's last occurrence sits, found in one pass when first asked for: most
     /// records have nothing to report and are never scanned twice.
@@ -141,10 +144,16 @@ struct Record<'a> {
 impl Record<'_> {
     /// Where `key`'s last occurrence sits (the record's start if it cannot be found).
     fn key(&self, key: &str) -> Position {
-        match self.keys.get_or_init(|| scan::key_offsets(self.text)).get(key) {
-            Some(offset) => self.cursor.clone().position(self.offset + offset),
-            None => self.at,
+        let Some(offset) = self.keys.get_or_init(|| scan::key_offsets(self.text)).get(key) else {
+            return self.at;
+        };
+        let offset = self.offset + offset;
+        let mut moving = self.moving.borrow_mut();
+        if offset < moving.offset() {
+            // Back to the record's start, to move forward from there again.
+            *moving = self.cursor.clone();
         }
+        moving.position(offset)
     }
 }
 
@@ -186,6 +195,7 @@ impl<'a> Checker<'a> {
             text: &self.bytes[located.start..located.end],
             offset: located.start,
             cursor: self.cursor.clone(),
+            moving: RefCell::new(self.cursor.clone()),
             at,
             keys: OnceCell::new(),
         };
