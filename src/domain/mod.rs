@@ -18,8 +18,5 @@ pub use change::{
 pub use events::{UserEvent, UserEventKind};
 pub use search::{FuzzyQuery, levenshtein, typo_distance};
 pub use snapshot::{UserFilter, UserSnapshot};
-pub use user::{
-    Email, EmailError, NameError, User, UserId, UserName, email_key, timestamp_bytes, timestamp_text,
-    to_micros,
-};
+pub use user::{Email, EmailError, NameError, User, UserId, UserName, email_key, timestamp_text, to_micros};
 pub use user_set::{UserSet, settled_without_write};

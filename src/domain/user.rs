@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, SubsecRound, Timelike, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 /// Longest accepted name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -182,40 +182,7 @@ impl Email {
 /// A timestamp as the file and the API carry it: RFC 3339 in UTC with microseconds, e.g.
 /// `2024-05-01T10:00:00.123456Z` (fixed width, so the text sorts like the time).
 pub fn timestamp_text(at: DateTime<Utc>) -> String {
-    match timestamp_bytes(at) {
-        Some(bytes) => bytes.iter().map(|&byte| char::from(byte)).collect(),
-        None => at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    }
-}
-
-/// The text of [`timestamp_text`] as fixed-width ASCII, built without allocating or going
-/// through a formatter (a file's commit writes two per user); `None` for the instants that
-/// do not fit it (years outside 0 to 9999, a leap second), which chrono writes instead.
-pub fn timestamp_bytes(at: DateTime<Utc>) -> Option<[u8; 27]> {
-    // The naive form once: each accessor on a `DateTime` would work out its offset again.
-    let at = at.naive_utc();
-    let (year, nanos) = (at.year(), at.nanosecond());
-    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        return None;
-    }
-    let mut text = *b"0000-00-00T00:00:00.000000Z";
-    let fields = [
-        (0, 4, year.unsigned_abs()),
-        (5, 2, at.month()),
-        (8, 2, at.day()),
-        (11, 2, at.hour()),
-        (14, 2, at.minute()),
-        (17, 2, at.second()),
-        (20, 6, nanos / 1_000),
-    ];
-    for (start, width, mut value) in fields {
-        for digit in text[start..start + width].iter_mut().rev() {
-            // A remainder of ten fits a byte.
-            *digit = b'0' + u8::try_from(value % 10).unwrap_or(0);
-            value /= 10;
-        }
-    }
-    Some(text)
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// `at` at the precision every timestamp is kept at: microseconds, as the file and the API
@@ -334,41 +301,6 @@ pub(crate) fn stored_users(rows: &[(&str, &str, &str)]) -> Vec<std::sync::Arc<Us
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamp_text_is_chronos_rfc3339_with_microseconds_for_every_instant() {
-        let chrono_text = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let day = |year, month, date| {
-            chrono::NaiveDate::from_ymd_opt(year, month, date)
-                .unwrap()
-                .and_hms_opt(0, 0, 0)
-                .unwrap()
-                .and_utc()
-        };
-        // From the last second of year -1 to the first of year 10000.
-        let (first, last) = (day(0, 1, 1).timestamp() - 1, day(10_000, 1, 1).timestamp());
-        // A fixed walk over the whole range, seconds and sub-seconds varied, plus the edges.
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut instants: Vec<(i64, u32)> = vec![(first, 999_999_999), (last, 0), (0, 0)];
-        for _ in 0..200_000 {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let span = u64::try_from(last - first).unwrap();
-            let seconds = first + i64::try_from((state >> 11) % (span + 1)).unwrap();
-            let nanos = u32::try_from((state >> 3) % 1_000_000_000).unwrap();
-            instants.push((seconds, nanos));
-        }
-        for (seconds, nanos) in instants {
-            let at = DateTime::from_timestamp(seconds, nanos).unwrap();
-            assert_eq!(timestamp_text(at), chrono_text(at), "{seconds} s {nanos} ns");
-        }
-        // A leap second, which only chrono writes.
-        let leap = DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap();
-        assert_eq!(timestamp_bytes(leap), None);
-        assert_eq!(timestamp_text(leap), chrono_text(leap));
-        assert_eq!(timestamp_bytes(day(10_000, 1, 1)), None);
-        assert_eq!(timestamp_bytes(day(-1, 12, 31)), None);
-        assert!(timestamp_bytes(day(0, 1, 1)).is_some());
-    }
 
     #[test]
     fn timestamps_are_kept_to_the_microsecond() {

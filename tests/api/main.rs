@@ -10,6 +10,7 @@ mod contract;
 mod conventions;
 mod docs;
 mod durability;
+mod file_format;
 mod file_store;
 mod graphql_over_http;
 mod helpers;

@@ -13,25 +13,21 @@
 //! any depth is kept (a parser's recursion limit would refuse one nested 200 deep).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::Datelike;
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::adapters::outbound::json_file::{is_blank, parse_timestamp, replace_file};
-use crate::adapters::outbound::postgres::transfer::{
-    ExportedRecord, ExportedUser, FileRecord, FileUser, Records,
-};
+use crate::adapters::outbound::json_file::replace_file;
+use crate::adapters::outbound::postgres::transfer::{ExportedRecord, ExportedUser};
 use crate::adapters::outbound::postgres::{self, transfer as database};
+use crate::adapters::outbound::users_file::raw::{self, parse_records};
+use crate::adapters::outbound::users_file::write::{self as file_write, Json, UserFields};
+use crate::adapters::outbound::users_file::{self};
 use crate::config::{Command, Config};
-use crate::domain::{timestamp_bytes, timestamp_text, to_micros};
 
 /// Progress is reported every this many records.
 const PROGRESS_EVERY: usize = 10_000;
@@ -116,7 +112,7 @@ pub async fn import_file(
     replace: bool,
     progress: &(dyn Fn(usize, usize) + Send + Sync),
 ) -> Result<Moved, TransferFailure> {
-    let bytes = fs::read(path).map_err(|err| TransferFailure::Read {
+    let bytes = users_file::read_file(path).map_err(|err| TransferFailure::Read {
         path: path.to_path_buf(),
         reason: err.to_string(),
     })?;
@@ -160,178 +156,6 @@ pub async fn export_file(
         .map_err(|err| failed(err.to_string()))
 }
 
-/// A user list: every element of the file's array as a slice of its text.
-#[derive(Debug, Default)]
-pub struct RecordList<'a> {
-    items: Vec<&'a RawValue>,
-}
-
-impl Records for RecordList<'_> {
-    fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    fn each(&self) -> Box<dyn Iterator<Item = FileRecord<'_>> + Send + '_> {
-        Box::new(self.items.iter().map(|item| classify(item)))
-    }
-}
-
-/// Reads a user list: a JSON array whose objects with string `id`, `name` and `email` are
-/// users and whose other elements are kept as they are. Empty contents are an empty list.
-///
-/// # Errors
-/// A reason when the contents are not a JSON array.
-pub fn parse_records(bytes: &[u8]) -> Result<RecordList<'_>, String> {
-    if is_blank(bytes) {
-        return Ok(RecordList::default());
-    }
-    let items: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
-        serde_json::error::Category::Data => "the top level is not a JSON array".to_owned(),
-        _ => format!("not valid JSON: {err}"),
-    })?;
-    Ok(RecordList { items })
-}
-
-/// A JSON string as text, borrowed from the file when it holds no escapes.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Strings;
-        impl<'de> Visitor<'de> for Strings {
-            type Value = Text<'de>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(text)))
-            }
-
-            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(text.to_owned())))
-            }
-
-            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(text)))
-            }
-        }
-        deserializer.deserialize_str(Strings)
-    }
-}
-
-/// An object's members in order, each value as its JSON text. A repeated key keeps its
-/// first place and its last value, as the file store reads it.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Objects;
-        impl<'de> Visitor<'de> for Objects {
-            type Value = Members<'de>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
-                // Built only for an object with many keys, where looking along would cost.
-                let mut places: Option<HashMap<Cow<'de, str>, usize>> = None;
-                while let Some((Text(key), value)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
-                    if members.len() >= 16 && places.is_none() {
-                        places = Some(
-                            members
-                                .iter()
-                                .enumerate()
-                                .map(|(at, (key, _))| (key.clone(), at))
-                                .collect(),
-                        );
-                    }
-                    let place = match &places {
-                        Some(places) => places.get(&key).copied(),
-                        None => members.iter().position(|(known, _)| *known == key),
-                    };
-                    match place {
-                        Some(at) => members[at].1 = value,
-                        None => {
-                            if let Some(places) = &mut places {
-                                places.insert(key.clone(), members.len());
-                            }
-                            members.push((key, value));
-                        }
-                    }
-                }
-                Ok(Members(members))
-            }
-        }
-        deserializer.deserialize_map(Objects)
-    }
-}
-
-/// The text of a JSON string value, or `None` for any other value.
-fn text_of(value: &RawValue) -> Option<Cow<'_, str>> {
-    if !value.get().starts_with('"') {
-        return None;
-    }
-    serde_json::from_str::<Text<'_>>(value.get())
-        .ok()
-        .map(|text| text.0)
-}
-
-/// A timestamp the database keeps: years 1 to 9999 in UTC, as the file store writes them.
-fn storable_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    parse_timestamp(text)
-        .map(to_micros)
-        .filter(|at| (1..=9999).contains(&at.year()))
-}
-
-fn classify(item: &RawValue) -> FileRecord<'_> {
-    // The list was read as JSON, so an element that starts like an object is one.
-    let Some(Members(members)) = item
-        .get()
-        .starts_with('{')
-        .then(|| serde_json::from_str::<Members<'_>>(item.get()).ok())
-        .flatten()
-    else {
-        return FileRecord::Hidden(item);
-    };
-    let text = |key: &str| {
-        members
-            .iter()
-            .find(|(known, _)| known == key)
-            .and_then(|(_, value)| text_of(value))
-    };
-    let (Some(id), Some(name), Some(email)) = (text("id"), text("name"), text("email")) else {
-        return FileRecord::Hidden(item);
-    };
-    let mut user = FileUser {
-        id,
-        name,
-        email,
-        created_at: None,
-        updated_at: None,
-        extra: Vec::new(),
-    };
-    for (key, value) in members {
-        match key.as_ref() {
-            "id" | "name" | "email" => {}
-            field @ ("created_at" | "updated_at") => {
-                // To the microsecond, as the file store keeps and writes them.
-                match text_of(value).as_deref().and_then(storable_timestamp) {
-                    Some(at) if field == "created_at" => user.created_at = Some(at),
-                    Some(at) => user.updated_at = Some(at),
-                    // An unreadable or null timestamp is kept as it was.
-                    None => user.extra.push((key, value)),
-                }
-            }
-            _ => user.extra.push((key, value)),
-        }
-    }
-    FileRecord::User(user)
-}
-
 /// Writes the records arriving on `arriving` over `path` the way the store replaces its
 /// file (a temporary file beside it, fsynced, renamed into place, the folder fsynced), so a
 /// reader never sees half a list: a two-space indented array, each user's fields first and
@@ -351,12 +175,12 @@ fn write_atomically(path: &Path, mut arriving: mpsc::Receiver<Vec<ExportedRecord
                 break;
             }
             for record in &batch {
-                out.write_all(if first { b"[\n  " } else { b",\n  " })?;
+                file_write::element_start(out, first)?;
                 first = false;
                 match record {
                     ExportedRecord::Hidden(json) => {
                         moved.hidden += 1;
-                        write_json(out, json, 1)?;
+                        file_write::write_json(out, json, 1)?;
                     }
                     ExportedRecord::User(row) => {
                         moved.users += 1;
@@ -366,210 +190,45 @@ fn write_atomically(path: &Path, mut arriving: mpsc::Receiver<Vec<ExportedRecord
                 }
             }
         }
-        out.write_all(if first { b"[]\n" } else { b"\n]\n" })
+        file_write::list_end(out, first)
     })?;
     replaced.folder_synced?;
     Ok(moved)
 }
 
-/// One user at the list's first level of indentation: its fields, then its other keys (a
-/// column that now has a value wins over the text it was imported from).
+/// One user at the list's first level of indentation, as the file store writes it: its
+/// fields, then its other keys (a column that now has a value wins over the text it was
+/// imported from).
 fn write_user(out: &mut dyn Write, user: &ExportedUser<'_>) -> io::Result<()> {
-    out.write_all(b"{\n    \"id\": ")?;
-    serde_json::to_writer(&mut *out, user.id)?;
-    out.write_all(b",\n    \"name\": ")?;
-    serde_json::to_writer(&mut *out, user.name)?;
-    out.write_all(b",\n    \"email\": ")?;
-    serde_json::to_writer(&mut *out, user.email)?;
-    let mut written = vec!["id", "name", "email"];
-    for (key, at) in [("created_at", user.created_at), ("updated_at", user.updated_at)] {
-        if let Some(at) = at {
-            write!(out, ",\n    \"{key}\": \"")?;
-            match timestamp_bytes(at) {
-                Some(text) => out.write_all(&text)?,
-                None => out.write_all(timestamp_text(at).as_bytes())?,
-            }
-            out.write_all(b"\"")?;
-            written.push(key);
-        }
-    }
-    let members = match serde_json::from_str::<Members<'_>>(user.extra) {
-        Ok(Members(members)) => members,
+    let fields = UserFields {
+        id: user.id,
+        name: user.name,
+        email: user.email,
+        created_at: user.created_at,
+        updated_at: user.updated_at,
+    };
+    let members = match raw::object_members(user.extra) {
+        Some(members) => members,
         // Someone stored another kind of value: keep it rather than drop it.
-        Err(_) => {
+        None => {
             let whole: &RawValue = serde_json::from_str(user.extra).map_err(io::Error::other)?;
             vec![(Cow::Borrowed("extra"), whole)]
         }
     };
-    for (key, value) in members {
-        if written.contains(&key.as_ref()) {
-            continue;
-        }
-        out.write_all(b",\n    ")?;
-        serde_json::to_writer(&mut *out, key.as_ref())?;
-        out.write_all(b": ")?;
-        write_json(out, value.get(), 2)?;
-    }
-    out.write_all(b"\n  }")
-}
-
-/// Writes JSON text as `serde_json`'s pretty printer lays it out, two spaces a level,
-/// starting at `level`: tokens are copied as they are (strings and numbers verbatim), only
-/// the whitespace between them changes. It keeps no stack, so any depth is fine.
-fn write_json(out: &mut dyn Write, json: &str, level: usize) -> io::Result<()> {
-    let bytes = json.as_bytes();
-    let mut depth = level;
-    // After an opening bracket: whether its first member is still to come.
-    let mut opened = false;
-    let mut at = 0;
-    let indent = |out: &mut dyn Write, depth: usize| -> io::Result<()> {
-        out.write_all(b"\n")?;
-        for _ in 0..depth {
-            out.write_all(b"  ")?;
-        }
-        Ok(())
-    };
-    while at < bytes.len() {
-        let byte = bytes[at];
-        let start = at;
-        at += 1;
-        match byte {
-            b' ' | b'\t' | b'\n' | b'\r' => continue,
-            b':' => {
-                out.write_all(b": ")?;
-                continue;
-            }
-            b',' => {
-                out.write_all(b",")?;
-                indent(out, depth)?;
-                continue;
-            }
-            b']' | b'}' => {
-                depth = depth.saturating_sub(1);
-                if !opened {
-                    indent(out, depth)?;
-                }
-                opened = false;
-                out.write_all(&[byte])?;
-                continue;
-            }
-            _ => {}
-        }
-        if opened {
-            indent(out, depth)?;
-            opened = false;
-        }
-        match byte {
-            b'[' | b'{' => {
-                out.write_all(&[byte])?;
-                depth += 1;
-                opened = true;
-                continue;
-            }
-            b'"' => {
-                while at < bytes.len() && bytes[at] != b'"' {
-                    at += if bytes[at] == b'\\' { 2 } else { 1 };
-                }
-                at = (at + 1).min(bytes.len());
-            }
-            _ => {
-                while at < bytes.len()
-                    && !matches!(
-                        bytes[at],
-                        b',' | b']' | b'}' | b':' | b' ' | b'\t' | b'\n' | b'\r'
-                    )
-                {
-                    at += 1;
-                }
-            }
-        }
-        out.write_all(&bytes[start..at])?;
-    }
-    Ok(())
+    file_write::write_user(
+        out,
+        &fields,
+        members
+            .iter()
+            .map(|(key, value)| (key.as_ref(), Json::Text(value.get()))),
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
-
-    fn users<'a>(records: &'a RecordList<'_>) -> Vec<FileRecord<'a>> {
-        records.each().collect()
-    }
-
-    #[test]
-    fn records_are_users_or_hidden_with_unknown_keys_and_odd_timestamps_kept() {
-        let list = parse_records(
-            br#"[7, {"id":"a","name":"A","email":"a@x","role":"admin","created_at":"yesterday",
-                 "updated_at":"2024-05-01T10:00:00.123456", "far": 1, "far": 2}, {"id":5,"name":"B","email":"b@x"},
-                 {"id":"c","name":"C\u00e9","email":"c@x","created_at":"+20000-01-01T00:00:00","updated_at":null}]"#,
-        )
-        .unwrap();
-        let records = users(&list);
-        assert!(matches!(records[0], FileRecord::Hidden(raw) if raw.get() == "7"));
-        let FileRecord::User(user) = &records[1] else {
-            panic!("{records:?}")
-        };
-        let extra: Vec<(&str, &str)> = user.extra.iter().map(|(k, v)| (k.as_ref(), v.get())).collect();
-        assert_eq!(
-            extra,
-            [
-                ("role", "\"admin\""),
-                ("created_at", "\"yesterday\""),
-                ("far", "2")
-            ]
-        );
-        assert!(user.created_at.is_none());
-        assert_eq!(
-            user.updated_at.map(timestamp_text).as_deref(),
-            Some("2024-05-01T10:00:00.123456Z")
-        );
-        assert!(matches!(records[2], FileRecord::Hidden(_)));
-        let FileRecord::User(far) = &records[3] else {
-            panic!("{records:?}")
-        };
-        assert_eq!(far.name, "Cé");
-        assert!(far.created_at.is_none() && far.updated_at.is_none());
-        assert_eq!(
-            far.extra.len(),
-            2,
-            "a year the database cannot keep stays text: {far:?}"
-        );
-        assert!(parse_records(b"  \n").unwrap().is_empty());
-        assert_eq!(
-            parse_records(br#"{"a":1}"#).unwrap_err(),
-            "the top level is not a JSON array"
-        );
-        assert!(parse_records(b"[1,").unwrap_err().starts_with("not valid JSON"));
-        let deep = format!("[{}{}]", "[".repeat(5000), "]".repeat(5000));
-        assert_eq!(parse_records(deep.as_bytes()).unwrap().len(), 1);
-    }
-
-    fn written(json: &str, level: usize) -> String {
-        let mut out = Vec::new();
-        write_json(&mut out, json, level).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn json_text_is_laid_out_as_serde_json_pretty_prints_it() {
-        let samples = [
-            r#"{"a": [1, 2.50, {"b": null, "c": []}, {}], "d": "x, ] } \" y", "e": {"f": [[true]]}}"#,
-            "[]",
-            "\"text\"",
-            "-1.5e3",
-            r#"[{"k\"ey": "v"}, [[], [{}]]]"#,
-        ];
-        for sample in samples {
-            let value: serde_json::Value = serde_json::from_str(sample).unwrap();
-            let pretty = serde_json::to_string_pretty(&value).unwrap();
-            // Numbers are kept as written; serde_json would normalise 2.50 and -1.5e3.
-            let pretty = pretty.replace("2.5,", "2.50,").replace("-1500.0", "-1.5e3");
-            assert_eq!(written(sample, 0), pretty, "{sample}");
-        }
-        assert_eq!(written("[1]", 2), "[\n      1\n    ]");
-        let deep = format!("{}{}", "[".repeat(3000), "]".repeat(3000));
-        assert!(written(&deep, 0).ends_with("\n]"));
-    }
 
     #[test]
     fn written_users_look_like_the_file_stores_records() {

@@ -1,10 +1,6 @@
-//! The file format (docs/src/storage.md, The data file).
-//!
-//! A JSON array of `{ "id", "name", "email", "created_at", "updated_at" }` objects. Keys we
-//! do not know are carried along per record and written back after ours. Records that are
-//! not objects with string `id`, `name` and `email` are kept verbatim, after the record that
-//! preceded them, and hidden from the API. Timestamps load in RFC 3339 or the
-//! naive form (read as UTC) and are written as RFC 3339 UTC with microseconds.
+//! The file store's document (docs/src/storage.md, The data file): the users file (its
+//! format is [`crate::adapters::outbound::users_file`]) held as the users the API sees plus
+//! everything else the file holds, so that a rewrite keeps it.
 //!
 //! What the file holds beyond the API's view is kept per record, keyed by the user's
 //! allocation rather than its id: a hand-edited file may repeat an id, and each of those
@@ -15,17 +11,14 @@ use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Error as _, SerializeSeq, Serializer};
-use serde::{Deserialize, Serialize};
-use serde_json::ser::PrettyFormatter;
 use serde_json::{Map, Value};
 
+use crate::adapters::outbound::users_file::write::{self as file_write, Json, UserFields};
+use crate::adapters::outbound::users_file::{self, Key, Record, TooDeep};
 use crate::domain::user_set::Position;
-use crate::domain::{
-    Change, ChangeOutcome, User, UserId, UserSet, UserSnapshot, timestamp_bytes, timestamp_text,
-};
+use crate::domain::{Change, ChangeOutcome, User, UserId, UserSet, UserSnapshot};
 
 /// The parsed contents of a data file.
 #[derive(Debug, Default)]
@@ -58,12 +51,11 @@ pub enum FormatError {
     NotJson(#[from] serde_json::Error),
     #[error("the top level is not a JSON array")]
     NotAnArray,
+    #[error("{0}")]
+    TooDeep(TooDeep),
 }
 
-/// Whether a file's contents are empty or only whitespace (read as an empty list).
-pub fn is_blank(bytes: &[u8]) -> bool {
-    bytes.iter().all(u8::is_ascii_whitespace)
-}
+pub use users_file::is_blank;
 
 impl Document {
     /// How many users the file holds.
@@ -91,41 +83,60 @@ impl Document {
         self.leading.len() + self.orphans.len() + self.kept.values().map(|k| k.following.len()).sum::<usize>()
     }
 
-    /// Parses a data file's bytes. Empty or all-whitespace contents are an empty list.
+    /// Parses a data file's bytes. Empty or all-whitespace contents are an empty list; a
+    /// leading byte-order mark is skipped.
     ///
     /// # Errors
-    /// [`FormatError`] when the contents are not a JSON array.
+    /// [`FormatError`] when the contents are not a JSON array, or nest too deep.
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
+        let bytes = users_file::strip_bom(bytes);
         if is_blank(bytes) {
             return Ok(Self::default());
         }
-        Self::from_json(serde_json::Deserializer::from_slice(bytes))
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        match Self::from_json(&mut deserializer).and_then(|document| deserializer.end().map(|()| document)) {
+            Err(err) if is_recursion_limit(&err) => {}
+            parsed => return parsed.map_err(format_error),
+        }
+        // Deeper than serde_json's own limit: refused past the file's, else parsed again
+        // on a stack that grows as it needs (the store's thread has 2 MiB).
+        if let Some(deep) = users_file::too_deep(bytes) {
+            return Err(FormatError::TooDeep(deep));
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        deserializer.disable_recursion_limit();
+        Self::from_json(serde_stacker::Deserializer::new(&mut deserializer))
+            .and_then(|document| deserializer.end().map(|()| document))
+            .map_err(format_error)
     }
 
     /// Parses a data file as it is read, so its bytes are never all in memory beside the
     /// users made from them (a big file's peak memory). Blank contents are an error here
-    /// (nothing to read); read such a file with [`Document::parse`].
+    /// (nothing to read), and so is a value nested deeper than serde_json's own limit: read
+    /// such a file with [`Document::parse`].
     ///
     /// # Errors
     /// [`FormatError`] when the contents are not a JSON array (or cannot be read).
-    pub fn parse_reader(reader: impl io::Read) -> Result<Self, FormatError> {
-        Self::from_json(serde_json::Deserializer::from_reader(reader))
+    pub fn parse_reader(mut reader: impl io::BufRead) -> Result<Self, FormatError> {
+        if reader
+            .fill_buf()
+            .map_err(serde_json::Error::io)?
+            .starts_with(b"\xEF\xBB\xBF")
+        {
+            reader.consume(3);
+        }
+        let mut deserializer = serde_json::Deserializer::from_reader(reader);
+        Self::from_json(&mut deserializer)
+            .and_then(|document| deserializer.end().map(|()| document))
+            .map_err(format_error)
     }
 
-    fn from_json<'de, R: serde_json::de::Read<'de>>(
-        mut deserializer: serde_json::Deserializer<R>,
-    ) -> Result<Self, FormatError> {
+    fn from_json<'de, D: Deserializer<'de, Error = serde_json::Error>>(
+        deserializer: D,
+    ) -> Result<Self, serde_json::Error> {
         // Straight into the document, one record at a time: a vector of every parsed
         // record first would double the transient memory of each load.
-        deserializer
-            .deserialize_seq(DocumentVisitor)
-            .and_then(|document| deserializer.end().map(|()| document))
-            .map_err(|err| match err.classify() {
-                // Every element is accepted, so a data error can only be a top level that
-                // is valid JSON but not an array.
-                serde_json::error::Category::Data => FormatError::NotAnArray,
-                _ => FormatError::NotJson(err),
-            })
+        deserializer.deserialize_seq(DocumentVisitor)
     }
 
     /// Applies a change with the domain's rules. A changed user keeps its position, and so
@@ -152,12 +163,44 @@ impl Document {
     /// The writer's errors.
     pub fn render_to(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut chunks = BufWriter::with_capacity(CHUNK_BYTES, out);
-        let mut serializer =
-            serde_json::Serializer::with_formatter(&mut chunks, PrettyFormatter::with_indent(b"  "));
-        FileView(self)
-            .serialize(&mut serializer)
-            .map_err(io::Error::other)?;
-        chunks.write_all(b"\n")?;
+        let out = &mut chunks;
+        let mut first = true;
+        let mut element = |out: &mut BufWriter<&mut dyn Write>| {
+            let start = file_write::element_start(out, first);
+            first = false;
+            start
+        };
+        for raw in &self.leading {
+            element(out)?;
+            file_write::write_value(out, raw, 1)?;
+        }
+        for (position, user) in self.users.positioned() {
+            let kept = self.kept.get(&position);
+            element(out)?;
+            let fields = UserFields {
+                id: user.id().as_str(),
+                name: user.name(),
+                email: user.email(),
+                created_at: user.created_at(),
+                updated_at: user.updated_at(),
+            };
+            let extras = kept.and_then(|k| k.extras.as_ref()).into_iter().flatten();
+            file_write::write_user(
+                out,
+                &fields,
+                extras.map(|(key, value)| (key.as_str(), Json::Value(value))),
+            )?;
+            for raw in kept.map(|k| k.following.as_slice()).unwrap_or_default() {
+                element(out)?;
+                file_write::write_value(out, raw, 1)?;
+            }
+        }
+        for raw in &self.orphans {
+            element(out)?;
+            file_write::write_value(out, raw, 1)?;
+        }
+        let empty = first;
+        file_write::list_end(out, empty)?;
         chunks.flush()
     }
 
@@ -170,72 +213,23 @@ impl Document {
     }
 }
 
+fn is_recursion_limit(err: &serde_json::Error) -> bool {
+    err.to_string().starts_with("recursion limit exceeded")
+}
+
+fn format_error(err: serde_json::Error) -> FormatError {
+    match err.classify() {
+        // Every element is accepted, so a data error can only be a top level that is
+        // valid JSON but not an array.
+        serde_json::error::Category::Data => FormatError::NotAnArray,
+        _ => FormatError::NotJson(err),
+    }
+}
+
 /// How much rendered text is gathered before it is handed to the file: each write to the
 /// file is a system call and a wake-up of our own watcher, and each small one through
 /// `dyn Write` a call that cannot be inlined.
 const CHUNK_BYTES: usize = 256 * 1024;
-
-/// The whole array, in file order.
-struct FileView<'a>(&'a Document);
-
-impl Serialize for FileView<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let document = self.0;
-        let mut seq = serializer.serialize_seq(None)?;
-        for raw in &document.leading {
-            seq.serialize_element(raw)?;
-        }
-        for (position, user) in document.users.positioned() {
-            let kept = document.kept.get(&position);
-            seq.serialize_element(&Record::of(user, kept.and_then(|k| k.extras.as_ref())))?;
-            for raw in kept.map(|k| k.following.as_slice()).unwrap_or_default() {
-                seq.serialize_element(raw)?;
-            }
-        }
-        for raw in &document.orphans {
-            seq.serialize_element(raw)?;
-        }
-        seq.end()
-    }
-}
-
-/// One user as written to the file.
-#[derive(Serialize)]
-struct Record<'a> {
-    id: &'a str,
-    name: &'a str,
-    email: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "timestamp")]
-    created_at: Option<DateTime<Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "timestamp")]
-    updated_at: Option<DateTime<Utc>>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    extras: Option<&'a Map<String, Value>>,
-}
-
-impl<'a> Record<'a> {
-    fn of(user: &'a User, extras: Option<&'a Map<String, Value>>) -> Self {
-        Self {
-            id: user.id().as_str(),
-            name: user.name(),
-            email: user.email(),
-            created_at: user.created_at(),
-            updated_at: user.updated_at(),
-            extras,
-        }
-    }
-}
-
-/// A timestamp as [`timestamp_text`] writes it, without a `String` per timestamp.
-fn timestamp<S: Serializer>(at: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
-    let Some(at) = *at else {
-        return serializer.serialize_none();
-    };
-    match timestamp_bytes(at) {
-        Some(bytes) => serializer.serialize_str(std::str::from_utf8(&bytes).map_err(S::Error::custom)?),
-        None => serializer.serialize_str(&timestamp_text(at)),
-    }
-}
 
 /// The top-level array, read record by record into a [`Document`].
 struct DocumentVisitor;
@@ -284,46 +278,19 @@ enum Item {
     Raw(Value),
 }
 
-/// A record's key: one of ours (recognised without allocating) or any other.
-enum Key {
-    Id,
-    Name,
-    Email,
-    CreatedAt,
-    UpdatedAt,
-    Other(String),
-}
+/// A record's key, read without allocating for one of a user's own.
+struct FileKey(Key<'static>);
 
-impl Key {
-    fn into_name(self) -> String {
-        match self {
-            Self::Id => "id".into(),
-            Self::Name => "name".into(),
-            Self::Email => "email".into(),
-            Self::CreatedAt => "created_at".into(),
-            Self::UpdatedAt => "updated_at".into(),
-            Self::Other(name) => name,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Key {
+impl<'de> Deserialize<'de> for FileKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
         impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
+            type Value = FileKey;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object key")
             }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-                Ok(match key {
-                    "id" => Key::Id,
-                    "name" => Key::Name,
-                    "email" => Key::Email,
-                    "created_at" => Key::CreatedAt,
-                    "updated_at" => Key::UpdatedAt,
-                    other => Key::Other(other.to_owned()),
-                })
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<FileKey, E> {
+                Ok(FileKey(Key::owned(key)))
             }
         }
         deserializer.deserialize_str(KeyVisitor)
@@ -370,72 +337,48 @@ impl<'de> Visitor<'de> for ItemVisitor {
         Ok(Item::Raw(Value::Array(items)))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
-        let mut entries: Vec<(Key, Value)> = Vec::with_capacity(5);
-        while let Some(key) = map.next_key::<Key>()? {
+        let mut entries: Vec<(Key<'static>, Value)> = Vec::with_capacity(5);
+        while let Some(FileKey(key)) = map.next_key::<FileKey>()? {
             entries.push((key, map.next_value::<Value>()?));
         }
         Ok(classify(entries))
     }
 }
 
-/// A user when the record has string `id`, `name` and `email` (the last occurrence of a
-/// repeated key wins, as in any JSON reader); otherwise the record as it was.
-fn classify(entries: Vec<(Key, Value)>) -> Item {
-    let text = |wanted: fn(&Key) -> bool| {
-        entries
-            .iter()
-            .rev()
-            .find(|(key, _)| wanted(key))
-            .and_then(|(_, value)| value.as_str())
-    };
-    let complete = text(|k| matches!(k, Key::Id)).is_some()
-        && text(|k| matches!(k, Key::Name)).is_some()
-        && text(|k| matches!(k, Key::Email)).is_some();
-    if !complete {
-        let object = entries
-            .into_iter()
-            .map(|(key, value)| (key.into_name(), value))
-            .collect();
-        return Item::Raw(Value::Object(object));
-    }
-    let (mut id, mut name, mut email) = (String::new(), String::new(), String::new());
-    let (mut created_at, mut updated_at) = (None, None);
-    let mut extras: Option<Map<String, Value>> = None;
-    for (key, value) in entries {
-        match (key, value) {
-            (Key::Id, Value::String(v)) => id = v,
-            (Key::Name, Value::String(v)) => name = v,
-            (Key::Email, Value::String(v)) => email = v,
-            (key @ (Key::CreatedAt | Key::UpdatedAt), Value::String(v)) => match parse_timestamp(&v) {
-                Some(at) if matches!(key, Key::CreatedAt) => created_at = Some(at),
-                Some(at) => updated_at = Some(at),
-                None => {
-                    extras
-                        .get_or_insert_with(Map::new)
-                        .insert(key.into_name(), Value::String(v));
-                }
-            },
-            (Key::CreatedAt | Key::UpdatedAt, Value::Null) => {}
-            // Anything else (another key, an unparseable timestamp) is kept as it was.
-            (key, value) => {
-                extras.get_or_insert_with(Map::new).insert(key.into_name(), value);
-            }
+/// A user when the record is one by the file's rule, with what else it keeps; otherwise
+/// the record as it was.
+fn classify(entries: Vec<(Key<'static>, Value)>) -> Item {
+    match users_file::classify(entries) {
+        Record::User(record) => {
+            let text = |value: Value| match value {
+                Value::String(text) => text,
+                _ => String::new(),
+            };
+            let extras = (!record.kept.is_empty()).then(|| {
+                record
+                    .kept
+                    .into_iter()
+                    .map(|(key, value)| (key.into_name(), value))
+                    .collect::<Map<String, Value>>()
+            });
+            Item::User(
+                User::restore(
+                    UserId::new(text(record.id)),
+                    text(record.name),
+                    text(record.email),
+                    record.created_at,
+                    record.updated_at,
+                ),
+                extras,
+            )
         }
+        Record::NotAUser { entries, .. } => Item::Raw(Value::Object(
+            entries
+                .into_iter()
+                .map(|(key, value)| (key.into_name(), value))
+                .collect(),
+        )),
     }
-    Item::User(
-        User::restore(UserId::new(id), name, email, created_at, updated_at),
-        extras,
-    )
-}
-
-/// Reads RFC 3339, or a naive `2024-05-01T10:00:00.123456` (no zone) as UTC.
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Some(at.with_timezone(&Utc));
-    }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|naive| naive.and_utc())
 }
 
 #[cfg(test)]
@@ -469,7 +412,7 @@ mod tests {
         .unwrap();
         let user = doc.users.iter().next().unwrap();
         assert_eq!(
-            user.created_at().map(timestamp_text).unwrap(),
+            user.created_at().map(crate::domain::timestamp_text).unwrap(),
             "2024-05-01T10:00:00.123456Z"
         );
     }

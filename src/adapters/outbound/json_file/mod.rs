@@ -7,7 +7,8 @@
 //! - It keeps itself fresh: a [`watcher`] of the file's folder asks the owner to look at once,
 //!   and the owner looks by itself every [`StoreOptions::check_every`] as a safety net for
 //!   lost events; both stop when the store is dropped.
-//! - Its small pieces: [`format`], [`atomic`] write, [`lock`], [`stamp`], [`corrupt`] copy.
+//! - Its small pieces: [`format`] (the document, over the shared
+//!   [`users_file`](crate::adapters::outbound::users_file) format), [`atomic`] write, [`lock`], [`stamp`], [`corrupt`] copy.
 
 mod atomic;
 mod corrupt;
@@ -19,6 +20,7 @@ mod stamp;
 mod watcher;
 
 use std::fs::{self, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -27,11 +29,11 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use tokio::sync::{broadcast, oneshot, watch};
 
+use crate::adapters::outbound::users_file;
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
 pub(crate) use atomic::replace_file;
-pub use format::{is_blank, parse_timestamp};
 pub use message::ReloadCause;
 pub use owner::SETTLE;
 
@@ -131,6 +133,12 @@ impl JsonFileUserRepository {
         }
         if target.is_dir() {
             return Err(OpenError::new(&path, "it is a folder, not a file"));
+        }
+        // Before anything opens it: opening a FIFO waits for a writer, and a device may
+        // never end.
+        match users_file::read::check_regular(&target) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(OpenError::new(&path, err)),
+            _ => {}
         }
         let lock = WriteLock::open(&target).map_err(|err| {
             OpenError::new(
@@ -314,7 +322,6 @@ impl UserRepository for JsonFileUserRepository {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
 
     use chrono::Utc;
 

@@ -8,7 +8,6 @@
 //! file, checks once more that nobody replaced the file meanwhile, renames, publishes the
 //! new snapshot with the exact events, and only then answers each caller.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use super::format::{Document, FormatError, is_blank};
 use super::lock::WriteLock;
 use super::message::{Message, Published, ReloadCause};
 use super::stamp::Stamp;
+use crate::adapters::outbound::users_file;
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot, events};
 use crate::ports::{RepositoryError, StorageHealth};
 
@@ -390,20 +390,21 @@ impl Owner {
     #[allow(clippy::type_complexity)]
     fn parse_file(&self) -> Result<(Result<Document, FormatError>, Option<Vec<u8>>), StoreError> {
         let failed = StoreError::io("read", &self.path);
-        let file = match fs::File::open(&self.path) {
-            Ok(file) => file,
+        // Only a regular file, and only so much of it: a FIFO or a device put in its place
+        // is a read error, not a wait or an endless read.
+        let (file, size) = match users_file::open_regular(&self.path) {
+            Ok(opened) => opened,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 return Ok((Ok(Document::default()), Some(Vec::new())));
             }
             Err(err) => return Err(failed(err)),
         };
-        let size = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
         if size >= STREAM_FROM
             && let Ok(document) = Document::parse_reader(io::BufReader::with_capacity(READ_BUFFER, file))
         {
             return Ok((Ok(document), None));
         }
-        let bytes = fs::read(&self.path).or_else(|err| match err.kind() {
+        let bytes = users_file::read_file(&self.path).or_else(|err| match err.kind() {
             io::ErrorKind::NotFound => Ok(Vec::new()),
             _ => Err(failed(err)),
         })?;

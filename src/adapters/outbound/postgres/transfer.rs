@@ -26,6 +26,8 @@ use tokio_postgres::Client;
 use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
+pub use crate::adapters::outbound::users_file::raw::{FileRecord, FileUser, RecordList};
+
 use super::describe;
 use super::owner::CHANNEL;
 use super::rows::readable_at;
@@ -34,27 +36,6 @@ use super::rows::readable_at;
 const PROGRESS_STEP: usize = 1000;
 /// How many exported rows travel to the writer together.
 const EXPORT_BATCH: usize = 1024;
-
-/// One element of a user list as the file holds it, borrowed from the file's text.
-#[derive(Clone, Debug)]
-pub enum FileRecord<'a> {
-    User(FileUser<'a>),
-    /// Anything that is not a user, kept verbatim at its place and hidden from the API.
-    Hidden(&'a RawValue),
-}
-
-/// A user record: the fields the API shows and every other key, in the file's order.
-#[derive(Clone, Debug)]
-pub struct FileUser<'a> {
-    pub id: Cow<'a, str>,
-    pub name: Cow<'a, str>,
-    pub email: Cow<'a, str>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub updated_at: Option<DateTime<Utc>>,
-    /// Keys Roster does not model, including a timestamp it could not read, each with its
-    /// value's JSON text.
-    pub extra: Vec<(Cow<'a, str>, &'a RawValue)>,
-}
 
 /// A list of records that can be walked more than once (to check it, then to write it).
 pub trait Records: Sync {
@@ -68,6 +49,17 @@ pub trait Records: Sync {
 
     /// Every record, in order.
     fn each(&self) -> Box<dyn Iterator<Item = FileRecord<'_>> + Send + '_>;
+}
+
+/// A users file read as text is such a list.
+impl Records for RecordList<'_> {
+    fn len(&self) -> usize {
+        RecordList::len(self)
+    }
+
+    fn each(&self) -> Box<dyn Iterator<Item = FileRecord<'_>> + Send + '_> {
+        Box::new(RecordList::each(self))
+    }
 }
 
 /// Why a transfer failed.

@@ -8,22 +8,27 @@
 mod rules;
 mod scan;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
 pub use rules::{Finding, NotAList, Note, Report, check};
 pub use scan::Position;
 
+use crate::adapters::outbound::users_file;
+
+/// The most findings a report lists; the rest are counted on one line.
+pub const MAX_REPORTED: usize = 100;
+
 /// Checks the file at `path` (`-` reads standard input), prints the report to standard
 /// output, and says by its exit code how it went.
 pub fn run(path: &Path) -> ExitCode {
     let (name, bytes) = if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        let read = io::stdin().lock().read_to_end(&mut bytes).map(|_| bytes);
+        let read = users_file::read::read_bounded(io::stdin().lock(), 0);
         ("<stdin>".to_owned(), read)
     } else {
-        (path.display().to_string(), std::fs::read(path))
+        // The file the store would read: a regular one, of a bounded size.
+        (path.display().to_string(), users_file::read_file(path))
     };
     let bytes = match bytes {
         Ok(bytes) => bytes,
@@ -44,7 +49,8 @@ pub fn run(path: &Path) -> ExitCode {
 }
 
 /// Writes the report in the `file:line:column: level: message` form editors understand,
-/// then one summary line.
+/// problems first, at most [`MAX_REPORTED`] of them and the notes together (then one line
+/// that counts the rest), and one summary line.
 ///
 /// # Errors
 /// Whatever writing to `out` fails with.
@@ -63,17 +69,26 @@ pub fn write_report(out: &mut impl Write, name: &str, verdict: &Result<Report, N
             );
         }
     };
-    for finding in &report.problems {
+    for finding in report.problems.iter().take(MAX_REPORTED) {
         let Position { line, column } = finding.at;
         writeln!(out, "{name}:{line}:{column}: problem: {}", finding.message)?;
     }
-    for note in &report.notes {
+    let room = MAX_REPORTED.saturating_sub(report.problems.len());
+    for note in report.notes.iter().take(room) {
         let Position { line, column } = note.first;
         let count = match note.count {
             1 => String::new(),
             n => format!(" ({n} times, the first here)"),
         };
         writeln!(out, "{name}:{line}:{column}: note: {}{count}", note.message)?;
+    }
+    let unshown_problems = report.problems.len().saturating_sub(MAX_REPORTED);
+    let unshown_notes = report.notes.len().saturating_sub(room);
+    if unshown_problems + unshown_notes > 0 {
+        writeln!(
+            out,
+            "{name}: {unshown_problems} more problems and {unshown_notes} more notes not shown"
+        )?;
     }
     let problems = match report.problems.len() {
         0 => "no problems".to_owned(),

@@ -1,14 +1,15 @@
 //! What the service would hide, refuse or change in a users file, record by record.
 //!
-//! Each rule mirrors what the JSON store and the domain do with a record (docs/src/storage.md
-//! and docs/src/graphql.md, Users): the validators are the domain's own, so a stricter rule
-//! there shows up here.
+//! The file's rules are the users file format's own
+//! ([`crate::adapters::outbound::users_file`]), which the store and import read with, and
+//! the validators are the domain's: a stricter rule in either shows up here.
 
 use std::borrow::Cow;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 
 use super::scan::{self, Cursor, Element, Field, Key, Kind, Located, Position};
-use crate::adapters::outbound::json_file::parse_timestamp;
+use crate::adapters::outbound::users_file::{self, TooDeep, read_timestamp, why_not_a_user};
 use crate::domain::{Email, UserName, email_key, timestamp_text};
 
 /// Everything found in a file that is a JSON array.
@@ -58,7 +59,15 @@ pub struct NotAList {
 /// # Errors
 /// [`NotAList`] when the contents are not a JSON array, with the place serde_json stopped.
 pub fn check(bytes: &[u8]) -> Result<Report, NotAList> {
+    let with_bom = bytes;
+    let bytes = users_file::strip_bom(bytes);
     let mut checker = Checker::new(bytes);
+    if bytes.len() != with_bom.len() {
+        checker.note(
+            "the file starts with a byte-order mark: the service reads past it and does not write it back",
+            || Position { line: 1, column: 1 },
+        );
+    }
     let Some(first) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
         checker.note(
             "the file is empty: the service reads it as an empty list and writes `[]` on the first change",
@@ -66,6 +75,13 @@ pub fn check(bytes: &[u8]) -> Result<Report, NotAList> {
         );
         return Ok(checker.report);
     };
+    // The store's reader refuses this, with this message, before anything else it finds.
+    if let Some(deep) = users_file::too_deep(bytes) {
+        return Err(NotAList {
+            at: Some(deep.at),
+            message: TooDeep::message(),
+        });
+    }
     // The store parses the whole file with serde_json; this gives the very same verdict.
     if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
         return Err(not_json(&err));
@@ -116,17 +132,28 @@ struct Record<'a> {
     offset: usize,
     /// A cursor standing at `offset`.
     cursor: Cursor<'a>,
+    /// A cursor standing at the last key asked for: keys are mostly asked for in file order,
+    /// so a record with many costs one pass over it, not one per key.
+    moving: RefCell<Cursor<'a>>,
     at: Position,
+    /// Where each key's last occurrence sits, found in one pass when first asked for: most
+    /// records have nothing to report and are never scanned twice.
+    keys: OnceCell<HashMap<Cow<'a, str>, usize>>,
 }
 
 impl Record<'_> {
-    /// Where `key`'s last occurrence sits (the record's start if it cannot be found). Only
-    /// asked for records with something to report, so most records are never scanned twice.
+    /// Where `key`'s last occurrence sits (the record's start if it cannot be found).
     fn key(&self, key: &str) -> Position {
-        match scan::key_offset(self.text, key) {
-            Some(offset) => self.cursor.clone().position(self.offset + offset),
-            None => self.at,
+        let Some(offset) = self.keys.get_or_init(|| scan::key_offsets(self.text)).get(key) else {
+            return self.at;
+        };
+        let offset = self.offset + offset;
+        let mut moving = self.moving.borrow_mut();
+        if offset < moving.offset() {
+            // Back to the record's start, to move forward from there again.
+            *moving = self.cursor.clone();
         }
+        moving.position(offset)
     }
 }
 
@@ -168,7 +195,9 @@ impl<'a> Checker<'a> {
             text: &self.bytes[located.start..located.end],
             offset: located.start,
             cursor: self.cursor.clone(),
+            moving: RefCell::new(self.cursor.clone()),
             at,
+            keys: OnceCell::new(),
         };
         let entries = match located.element {
             Element::Object(entries) => entries,
@@ -178,14 +207,7 @@ impl<'a> Checker<'a> {
             }
         };
         let last = |key: &Key<'_>| entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
-        let mut why_not = Vec::new();
-        for key in [Key::Id, Key::Name, Key::Email] {
-            match last(&key) {
-                Some(Field::Text(_)) => {}
-                Some(Field::Other(kind)) => why_not.push(format!("`{}` is {kind}", key.as_str())),
-                None => why_not.push(format!("`{}` is missing", key.as_str())),
-            }
-        }
+        let why_not = why_not_a_user(&entries);
         if !why_not.is_empty() {
             self.problem(
                 at,
@@ -217,15 +239,16 @@ impl<'a> Checker<'a> {
     }
 
     fn repeated_keys(&mut self, record: &Record<'_>, entries: &[(Key<'a>, Field<'a>)]) {
-        let repeats = |at: usize| entries[..at].iter().any(|(key, _)| *key == entries[at].0);
-        if !(1..entries.len()).any(repeats) {
-            return;
-        }
+        // Each key once, in the order it first appears, with how often it does.
         let mut counts: Vec<(&Key<'a>, usize)> = Vec::new();
+        let mut seen: HashMap<&Key<'a>, usize> = HashMap::with_capacity(entries.len());
         for (key, _) in entries {
-            match counts.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, count)) => *count += 1,
-                None => counts.push((key, 1)),
+            match seen.get(key) {
+                Some(&at) => counts[at].1 += 1,
+                None => {
+                    seen.insert(key, counts.len());
+                    counts.push((key, 1));
+                }
             }
         }
         for (key, count) in counts.into_iter().filter(|(_, count)| *count > 1) {
@@ -294,17 +317,17 @@ impl<'a> Checker<'a> {
         match value {
             None => {}
             Some(Field::Other(Kind::Null)) => self.note(
-                "a null timestamp is read as missing and left out when the file is next written",
+                "a null timestamp is served as null and kept as written until a change of the user sets it",
                 || record.key(key),
             ),
             Some(Field::Other(kind)) => self.problem(
                 record.key(key),
                 format!("`{key}` is {kind}, not a timestamp: {UNREADABLE_TIME}"),
             ),
-            Some(Field::Text(text)) => match parse_timestamp(text) {
+            Some(Field::Text(text)) => match read_timestamp(text) {
                 None => self.problem(
                     record.key(key),
-                    format!("`{key}` {} is not a timestamp the service reads (RFC 3339, or the reference's `2024-05-01T10:00:00.123456` as UTC): {UNREADABLE_TIME}", quoted(text)),
+                    format!("`{key}` {} is not a timestamp the service reads (RFC 3339, or the reference's `2024-05-01T10:00:00.123456` as UTC, in years 1 to 9999): {UNREADABLE_TIME}", quoted(text)),
                 ),
                 Some(at) if timestamp_text(at) != text.as_ref() => self.note(
                     "timestamps not in RFC 3339 UTC with microseconds (such as the reference's, read as UTC) are rewritten as `2024-05-01T10:00:00.123456Z` when the file is next written",

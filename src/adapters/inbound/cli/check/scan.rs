@@ -6,93 +6,13 @@
 //! positions a report needs come from the offsets between them.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-/// A place in the file, as editors count it: lines from 1, columns in bytes from 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Position {
-    pub line: usize,
-    pub column: usize,
-}
-
-/// Turns byte offsets into [`Position`]s, moving forward only, so that a whole file costs
-/// one pass however many positions are asked for (a minified file is one long line).
-#[derive(Clone, Debug)]
-pub struct Cursor<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-    line: usize,
-    line_start: usize,
-}
-
-impl<'a> Cursor<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            offset: 0,
-            line: 1,
-            line_start: 0,
-        }
-    }
-
-    /// The position of `offset`, which must not lie before the last one asked for.
-    pub fn position(&mut self, offset: usize) -> Position {
-        let offset = offset.clamp(self.offset, self.bytes.len());
-        let passed = &self.bytes[self.offset..offset];
-        // Counting and a reverse search both vectorise; a byte-by-byte walk was a tenth of
-        // a whole check.
-        if let Some(last) = passed.iter().rposition(|byte| *byte == b'\n') {
-            self.line += passed.iter().filter(|byte| **byte == b'\n').count();
-            self.line_start = self.offset + last + 1;
-        }
-        self.offset = offset;
-        Position {
-            line: self.line,
-            column: offset - self.line_start + 1,
-        }
-    }
-}
-
-/// What a JSON value is, in words a report can use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Null,
-    Boolean,
-    Number,
-    Text,
-    Array,
-    Object,
-}
-
-impl Kind {
-    /// The kind of the value that starts with `byte`.
-    pub fn of_first_byte(byte: u8) -> Self {
-        match byte {
-            b'n' => Self::Null,
-            b't' | b'f' => Self::Boolean,
-            b'"' => Self::Text,
-            b'[' => Self::Array,
-            b'{' => Self::Object,
-            _ => Self::Number,
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Null => "null",
-            Self::Boolean => "a boolean",
-            Self::Number => "a number",
-            Self::Text => "a string",
-            Self::Array => "an array",
-            Self::Object => "an object",
-        })
-    }
-}
+pub use crate::adapters::outbound::users_file::{Cursor, FieldValue, Key, Kind, Position};
 
 /// One top-level element: an object's entries in file order (repeated keys included), or
 /// just the kind of anything else. Text is borrowed from the file unless it has escapes.
@@ -102,37 +22,27 @@ pub enum Element<'a> {
     Other(Kind),
 }
 
-/// An object key: one of a user record's own (recognised once, while parsing, so that the
-/// rules compare small tags instead of strings) or any other.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Key<'a> {
-    Id,
-    Name,
-    Email,
-    CreatedAt,
-    UpdatedAt,
-    Other(Cow<'a, str>),
-}
-
-impl Key<'_> {
-    /// The key as written in the file.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Id => "id",
-            Self::Name => "name",
-            Self::Email => "email",
-            Self::CreatedAt => "created_at",
-            Self::UpdatedAt => "updated_at",
-            Self::Other(name) => name,
-        }
-    }
-}
-
 /// A value inside a record: its text when it is a string, else only its kind.
 #[derive(Debug)]
 pub enum Field<'a> {
     Text(Cow<'a, str>),
     Other(Kind),
+}
+
+impl FieldValue for Field<'_> {
+    fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Self::Text(text) => Some(Cow::Borrowed(text)),
+            Self::Other(_) => None,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Self::Text(_) => Kind::Text,
+            Self::Other(kind) => *kind,
+        }
+    }
 }
 
 /// A top-level element and the byte range it spans.
@@ -200,9 +110,9 @@ fn skip_whitespace(bytes: &[u8], mut offset: usize) -> usize {
 }
 
 /// The offset, inside `object` (one object's text), of the last top-level occurrence of
-/// `key`: the one a JSON reader keeps.
-pub fn key_offset(object: &[u8], key: &str) -> Option<usize> {
-    let mut found = None;
+/// each key: the one a JSON reader keeps. One pass, however many keys the object has.
+pub fn key_offsets(object: &[u8]) -> HashMap<Cow<'_, str>, usize> {
+    let mut found = HashMap::new();
     let mut depth = 0usize;
     let mut expecting_key = false;
     let mut at = 0;
@@ -212,8 +122,8 @@ pub fn key_offset(object: &[u8], key: &str) -> Option<usize> {
                 let end = string_end(object, at);
                 if depth == 1 && expecting_key {
                     expecting_key = false;
-                    if key_is(&object[at..end], key) {
-                        found = Some(at);
+                    if let Some(key) = key_text(&object[at..end]) {
+                        found.insert(key, at);
                     }
                 }
                 at = end;
@@ -245,13 +155,13 @@ fn string_end(text: &[u8], start: usize) -> usize {
     text.len()
 }
 
-/// Whether the quoted JSON string `quoted` spells `key`, escapes included.
-fn key_is(quoted: &[u8], key: &str) -> bool {
+/// The text of the quoted JSON string `quoted`, escapes decoded.
+fn key_text(quoted: &[u8]) -> Option<Cow<'_, str>> {
     let inner = &quoted[1..quoted.len().saturating_sub(1).max(1)];
     if !inner.contains(&b'\\') {
-        return inner == key.as_bytes();
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
     }
-    serde_json::from_slice::<String>(quoted).is_ok_and(|text| text == key)
+    serde_json::from_slice::<String>(quoted).ok().map(Cow::Owned)
 }
 
 /// The visit methods for values of which only the kind is kept: scalars and arrays
@@ -355,26 +265,13 @@ impl<'de> Deserialize<'de> for Key<'de> {
                 f.write_str("an object key")
             }
             fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-                Ok(Key::known(text).unwrap_or(Key::Other(Cow::Borrowed(text))))
+                Ok(Key::borrowed(text))
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(Key::known(text).unwrap_or_else(|| Key::Other(Cow::Owned(text.to_owned()))))
+                Ok(Key::owned(text))
             }
         }
         deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-impl Key<'_> {
-    fn known(text: &str) -> Option<Self> {
-        Some(match text {
-            "id" => Self::Id,
-            "name" => Self::Name,
-            "email" => Self::Email,
-            "created_at" => Self::CreatedAt,
-            "updated_at" => Self::UpdatedAt,
-            _ => return None,
-        })
     }
 }
 
@@ -424,23 +321,17 @@ mod tests {
     }
 
     #[test]
-    fn positions_count_lines_and_byte_columns_from_one() {
-        let text = b"ab\ncd\n\nef";
-        let mut cursor = Cursor::new(text);
-        assert_eq!(cursor.position(0), Position { line: 1, column: 1 });
-        assert_eq!(cursor.position(4), Position { line: 2, column: 2 });
-        assert_eq!(cursor.position(7), Position { line: 4, column: 1 });
-        assert_eq!(cursor.position(8), Position { line: 4, column: 2 });
-    }
-
-    #[test]
     fn key_offsets_find_the_last_top_level_key_only() {
         let object = r#"{"email": 1, "x": {"name": "n"}, "s": "\"name\"", "na\u006de": 2, "name": 3}"#;
         let last = object.rfind("\"name\"").unwrap();
-        assert_eq!(key_offset(object.as_bytes(), "name"), Some(last));
-        assert_eq!(key_offset(object.as_bytes(), "email"), Some(1));
-        assert_eq!(key_offset(object.as_bytes(), "id"), None);
+        let offsets = key_offsets(object.as_bytes());
+        assert_eq!(offsets.get("name"), Some(&last));
+        assert_eq!(offsets.get("email"), Some(&1));
+        assert_eq!(offsets.get("id"), None);
         let escaped = r#"{"a": [{"id": 1}], "i\u0064": 2}"#;
-        assert_eq!(key_offset(escaped.as_bytes(), "id"), escaped.find("\"i\\"));
+        assert_eq!(
+            key_offsets(escaped.as_bytes()).get("id").copied(),
+            escaped.find("\"i\\")
+        );
     }
 }

@@ -25,11 +25,12 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
-use serde::ser::{Error as _, SerializeStruct, Serializer as _};
+use serde::ser::{SerializeStruct, Serializer as _};
 use serde_json::ser::PrettyFormatter;
 
 use crate::adapters::outbound::json_file::replace_file;
-use crate::domain::{User, UserId, timestamp_bytes, timestamp_text};
+use crate::adapters::outbound::users_file::write::serialize_timestamp;
+use crate::domain::{User, UserId};
 
 use names::Group;
 
@@ -393,10 +394,7 @@ struct Timestamp(DateTime<Utc>);
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match timestamp_bytes(self.0) {
-            Some(bytes) => serializer.serialize_str(std::str::from_utf8(&bytes).map_err(S::Error::custom)?),
-            None => serializer.serialize_str(&timestamp_text(self.0)),
-        }
+        serialize_timestamp(self.0, serializer)
     }
 }
 
@@ -447,7 +445,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::domain::{Email, UserName, email_key};
+    use crate::domain::{Email, UserName, email_key, timestamp_text};
 
     fn rendered(seed: u64, count: u64) -> Vec<u8> {
         let mut out = Vec::new();
