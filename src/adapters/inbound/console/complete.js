@@ -310,7 +310,12 @@ export class Completer {
       if (/^[A-Za-z0-9_$@]$/.test(typed) || (!this.list.hidden && event.inputType === "deleteContentBackward")) this.open(false);
       else this.close();
     });
-    box.addEventListener("blur", () => setTimeout(() => this.close(), 150));
+    // Closed when the focus has really gone (a click on the list keeps it in the editor).
+    box.addEventListener("blur", () =>
+      setTimeout(() => {
+        if (document.activeElement !== box) this.close();
+      }, 150),
+    );
     box.addEventListener("click", () => this.close());
   }
 
