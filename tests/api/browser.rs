@@ -24,12 +24,33 @@ const SESSION: Duration = Duration::from_secs(300);
 /// Set in the copy of this test that runs inside the namespace.
 const INSIDE: &str = "ROSTER_BROWSER_TEST_INSIDE";
 const THIS_TEST: &str = "browser::the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopback";
+const EDITOR_TEST: &str =
+    "browser::the_console_completes_validates_prettifies_and_keeps_tabs_history_and_headers";
+
+/// The console's JavaScript modules, each served by Roster.
+const MODULES: [&str; 12] = [
+    "complete.js",
+    "console.js",
+    "docs.js",
+    "editor.js",
+    "headers.js",
+    "highlight.js",
+    "history.js",
+    "parse.js",
+    "schema.js",
+    "store.js",
+    "tabs.js",
+    "validate.js",
+];
+
+/// The request id the test sends from the headers editor; the server echoes it back.
+const REQUEST_ID: &str = "console-header-check-1";
 
 /// What the test types into the Authorization box.
 const TOKEN: &str = "Bearer console-test-token";
 
 /// The subscription example of docs/src/graphql.md, as a person would paste it.
-const README_SUBSCRIPTION: &str =
+const DOCS_SUBSCRIPTION: &str =
     "subscription { userEvents(kinds: [CREATED, UPDATED, DELETED]) { kind at user { id name email } } }";
 
 /// Runs the browser session inside a fresh network namespace that holds nothing but
@@ -41,6 +62,25 @@ async fn the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopb
     if std::env::var_os(INSIDE).is_some() {
         return browser_session().await;
     }
+    in_a_closed_network(THIS_TEST).await;
+}
+
+/// The editor at work, in the same closed network: a completion typed and taken, a mistake
+/// marked where it is, prettify, a rerun from the history, a subscription in a second tab,
+/// a header of one's own that reaches the server, a docs search that finds an argument and
+/// an enum value, and tabs and history that outlive a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium"]
+async fn the_console_completes_validates_prettifies_and_keeps_tabs_history_and_headers() {
+    if std::env::var_os(INSIDE).is_some() {
+        return editor_session().await;
+    }
+    in_a_closed_network(EDITOR_TEST).await;
+}
+
+/// Runs `this_test` again inside a fresh network namespace that holds nothing but
+/// loopback, unless the tools for it are missing (then the test is skipped, loudly).
+async fn in_a_closed_network(this_test: &str) {
     let Some(tools) = browser_tools() else {
         return;
     };
@@ -51,7 +91,7 @@ async fn the_console_works_offline_in_a_real_browser_and_no_request_leaves_loopb
         .arg(&tools.ip)
         .arg(test_binary)
         .args([
-            THIS_TEST,
+            this_test,
             "--exact",
             "--include-ignored",
             "--nocapture",
@@ -162,7 +202,7 @@ async fn browser_session() {
     );
 
     // The documented anonymous subscription, pasted in, shows an event after a create over HTTP.
-    type_operation(client, README_SUBSCRIPTION).await;
+    type_operation(client, DOCS_SUBSCRIPTION).await;
     click(client, "run").await;
     wait_for(
         client,
@@ -177,28 +217,7 @@ async fn browser_session() {
     // Every request the page made over the network, as the browser's own network log records
     // it (requests the browser refused included), went to the server under test.
     let network = browser.network_events().await;
-    let requested = network_urls(&network);
-    let socket = app.base.replacen("http://", "ws://", 1);
-    for wanted in [
-        "/graphql",
-        "/console/console.js",
-        "/console/console.css",
-        "/console/icon.svg",
-    ] {
-        let url = app.url(wanted);
-        assert!(requested.contains(&url), "{url} is not among {requested:?}");
-    }
-    assert!(
-        requested.contains(&format!("{socket}/graphql")),
-        "no WebSocket in {requested:?}"
-    );
-    for url in &requested {
-        assert!(
-            url.starts_with(&format!("{}/", app.base)) || url.starts_with(&format!("{socket}/")),
-            "{url} is not on {}",
-            app.base
-        );
-    }
+    all_on_loopback(&network, &app);
 
     // The Authorization header went with the POSTs made after it was set, and in the
     // WebSocket's connection_init.
@@ -218,6 +237,294 @@ async fn browser_session() {
         .expect("a connection_init frame");
     assert_eq!(init["payload"], json!({ "Authorization": TOKEN }));
     browser.close().await;
+}
+
+async fn editor_session() {
+    let tools = browser_tools().expect("the outer test found the tools");
+    let app = spawn_app_with_users(&json!([
+        { "id": "u1", "name": "Ada Lovelace", "email": "ada@example.com" }
+    ]))
+    .await;
+    let browser = Browser::start(&tools).await;
+    let client = &browser.client;
+    client.goto(&app.url("/graphql")).await.expect("open the console");
+    wait_ready(client).await;
+    let highlighted = script(
+        client,
+        "return [...document.querySelectorAll('.code-view .t-keyword')].map(s => s.textContent)",
+    )
+    .await;
+    assert_eq!(
+        highlighted,
+        json!(["query", "subscription"]),
+        "the welcome text is highlighted"
+    );
+
+    // A partial field, its completion taken with Tab.
+    type_operation(client, "{ allU").await;
+    wait_for(
+        client,
+        "the completion list",
+        "const list = document.getElementById('completions'); return !list.hidden && list.textContent.includes('allUsers')",
+    )
+    .await;
+    editor(client).await.send_keys(&Key::Tab).await.expect("Tab");
+    assert_eq!(editor_value(client).await, "{ allUsers");
+
+    // Ctrl+Space opens the list before anything is typed; Enter takes the chosen entry.
+    editor(client)
+        .await
+        .send_keys(" { ")
+        .await
+        .expect("type an opening brace");
+    editor(client)
+        .await
+        .send_keys(&(Key::Control + " "))
+        .await
+        .expect("Ctrl+Space");
+    wait_for(
+        client,
+        "the fields of User",
+        "const list = document.getElementById('completions'); return !list.hidden && list.textContent.includes('email') && list.textContent.includes('createdAt')",
+    )
+    .await;
+    editor(client).await.send_keys("ema").await.expect("type ema");
+    wait_for(
+        client,
+        "the list narrowed to email",
+        "const first = document.querySelector('#completions li .label'); return !document.getElementById('completions').hidden && first && first.textContent === 'email'",
+    )
+    .await;
+    editor(client).await.send_keys(&Key::Enter).await.expect("Enter");
+    assert_eq!(editor_value(client).await, "{ allUsers { email");
+
+    // An enum value, completed inside a list argument.
+    type_operation(client, "subscription { userEvents(kinds: [CRE").await;
+    wait_for(
+        client,
+        "the enum's values",
+        "const list = document.getElementById('completions'); return !list.hidden && list.textContent.includes('CREATED')",
+    )
+    .await;
+    editor(client).await.send_keys(&Key::Tab).await.expect("Tab");
+    assert_eq!(
+        editor_value(client).await,
+        "subscription { userEvents(kinds: [CREATED"
+    );
+
+    // Mistakes are marked where they are, as one types: an unknown field, an unknown
+    // argument, and a syntax error at the end of the document.
+    type_operation(client, "{ allUsers(fuzy: \"ad\") { nme } }").await;
+    wait_for(
+        client,
+        "the marks",
+        "return document.querySelectorAll('.code-view .mark').length === 2",
+    )
+    .await;
+    let marked = script(
+        client,
+        "return [...document.querySelectorAll('.code-view .mark')].map(s => s.textContent)",
+    )
+    .await;
+    assert_eq!(marked, json!(["fuzy", "nme"]));
+    let problems = text_of(client, "diagnostics").await;
+    assert!(
+        problems.contains("line 1, column 12: Unknown argument \"fuzy\" on field \"Query.allUsers\".")
+            && problems.contains("line 1, column 26: Cannot query field \"nme\" on type \"User\"."),
+        "{problems}"
+    );
+    type_operation(client, "{ allUsers { id ").await;
+    wait_for(
+        client,
+        "the syntax error",
+        "return document.getElementById('diagnostics').textContent.includes('line 1, column 17: Expected \"}\"')",
+    )
+    .await;
+    type_operation(client, "{ allUsers { id } }").await;
+    wait_for(
+        client,
+        "the marks to go",
+        "return document.getElementById('diagnostics').hidden && !document.querySelector('.code-view .mark')",
+    )
+    .await;
+
+    // Prettify.
+    type_operation(client, "{allUsers(limit: 5){id name}}").await;
+    click(client, "prettify").await;
+    assert_eq!(
+        editor_value(client).await,
+        "{\n  allUsers(limit: 5) {\n    id\n    name\n  }\n}\n"
+    );
+
+    // A header of one's own, from the headers editor: the server echoes it as the request id.
+    client
+        .find(Locator::Id("headers"))
+        .await
+        .expect("the headers editor")
+        .send_keys(&format!("{{\"X-Request-Id\": \"{REQUEST_ID}\"}}"))
+        .await
+        .expect("type the headers");
+    click(client, "run").await;
+    wait_for(
+        client,
+        "the prettified query's result",
+        "return document.getElementById('result').textContent.includes('Ada Lovelace')",
+    )
+    .await;
+
+    // Another query, then the first again from the history.
+    type_operation(client, "{ userById(id: \"u1\") { email } }").await;
+    click(client, "run").await;
+    wait_for(
+        client,
+        "the second query's result",
+        "const r = document.getElementById('result').textContent; return r.includes('ada@example.com') && !r.includes('Ada Lovelace')",
+    )
+    .await;
+    click(client, "show-history").await;
+    let entries = script(
+        client,
+        "return [...document.querySelectorAll('#history .preview')].map(p => p.textContent)",
+    )
+    .await;
+    assert_eq!(
+        entries,
+        json!([
+            "{ userById(id: \"u1\") { email } }",
+            "{\n  allUsers(limit: 5) {\n    id"
+        ]),
+        "newest first"
+    );
+    script(
+        client,
+        "document.querySelectorAll('#history .history-entry')[1].click(); return null",
+    )
+    .await;
+    wait_for(
+        client,
+        "the rerun's result",
+        "return document.getElementById('result').textContent.includes('Ada Lovelace')",
+    )
+    .await;
+    assert!(editor_value(client).await.starts_with("{\n  allUsers(limit: 5)"));
+
+    // A subscription in a second tab, while the first keeps its query.
+    click(client, "new-tab").await;
+    assert_eq!(tab_titles(client).await, json!(["Tab 1", "Tab 2"]));
+    type_operation(client, DOCS_SUBSCRIPTION).await;
+    click(client, "run").await;
+    wait_for(
+        client,
+        "the subscription to start",
+        "return document.getElementById('status').textContent.includes('subscribed over ws://')",
+    )
+    .await;
+    let name = created_until_shown(client, &app).await;
+    assert!(text_of(client, "events").await.contains(&name));
+    assert_eq!(tab_titles(client).await, json!(["Tab 1", "subscription 2"]));
+    script(
+        client,
+        "document.querySelector('#tabs .tab-title').click(); return null",
+    )
+    .await;
+    assert!(editor_value(client).await.starts_with("{\n  allUsers(limit: 5)"));
+
+    // The docs search finds arguments and enum values, not only types and fields.
+    click(client, "show-docs").await;
+    for (wanted, owner) in [
+        ("fuzzy", "Query.allUsers(fuzzy"),
+        ("maxDistance", "Query.allUsers(maxDistance"),
+        ("CREATED", "UserEventKind.CREATED"),
+    ] {
+        let search = client
+            .find(Locator::Id("docs-search"))
+            .await
+            .expect("the docs search");
+        search.clear().await.expect("clear the search");
+        search.send_keys(wanted).await.expect("type a search");
+        wait_for(
+            client,
+            &format!("{wanted} in the docs"),
+            &format!("return document.getElementById('docs').textContent.includes('{owner}')"),
+        )
+        .await;
+    }
+
+    // The POSTs carried the header, and the server had it: it answered with it.
+    let network = browser.network_events().await;
+    all_on_loopback(&network, &app);
+    let echoed = network.iter().any(|event| {
+        event["method"] == "Network.responseReceived"
+            && event["params"]["response"]["headers"]["x-request-id"] == REQUEST_ID
+    });
+    assert!(
+        echoed,
+        "no answer carried the request id sent from the headers editor"
+    );
+    let init = network
+        .iter()
+        .filter(|event| event["method"] == "Network.webSocketFrameSent")
+        .filter_map(|event| event["params"]["response"]["payloadData"].as_str())
+        .filter_map(|frame| serde_json::from_str::<Value>(frame).ok())
+        .find(|message| message["type"] == "connection_init")
+        .expect("a connection_init frame");
+    assert_eq!(init["payload"], json!({ "X-Request-Id": REQUEST_ID }));
+
+    // Tabs and history outlive a reload.
+    client.refresh().await.expect("reload");
+    wait_ready(client).await;
+    assert_eq!(tab_titles(client).await, json!(["Tab 1", "subscription 2"]));
+    let kept = script(client, "return document.querySelectorAll('#history li').length").await;
+    assert_eq!(kept, json!(3), "the history after a reload");
+    browser.close().await;
+}
+
+/// Every request the page made over the network, as the browser's own network log records
+/// it (requests the browser refused included), went to the server under test, and the
+/// page's files and WebSocket were among them.
+fn all_on_loopback(network: &[Value], app: &TestApp) {
+    let requested = network_urls(network);
+    let socket = app.base.replacen("http://", "ws://", 1);
+    let modules = MODULES.map(|module| format!("/console/{module}"));
+    for wanted in ["/graphql", "/console/console.css", "/console/icon.svg"]
+        .into_iter()
+        .chain(modules.iter().map(String::as_str))
+    {
+        let url = app.url(wanted);
+        assert!(requested.contains(&url), "{url} is not among {requested:?}");
+    }
+    assert!(
+        requested.contains(&format!("{socket}/graphql")),
+        "no WebSocket in {requested:?}"
+    );
+    for url in &requested {
+        assert!(
+            url.starts_with(&format!("{}/", app.base)) || url.starts_with(&format!("{socket}/")),
+            "{url} is not on {}",
+            app.base
+        );
+    }
+}
+
+async fn wait_ready(client: &Client) {
+    wait_for(client, "the schema to load", "return document.getElementById('status').textContent.startsWith('Ready.') && document.getElementById('docs').textContent.includes('allUsers')").await;
+}
+
+async fn editor(client: &Client) -> fantoccini::elements::Element {
+    client.find(Locator::Id("query")).await.expect("the editor")
+}
+
+async fn editor_value(client: &Client) -> String {
+    let value = script(client, "return document.getElementById('query').value").await;
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+async fn tab_titles(client: &Client) -> Value {
+    script(
+        client,
+        "return [...document.querySelectorAll('#tabs .tab-title')].map(t => t.textContent)",
+    )
+    .await
 }
 
 /// The network URLs (not `data:` or `chrome:`) of every request and WebSocket in `events`.
@@ -582,6 +889,32 @@ async fn the_console_and_every_file_it_refers_to_come_from_roster_under_a_strict
             .expect("a conditional GET");
         assert_eq!(again.status(), 304, "{file}");
     }
+
+    // The modules console.js imports, and the ones they import, come from Roster too.
+    let mut modules = vec!["console.js".to_owned()];
+    let mut at = 0;
+    while at < modules.len() {
+        let response = app.get(&format!("/console/{}", modules[at])).await;
+        assert_eq!(response.status(), 200, "{}", modules[at]);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .expect("a type")
+                .starts_with("text/javascript"),
+            "{}",
+            modules[at]
+        );
+        let source = response.text().await.expect("a module");
+        for piece in source.split(" from \"./").skip(1) {
+            let name = piece[..piece.find('"').expect("a closing quote")].to_owned();
+            if !modules.contains(&name) {
+                modules.push(name);
+            }
+        }
+        at += 1;
+    }
+    modules.sort_unstable();
+    assert_eq!(modules, MODULES);
 
     let refused = app
         .client

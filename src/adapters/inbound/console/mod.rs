@@ -5,6 +5,11 @@
 //! proxies) and a page that will hold bearer tokens loads no third-party script. A strict
 //! Content-Security-Policy keeps it that way: the browser itself refuses anything that is
 //! not from this server.
+//!
+//! The script is a set of JavaScript modules, one concern each, that `console.js` imports:
+//! `parse.js` (tokens, tree, printing), `highlight.js` and `editor.js` (the highlighted
+//! editor), `schema.js` (introspection), `complete.js`, `validate.js`, `tabs.js`,
+//! `history.js`, `headers.js`, `docs.js` and `store.js` (storage and small DOM helpers).
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -53,10 +58,63 @@ impl Asset {
     }
 }
 
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
 static PAGE: Asset = Asset::new(include_str!("console.html"), "text/html; charset=utf-8");
-static SCRIPT: Asset = Asset::new(include_str!("console.js"), "text/javascript; charset=utf-8");
+static SCRIPT: Asset = Asset::new(include_str!("console.js"), JAVASCRIPT);
 static STYLE: Asset = Asset::new(include_str!("console.css"), "text/css; charset=utf-8");
 static ICON: Asset = Asset::new(include_str!("icon.svg"), "image/svg+xml");
+
+/// Every file the console loads, by its path under the server's root.
+static FILES: [(&str, &Asset); 14] = [
+    ("/console/console.js", &SCRIPT),
+    ("/console/console.css", &STYLE),
+    ("/console/icon.svg", &ICON),
+    (
+        "/console/complete.js",
+        &Asset::new(include_str!("complete.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/docs.js",
+        &Asset::new(include_str!("docs.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/editor.js",
+        &Asset::new(include_str!("editor.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/headers.js",
+        &Asset::new(include_str!("headers.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/highlight.js",
+        &Asset::new(include_str!("highlight.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/history.js",
+        &Asset::new(include_str!("history.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/parse.js",
+        &Asset::new(include_str!("parse.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/schema.js",
+        &Asset::new(include_str!("schema.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/store.js",
+        &Asset::new(include_str!("store.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/tabs.js",
+        &Asset::new(include_str!("tabs.js"), JAVASCRIPT),
+    ),
+    (
+        "/console/validate.js",
+        &Asset::new(include_str!("validate.js"), JAVASCRIPT),
+    ),
+];
 
 /// The console page. It talks to the address it was served from: `POST` for queries and
 /// mutations, the WebSocket (graphql-transport-ws) for subscriptions.
@@ -68,19 +126,12 @@ pub fn page() -> Response {
 /// to them relatively (`console/…` beside `/graphql`), so a path prefix added by a reverse
 /// proxy carries over.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/console/console.js",
-            get(|request: HeaderMap| async move { SCRIPT.respond(&request) }),
+    FILES.iter().fold(Router::new(), |router, &(path, asset)| {
+        router.route(
+            path,
+            get(move |request: HeaderMap| async move { asset.respond(&request) }),
         )
-        .route(
-            "/console/console.css",
-            get(|request: HeaderMap| async move { STYLE.respond(&request) }),
-        )
-        .route(
-            "/console/icon.svg",
-            get(|request: HeaderMap| async move { ICON.respond(&request) }),
-        )
+    })
 }
 
 fn protect(headers: &mut HeaderMap) {
@@ -118,7 +169,9 @@ mod tests {
         for reference in ["console/console.js", "console/console.css", "console/icon.svg"] {
             assert!(page.contains(&format!("\"{reference}\"")), "{reference}");
         }
-        for text in [PAGE.body, SCRIPT.body, STYLE.body] {
+        for text in std::iter::once(PAGE.body).chain(FILES.iter().map(|(_, asset)| asset.body)) {
+            // The SVG namespace is a name, not an address anything is fetched from.
+            let text = text.replace("http://www.w3.org/2000/svg", "");
             assert!(
                 !text.contains("http://") && !text.contains("https://"),
                 "an absolute URL"
@@ -138,6 +191,47 @@ mod tests {
             name > 0 && rest[name..].starts_with('=')
         });
         assert_eq!(handlers.count(), 0, "an inline event handler");
+    }
+
+    /// Each module a script imports is served, and each served module is imported by one.
+    #[test]
+    fn every_module_imported_is_served_and_every_module_served_is_imported() {
+        let served: Vec<&str> = FILES
+            .iter()
+            .filter_map(|(path, _)| path.strip_prefix("/console/"))
+            .filter(|name| name.ends_with(".js"))
+            .collect();
+        let mut imported = vec!["console.js"];
+        for (_, asset) in FILES.iter().filter(|(path, _)| path.ends_with(".js")) {
+            for piece in asset.body.split(" from \"./").skip(1) {
+                let name = &piece[..piece.find('"').expect("a closing quote")];
+                assert!(served.contains(&name), "{name} is imported but not served");
+                imported.push(name);
+            }
+        }
+        for name in served {
+            assert!(imported.contains(&name), "{name} is served but imported by none");
+        }
+    }
+
+    #[test]
+    fn every_file_has_its_own_validator_and_type() {
+        for (index, (path, asset)) in FILES.iter().enumerate() {
+            let kind = if path.ends_with(".js") {
+                "text/javascript"
+            } else if path.ends_with(".css") {
+                "text/css"
+            } else {
+                "image/svg+xml"
+            };
+            assert!(asset.content_type.starts_with(kind), "{path}");
+            let twin = FILES
+                .iter()
+                .skip(index + 1)
+                .find(|(_, other)| other.etag == asset.etag)
+                .map(|(other, _)| other);
+            assert!(twin.is_none(), "{path} and {twin:?} share a validator");
+        }
     }
 
     #[test]
