@@ -276,7 +276,10 @@ async fn next_event(
     events: &mut tokio::sync::broadcast::Receiver<roster::domain::UserEvent>,
     deadline: Duration,
 ) -> Option<roster::domain::UserEvent> {
-    tokio::time::timeout(deadline, events.recv()).await.ok().and_then(Result::ok)
+    tokio::time::timeout(deadline, events.recv())
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

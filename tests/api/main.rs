@@ -16,6 +16,7 @@ mod http;
 mod live_events;
 mod logging;
 mod metrics;
+mod operation_choice;
 mod postgres_hostile;
 mod postgres_outage;
 mod postgres_replicas;

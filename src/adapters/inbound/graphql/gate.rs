@@ -12,8 +12,9 @@ use async_graphql::extensions::{ExtensionContext, NextExecute, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerResult, Variables};
 
-use super::access::{Access, AccessPolicy, operation_type};
+use super::access::{Access, AccessPolicy};
 use super::limits::{QueryLimits, check_text, shorten_syntax_error};
+use super::operation::chosen;
 use super::over_http::OverHttp;
 use super::parse_cache::{ParseCache, Validated};
 use super::persisted::PersistedQueries;
@@ -89,7 +90,7 @@ impl GateRequest {
             .parse(query)
             .map_err(|err| shorten_syntax_error(err, query))?;
         let operation = self.operation.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let ty = operation_type(&document, operation.as_deref());
+        let ty = chosen(&document, operation.as_deref()).map(|chosen| chosen.ty());
         if let Some(http) = over_http {
             http.check_operation(ty)?;
         }

@@ -22,11 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::errors::code_errors;
+use super::operation::chosen;
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Request, Response, ServerError, ValidationResult, Value};
 
 /// How many distinct operation labels a schema records before counting the rest as `(other)`.
@@ -143,25 +142,18 @@ pub struct Measured {
     state: Arc<Mutex<State>>,
 }
 
-/// The operation a request runs and its label candidate: its name, or its first field.
+/// The operation a request runs (`operation::chosen`, the executor's rule) and its label
+/// candidate: its name, or its first field.
 fn chosen_operation(
     document: &ExecutableDocument,
     requested: Option<&str>,
 ) -> Option<(String, OperationType)> {
-    let (name, operation) = match (&document.operations, requested) {
-        (DocumentOperations::Single(operation), None) => (None, operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => (Some(name), operations.get(name)?),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            let (name, operation) = operations.iter().next()?;
-            (Some(name.as_str()), operation)
-        }
-        _ => return None,
-    };
-    let label = match name {
+    let chosen = chosen(document, requested)?;
+    let label = match chosen.name {
         Some(name) => name,
-        None => first_field(document, &operation.node.selection_set.node, 0)?,
+        None => first_field(document, &chosen.operation.node.selection_set.node, 0)?,
     };
-    Some((label.to_owned(), operation.node.ty))
+    Some((label.to_owned(), chosen.ty()))
 }
 
 fn first_field<'d>(document: &'d ExecutableDocument, set: &'d SelectionSet, depth: usize) -> Option<&'d str> {

@@ -12,6 +12,7 @@ mod gate;
 mod limits;
 mod logging;
 mod metrics;
+mod operation;
 mod over_http;
 mod parse_cache;
 mod persisted;
