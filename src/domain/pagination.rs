@@ -632,7 +632,6 @@ mod agreement {
                                         after: after.clone(),
                                         before: before.clone(),
                                         order,
-                                        ..PageRequest::default()
                                     },
                                 );
                                 let end = hi.min(lo + k);
@@ -649,7 +648,6 @@ mod agreement {
                                         after,
                                         before,
                                         order,
-                                        ..PageRequest::default()
                                     },
                                 );
                                 let start = lo.max(hi.saturating_sub(k));
