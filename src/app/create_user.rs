@@ -19,7 +19,7 @@ pub enum CreateUserError {
     InvalidName(#[from] NameError),
     #[error(transparent)]
     InvalidEmail(#[from] EmailError),
-    #[error("Email exists.")]
+    #[error("another user has this email")]
     EmailExists,
     #[error(transparent)]
     Storage(#[from] RepositoryError),
@@ -33,9 +33,6 @@ pub struct CreateUser {
 }
 
 impl CreateUser {
-    /// The message a successful create answers with.
-    pub const SUCCESS: &'static str = "User created.";
-
     pub fn new(repo: Arc<dyn UserRepository>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
         Self { repo, clock, ids }
     }
@@ -93,7 +90,6 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, CreateUserError::EmailExists));
-        assert_eq!(err.to_string(), "Email exists.");
         assert_eq!(set.lock().unwrap().len(), 1);
     }
 

@@ -8,7 +8,7 @@ use crate::ports::{RepositoryError, UserRepository};
 /// Why a user was not deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteUserError {
-    #[error("Not found.")]
+    #[error("no user has this id")]
     NotFound,
     #[error(transparent)]
     Storage(#[from] RepositoryError),
@@ -22,11 +22,6 @@ pub struct DeleteUser {
 impl DeleteUser {
     pub fn new(repo: Arc<dyn UserRepository>) -> Self {
         Self { repo }
-    }
-
-    /// The message a successful delete answers with: `Deleted <name>`.
-    pub fn success_message(user: &User) -> String {
-        format!("Deleted {}", user.name())
     }
 
     /// Deletes the user and returns it as it was.
@@ -53,9 +48,9 @@ mod tests {
         let (repo, set) = in_memory_repo(&[("a", "Dave", "dave@x.com")]);
         let use_case = DeleteUser::new(repo);
         let user = use_case.execute("a").await.unwrap();
-        assert_eq!(DeleteUser::success_message(&user), "Deleted Dave");
+        assert_eq!(user.name(), "Dave");
         assert!(set.lock().unwrap().is_empty());
         let err = use_case.execute("a").await.unwrap_err();
-        assert_eq!(err.to_string(), "Not found.");
+        assert!(matches!(err, DeleteUserError::NotFound), "{err}");
     }
 }

@@ -25,9 +25,9 @@ pub struct UserQuery {
 /// Why a list request was refused. These are client mistakes, reported as GraphQL errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ListUsersError {
-    #[error("limit must not be negative (got {0}).")]
+    #[error("negative limit {0}")]
     NegativeLimit(i32),
-    #[error("offset must not be negative (got {0}).")]
+    #[error("negative offset {0}")]
     NegativeOffset(i32),
     #[error(transparent)]
     InvalidFilter(#[from] FilterError),
@@ -38,9 +38,9 @@ pub enum ListUsersError {
 /// Why the search arguments shared by `allUsers` and `users` were refused.
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
-    #[error("maxDistance must be between 0 and {MAX_FUZZY_DISTANCE} (got {0}).")]
+    #[error("fuzzy distance {0} outside 0..={MAX_FUZZY_DISTANCE}")]
     MaxDistanceOutOfRange(i32),
-    #[error("fuzzy must be at most {MAX_FUZZY_CHARS} characters (got {0}).")]
+    #[error("fuzzy query of {0} characters, over {MAX_FUZZY_CHARS}")]
     FuzzyTooLong(usize),
 }
 

@@ -1,8 +1,8 @@
 //! The use cases: what Roster does, written against the ports only.
 //!
-//! Each file holds one use case and its error enum. Business refusals are error variants
-//! whose messages clients already match on (`Email exists.` and so on); the driving adapter
-//! turns them into `ok: false` payloads, and turns [`RepositoryError`]s into GraphQL errors.
+//! Each file holds one use case and its error enum. Errors say what happened, with their
+//! data; what a client reads of them (the words, `ok: false` payload or coded error) is the
+//! driving adapter's choice.
 
 mod bulk_update_emails;
 mod check_health;
@@ -27,7 +27,9 @@ pub use create_user::{CreateUser, CreateUserError, NewUser};
 pub use delete_user::{DeleteUser, DeleteUserError};
 pub use find_user_by_email::FindUserByEmail;
 pub use get_user::GetUser;
-pub use list_users::{FilterError, ListUsers, ListUsersError, UserQuery};
+pub use list_users::{
+    FilterError, ListUsers, ListUsersError, MAX_FUZZY_CHARS, MAX_FUZZY_DISTANCE, UserQuery,
+};
 pub use page_users::{PageFilter, PageUsers, PageUsersError};
 pub use patch_user::{PatchUser, PatchUserError, UserPatch};
 pub use update_user::{UpdateUser, UpdateUserError, UserUpdate};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::list_users::{FilterError, user_filter};
-use crate::domain::pagination::{Page, PageError, PageRequest, paginate};
+use crate::domain::pagination::{Page, PageRequest, paginate};
 use crate::ports::{RepositoryError, UserRepository};
 
 /// Why a page was refused.
@@ -11,8 +11,6 @@ use crate::ports::{RepositoryError, UserRepository};
 pub enum PageUsersError {
     #[error(transparent)]
     InvalidFilter(#[from] FilterError),
-    #[error(transparent)]
-    InvalidPage(#[from] PageError),
     #[error(transparent)]
     Storage(#[from] RepositoryError),
 }
@@ -38,7 +36,7 @@ impl PageUsers {
     /// The page of matching users that `request` asks for.
     ///
     /// # Errors
-    /// Invalid search or page arguments, or a storage failure.
+    /// Invalid search arguments, or a storage failure.
     pub async fn execute(&self, filter: PageFilter, request: PageRequest) -> Result<Page, PageUsersError> {
         let filter = user_filter(filter.search, filter.fuzzy, filter.max_distance)?;
         let mut snapshot = self.repo.snapshot().await?;
@@ -47,7 +45,7 @@ impl PageUsers {
             // sorting every user for this page would.
             snapshot = self.repo.indexed().await?;
         }
-        Ok(paginate(&snapshot, &filter, &request)?)
+        Ok(paginate(&snapshot, &filter, &request))
     }
 }
 
@@ -55,7 +53,7 @@ impl PageUsers {
 mod tests {
     use super::*;
     use crate::app::test_support::in_memory_repo;
-    use crate::domain::pagination::{Direction, OrderField, UserOrder};
+    use crate::domain::pagination::{Direction, OrderField, Take, UserOrder};
     use crate::domain::user::stored_users;
     use crate::domain::{UserSet, UserSnapshot};
     use crate::ports::MockUserRepository;
@@ -68,7 +66,7 @@ mod tests {
             ("3", "Bob", "bob@x.com"),
         ]);
         let request = PageRequest {
-            first: Some(1),
+            take: Some(Take::First(1)),
             order: UserOrder {
                 field: OrderField::Name,
                 direction: Direction::Desc,
@@ -115,24 +113,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn page_users_refuses_bad_arguments() {
+    async fn page_users_refuses_bad_search_arguments() {
         let (repo, _) = in_memory_repo(&[]);
-        let use_case = PageUsers::new(repo);
-        let too_many = PageRequest {
-            last: Some(5000),
-            ..PageRequest::default()
-        };
-        let err = use_case
-            .execute(PageFilter::default(), too_many)
-            .await
-            .unwrap_err();
-        assert_eq!(err.to_string(), "last must be at most 1000.");
         let fuzzy = PageFilter {
             fuzzy: Some("x".into()),
             max_distance: Some(99),
             ..PageFilter::default()
         };
-        let err = use_case.execute(fuzzy, PageRequest::default()).await.unwrap_err();
+        let err = PageUsers::new(repo)
+            .execute(fuzzy, PageRequest::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, PageUsersError::InvalidFilter(_)));
     }
 }

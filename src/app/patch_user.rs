@@ -22,20 +22,20 @@ pub struct UserPatch {
 /// Why a patch was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum PatchUserError {
-    #[error("Nothing to change: give a name or an email.")]
+    #[error("neither a name nor an email given")]
     NothingToChange,
     #[error(transparent)]
     InvalidName(#[from] NameError),
     #[error(transparent)]
     InvalidEmail(#[from] EmailError),
-    #[error("Invalid expectedUpdatedAt: use an RFC 3339 timestamp such as 2024-05-01T10:00:00.123456Z.")]
+    #[error("the expected updatedAt is not an RFC 3339 timestamp")]
     InvalidExpectedUpdatedAt,
-    #[error("Not found.")]
+    #[error("no user has this id")]
     NotFound,
-    #[error("Email in use.")]
+    #[error("another user has this email")]
     EmailInUse,
     /// The user as it is now rides along so the client can show it and retry.
-    #[error("Conflict: the user changed since it was read.")]
+    #[error("the user changed since it was read")]
     Conflict(Arc<User>),
     #[error(transparent)]
     Storage(#[from] RepositoryError),
@@ -48,9 +48,6 @@ pub struct PatchUser {
 }
 
 impl PatchUser {
-    /// The message a successful patch answers with.
-    pub const SUCCESS: &'static str = "User updated.";
-
     pub fn new(repo: Arc<dyn UserRepository>, clock: Arc<dyn Clock>) -> Self {
         Self { repo, clock }
     }
@@ -125,7 +122,6 @@ mod tests {
             .execute(patch(Some("Anne"), None, Some("2024-05-01T10:00:00Z")))
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "Conflict: the user changed since it was read.");
         assert!(matches!(err, PatchUserError::Conflict(ref u) if u.name() == "Ann"));
         assert_eq!(set.lock().unwrap().iter().next().unwrap().name(), "Ann");
         let updated = use_case.execute(patch(Some("Anne"), None, None)).await.unwrap();
@@ -152,6 +148,6 @@ mod tests {
             .execute(patch(None, Some("BOB@x.com"), None))
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "Email in use.");
+        assert!(matches!(err, PatchUserError::EmailInUse), "{err}");
     }
 }

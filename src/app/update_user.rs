@@ -17,15 +17,15 @@ pub struct UserUpdate {
 /// Why a user was not updated.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateUserError {
-    #[error("An id is required to update a user.")]
+    #[error("no id given")]
     MissingId,
     #[error(transparent)]
     InvalidName(#[from] NameError),
     #[error(transparent)]
     InvalidEmail(#[from] EmailError),
-    #[error("Not found.")]
+    #[error("no user has this id")]
     NotFound,
-    #[error("Email in use.")]
+    #[error("another user has this email")]
     EmailInUse,
     #[error(transparent)]
     Storage(#[from] RepositoryError),
@@ -38,9 +38,6 @@ pub struct UpdateUser {
 }
 
 impl UpdateUser {
-    /// The message a successful update answers with.
-    pub const SUCCESS: &'static str = "User updated.";
-
     pub fn new(repo: Arc<dyn UserRepository>, clock: Arc<dyn Clock>) -> Self {
         Self { repo, clock }
     }
@@ -101,12 +98,12 @@ mod tests {
             .execute(update(Some("zz"), "X", "x@x.com"))
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "Not found.");
+        assert!(matches!(err, UpdateUserError::NotFound), "{err}");
         let err = use_case
             .execute(update(Some("a"), "A", "B@x.com"))
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "Email in use.");
+        assert!(matches!(err, UpdateUserError::EmailInUse), "{err}");
         assert_eq!(set.lock().unwrap().iter().next().unwrap().email(), "a@x.com");
     }
 

@@ -11,7 +11,7 @@ use crate::ports::UserRepository;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FeedError {
     /// The subscriber did not keep up; writers never wait for it, so it is dropped.
-    #[error("This subscription fell {0} events behind and was closed; subscribe again.")]
+    #[error("subscriber fell {0} events behind")]
     Lagged(u64),
 }
 

@@ -2,8 +2,8 @@
 //!
 //! A cursor holds the sort key and id of the user it points at, so a page boundary stays
 //! put when other users are inserted or deleted between requests: the next page starts
-//! after that key, wherever it now sits. Cursors are opaque to clients (hex text) and name
-//! the order they were made for, so one cannot be replayed against another order. Records
+//! after that key, wherever it now sits. How a cursor is written for a client, and how a
+//! client's text is read back into one, is the driving adapter's business. Records
 //! that share a sort key and an id (a hand-edited file may repeat an id) are told apart by
 //! their position, written into their cursors only then, so each appears on exactly one
 //! page.
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::snapshot::{UserFilter, UserSnapshot};
-use super::user::{User, timestamp_text};
+use super::user::User;
 use super::user_set::{Entry, Position, SortField, SortIndex, SortKey, SortPoint};
 
 /// The largest `first` or `last`.
@@ -49,36 +49,45 @@ pub struct UserOrder {
     pub direction: Direction,
 }
 
-/// The arguments of one page request, as the client gave them.
+/// How many users a page holds, counted from which end of its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// The first `n` after the `after` cursor (at most [`MAX_PAGE`]).
+    First(usize),
+    /// The last `n` before the `before` cursor (at most [`MAX_PAGE`]).
+    Last(usize),
+}
+
+/// One page request: a window between two cursors, how much of it to take, in an order.
+/// Without [`Take`], a page holds the first [`MAX_PAGE`] users of its window.
 #[derive(Clone, Debug, Default)]
 pub struct PageRequest {
-    pub first: Option<i32>,
-    pub after: Option<String>,
-    pub last: Option<i32>,
-    pub before: Option<String>,
+    pub take: Option<Take>,
+    pub after: Option<Cursor>,
+    pub before: Option<Cursor>,
     pub order: UserOrder,
 }
 
-/// Why a page request was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PageError {
-    #[error("{0} must not be negative.")]
-    Negative(&'static str),
-    #[error("{0} must be at most {MAX_PAGE}.")]
-    TooLarge(&'static str),
-    #[error("{0} is not a cursor this service made.")]
-    BadCursor(&'static str),
-    #[error("{0} was made for a different orderBy.")]
-    OtherOrder(&'static str),
-    /// Relay leaves the meaning of both together open; clients mean one or the other.
-    #[error("Give first or last, not both.")]
-    FirstAndLast,
+/// A sort key as a cursor holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CursorKey {
+    Text(String),
+    Time(Option<DateTime<Utc>>),
+}
+
+/// Where a cursor points, in the order it was made for: the sort key, the id, and the
+/// position when the record shares both with another.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    pub key: CursorKey,
+    pub id: String,
+    pub position: Option<Position>,
 }
 
 /// One page: the users with their cursors, and where the page sits in the whole list.
 #[derive(Clone, Debug, Default)]
 pub struct Page {
-    pub edges: Vec<(String, Arc<User>)>,
+    pub edges: Vec<(Cursor, Arc<User>)>,
     pub has_previous_page: bool,
     pub has_next_page: bool,
     pub total_count: usize,
@@ -96,59 +105,13 @@ impl OrderField {
 }
 
 impl UserOrder {
-    fn tag(self) -> &'static str {
-        match (self.field, self.direction) {
-            (OrderField::Name, Direction::Asc) => "name+",
-            (OrderField::Name, Direction::Desc) => "name-",
-            (OrderField::Email, Direction::Asc) => "email+",
-            (OrderField::Email, Direction::Desc) => "email-",
-            (OrderField::CreatedAt, Direction::Asc) => "created+",
-            (OrderField::CreatedAt, Direction::Desc) => "created-",
-            (OrderField::UpdatedAt, Direction::Asc) => "updated+",
-            (OrderField::UpdatedAt, Direction::Desc) => "updated-",
-        }
-    }
-
     fn down(self) -> bool {
         self.direction == Direction::Desc
     }
 }
 
-fn hex(text: &str) -> String {
-    text.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<String> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?).ok()
-}
-
-const SEPARATOR: char = '\u{1f}';
-
-/// A sort key read back from a cursor.
-#[derive(Clone, Debug)]
-enum CursorKey {
-    Text(String),
-    Time(Option<DateTime<Utc>>),
-}
-
-/// Where a cursor points: the sort key, the id, and the position when the record shares
-/// both with another.
-#[derive(Clone, Debug)]
-struct Mark {
-    key: CursorKey,
-    id: String,
-    position: Option<Position>,
-}
-
-impl Mark {
-    /// The point in ascending index order that stands for this mark: a mark without a
+impl Cursor {
+    /// The point in ascending index order that stands for this cursor: a cursor without a
     /// position stands for every record with its key and id, so its lowest or highest
     /// possible position is taken, whichever keeps those records on the right side.
     fn point(&self, highest: bool) -> SortPoint<'_> {
@@ -163,65 +126,22 @@ impl Mark {
             position: self.position.unwrap_or(fallback),
         }
     }
-}
 
-fn key_text(key: SortKey<'_>) -> String {
-    match key {
-        SortKey::Text(text) => text.to_owned(),
-        SortKey::Time(at) => at.map(timestamp_text).unwrap_or_default(),
-    }
-}
-
-fn encode(order: UserOrder, entry: &Entry, shared: bool) -> String {
-    let point = SortPoint::of(entry, order.field.sort_field());
-    // The position is only written when it is needed, so most cursors name key and id only
-    // and survive a reload of the file, which numbers positions afresh.
-    let position = if shared {
-        format!("{SEPARATOR}{}", point.position)
-    } else {
-        String::new()
-    };
-    hex(&format!(
-        "{}{SEPARATOR}{}{SEPARATOR}{}{position}",
-        order.tag(),
-        key_text(point.key),
-        point.id
-    ))
-}
-
-fn decode(order: UserOrder, cursor: &str, arg: &'static str) -> Result<Mark, PageError> {
-    let bad = || PageError::BadCursor(arg);
-    let text = unhex(cursor).ok_or_else(bad)?;
-    let mut parts = text.splitn(4, SEPARATOR);
-    let (Some(tag), Some(key), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    let position = parts.next().map(str::parse).transpose().map_err(|_| bad())?;
-    if tag != order.tag() {
-        return Err(PageError::OtherOrder(arg));
-    }
-    let key = match order.field {
-        OrderField::Name | OrderField::Email => CursorKey::Text(key.to_owned()),
-        OrderField::CreatedAt | OrderField::UpdatedAt if key.is_empty() => CursorKey::Time(None),
-        OrderField::CreatedAt | OrderField::UpdatedAt => CursorKey::Time(Some(
-            DateTime::parse_from_rfc3339(key)
-                .map_err(|_| bad())?
-                .with_timezone(&Utc),
-        )),
-    };
-    Ok(Mark {
-        key,
-        id: id.to_owned(),
-        position,
-    })
-}
-
-fn count(value: Option<i32>, arg: &'static str) -> Result<Option<usize>, PageError> {
-    match value {
-        None => Ok(None),
-        Some(n) if n < 0 => Err(PageError::Negative(arg)),
-        Some(n) if n as usize > MAX_PAGE => Err(PageError::TooLarge(arg)),
-        Some(n) => Ok(Some(n as usize)),
+    /// The cursor of `entry` in `field`'s order; `shared` when another record has its key
+    /// and id.
+    fn of(entry: &Entry, field: SortField, shared: bool) -> Self {
+        let point = SortPoint::of(entry, field);
+        let key = match point.key {
+            SortKey::Text(text) => CursorKey::Text(text.to_owned()),
+            SortKey::Time(at) => CursorKey::Time(at),
+        };
+        // The position is only kept when it is needed, so most cursors name key and id only
+        // and survive a reload of the file, which numbers positions afresh.
+        Self {
+            key,
+            id: point.id.to_owned(),
+            position: shared.then_some(point.position),
+        }
     }
 }
 
@@ -264,44 +184,26 @@ impl SortIndex for Matches {
     }
 }
 
-/// The page of `snapshot`'s users that `filter` keeps and `request` asks for. Without
-/// `first` or `last`, a page holds at most [`MAX_PAGE`] users.
-///
-/// # Errors
-/// [`PageError`] for a negative or too large count, `first` and `last` together, or a
-/// cursor that is not ours or was made for another order.
-pub fn paginate(
-    snapshot: &UserSnapshot,
-    filter: &UserFilter,
-    request: &PageRequest,
-) -> Result<Page, PageError> {
-    if request.first.is_some() && request.last.is_some() {
-        return Err(PageError::FirstAndLast);
-    }
+/// The page of `snapshot`'s users that `filter` keeps and `request` asks for. A page holds
+/// at most [`MAX_PAGE`] users, whatever it asks.
+pub fn paginate(snapshot: &UserSnapshot, filter: &UserFilter, request: &PageRequest) -> Page {
     let order = request.order;
-    let first = count(request.first, "first")?;
-    let last = count(request.last, "last")?;
-    let after = request
-        .after
-        .as_deref()
-        .map(|c| decode(order, c, "after"))
-        .transpose()?;
-    let before = request
-        .before
-        .as_deref()
-        .map(|c| decode(order, c, "before"))
-        .transpose()?;
+    let (first, last) = match request.take {
+        None => (None, None),
+        Some(Take::First(n)) => (Some(n.min(MAX_PAGE)), None),
+        Some(Take::Last(n)) => (None, Some(n.min(MAX_PAGE))),
+    };
     let field = order.field.sort_field();
     let cut = Cut {
         order,
-        after: after.as_ref(),
-        before: before.as_ref(),
+        after: request.after.as_ref(),
+        before: request.before.as_ref(),
         first,
         last,
     };
     let mut entries: Vec<Arc<Entry>> = if filter.is_empty() {
         if let Some(index) = snapshot.set().sort_index(field) {
-            return Ok(cut.page(index));
+            return cut.page(index);
         }
         snapshot.every_entry()
     } else {
@@ -312,14 +214,14 @@ pub fn paginate(
             .collect()
     };
     entries.sort_by(|a, b| SortPoint::of(a, field).cmp(&SortPoint::of(b, field)));
-    Ok(cut.page(&Matches { entries, field }))
+    cut.page(&Matches { entries, field })
 }
 
 /// A page request with its cursors read.
 struct Cut<'r> {
     order: UserOrder,
-    after: Option<&'r Mark>,
-    before: Option<&'r Mark>,
+    after: Option<&'r Cursor>,
+    before: Option<&'r Cursor>,
     first: Option<usize>,
     last: Option<usize>,
 }
@@ -426,7 +328,7 @@ impl Cut<'_> {
                 .enumerate()
                 .map(|(at, entry)| {
                     (
-                        encode(self.order, entry, shared(at, entry)),
+                        Cursor::of(entry, field, shared(at, entry)),
                         Arc::clone(entry.user()),
                     )
                 })
@@ -448,7 +350,7 @@ mod tests {
     use crate::domain::{UserId, UserSet};
 
     /// A page of `users` (in list order) with no filter.
-    fn paginate(users: Vec<Arc<User>>, request: &PageRequest) -> Result<Page, PageError> {
+    fn paginate(users: Vec<Arc<User>>, request: &PageRequest) -> Page {
         super::paginate(&UserSet::new(users).snapshot(), &UserFilter::default(), request)
     }
 
@@ -483,11 +385,11 @@ mod tests {
     fn pages_follow_each_other_through_cursors() {
         let list = users(&["dora", "ann", "carl", "bea", "ed"]);
         let request = PageRequest {
-            first: Some(2),
+            take: Some(Take::First(2)),
             order: by_name(Direction::Asc),
             ..PageRequest::default()
         };
-        let one = paginate(list.clone(), &request).unwrap();
+        let one = paginate(list.clone(), &request);
         assert_eq!(names(&one), ["ann", "bea"]);
         assert!(one.has_next_page && !one.has_previous_page);
         let two = paginate(
@@ -496,8 +398,7 @@ mod tests {
                 after: Some(one.edges[1].0.clone()),
                 ..request.clone()
             },
-        )
-        .unwrap();
+        );
         assert_eq!(names(&two), ["carl", "dora"]);
         assert_eq!(two.total_count, 5);
     }
@@ -506,11 +407,11 @@ mod tests {
     fn a_cursor_stays_put_when_users_are_inserted_or_deleted() {
         let list = users(&["ann", "bea", "carl", "dora"]);
         let request = PageRequest {
-            first: Some(2),
+            take: Some(Take::First(2)),
             order: by_name(Direction::Desc),
             ..PageRequest::default()
         };
-        let one = paginate(list.clone(), &request).unwrap();
+        let one = paginate(list.clone(), &request);
         assert_eq!(names(&one), ["dora", "carl"]);
         let mut changed = users(&["ann", "abe", "cy", "zed"]);
         changed.retain(|u| u.name() != "zed");
@@ -520,8 +421,7 @@ mod tests {
                 after: Some(one.edges[1].0.clone()),
                 ..request
             },
-        )
-        .unwrap();
+        );
         assert_eq!(names(&two), ["ann", "abe"]);
     }
 
@@ -542,13 +442,12 @@ mod tests {
                 let page = paginate(
                     list.clone(),
                     &PageRequest {
-                        first: Some(1),
+                        take: Some(Take::First(1)),
                         after: after.clone(),
                         order: by_name(direction),
                         ..PageRequest::default()
                     },
-                )
-                .unwrap();
+                );
                 seen.extend(
                     page.edges
                         .iter()
@@ -569,64 +468,35 @@ mod tests {
     #[test]
     fn last_and_before_page_backwards() {
         let list = users(&["a", "b", "c", "d"]);
-        let all = paginate(list.clone(), &PageRequest::default()).unwrap();
+        let all = paginate(list.clone(), &PageRequest::default());
         let page = paginate(
             list,
             &PageRequest {
-                last: Some(2),
+                take: Some(Take::Last(2)),
                 before: Some(all.edges[3].0.clone()),
                 ..PageRequest::default()
             },
-        )
-        .unwrap();
+        );
         assert_eq!(page.edges.len(), 2);
         assert!(page.has_previous_page && page.has_next_page);
     }
 
     #[test]
-    fn first_and_last_together_are_refused() {
-        let both = PageRequest {
-            first: Some(2),
-            last: Some(1),
-            ..PageRequest::default()
-        };
-        assert_eq!(
-            paginate(users(&["a", "b"]), &both).unwrap_err(),
-            PageError::FirstAndLast
-        );
-    }
-
-    #[test]
-    fn counts_are_capped_and_foreign_cursors_refused() {
-        let too_many = PageRequest {
-            first: Some(1001),
-            ..PageRequest::default()
-        };
-        assert_eq!(
-            paginate(vec![], &too_many).unwrap_err(),
-            PageError::TooLarge("first")
-        );
-        let garbage = PageRequest {
-            after: Some("zz".into()),
-            ..PageRequest::default()
-        };
-        assert_eq!(
-            paginate(vec![], &garbage).unwrap_err(),
-            PageError::BadCursor("after")
-        );
-        let list = users(&["a"]);
-        let cursor = paginate(list.clone(), &PageRequest::default()).unwrap().edges[0]
-            .0
-            .clone();
-        let other = PageRequest {
-            after: Some(cursor),
-            order: by_name(Direction::Asc),
-            ..PageRequest::default()
-        };
-        assert_eq!(
-            paginate(list, &other).unwrap_err(),
-            PageError::OtherOrder("after")
-        );
+    fn a_page_holds_at_most_max_page_users() {
+        let list: Vec<Arc<User>> = (0..MAX_PAGE + 5)
+            .map(|n| users(&[&format!("u{n}")]).remove(0))
+            .collect();
+        for take in [
+            None,
+            Some(Take::First(MAX_PAGE + 1)),
+            Some(Take::Last(MAX_PAGE + 1)),
+        ] {
+            let request = PageRequest {
+                take,
+                ..PageRequest::default()
+            };
+            assert_eq!(paginate(list.clone(), &request).edges.len(), MAX_PAGE, "{take:?}");
+        }
     }
 }
 
@@ -740,18 +610,17 @@ mod agreement {
                                     order,
                                     ..PageRequest::default()
                                 },
-                            )
-                            .unwrap();
+                            );
                             assert_eq!(page_ids(&all), ids(&expected), "{order:?} {filter:?}");
                             assert_eq!(all.total_count, expected.len());
-                            let cursors: Vec<&String> = all.edges.iter().map(|(c, _)| c).collect();
+                            let cursors: Vec<&Cursor> = all.edges.iter().map(|(c, _)| c).collect();
                             let distinct: std::collections::HashSet<_> = cursors.iter().collect();
                             assert_eq!(distinct.len(), cursors.len(), "every record has its own cursor");
                             for _ in 0..12 {
                                 let n = expected.len();
                                 let i = rng.below(n as u64 + 1) as usize;
                                 let j = rng.below(n as u64 + 1) as usize;
-                                let k = rng.below(6) as i32;
+                                let k = rng.below(6) as usize;
                                 let after = i.checked_sub(1).map(|at| cursors[at].clone());
                                 let before = (j < n).then(|| cursors[j].clone());
                                 let (lo, hi) = (i, j.max(i));
@@ -759,15 +628,13 @@ mod agreement {
                                     &snapshot,
                                     filter,
                                     &PageRequest {
-                                        first: Some(k),
+                                        take: Some(Take::First(k)),
                                         after: after.clone(),
                                         before: before.clone(),
                                         order,
-                                        ..PageRequest::default()
                                     },
-                                )
-                                .unwrap();
-                                let end = hi.min(lo + k as usize);
+                                );
+                                let end = hi.min(lo + k);
                                 assert_eq!(
                                     page_ids(&forward),
                                     ids(&expected[lo..end]),
@@ -777,15 +644,13 @@ mod agreement {
                                     &snapshot,
                                     filter,
                                     &PageRequest {
-                                        last: Some(k),
+                                        take: Some(Take::Last(k)),
                                         after,
                                         before,
                                         order,
-                                        ..PageRequest::default()
                                     },
-                                )
-                                .unwrap();
-                                let start = lo.max(hi.saturating_sub(k as usize));
+                                );
+                                let start = lo.max(hi.saturating_sub(k));
                                 assert_eq!(
                                     page_ids(&backward),
                                     ids(&expected[start..hi]),

@@ -38,13 +38,13 @@ impl fmt::Display for UserId {
 /// Why a name was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
-    #[error("Invalid name: it must not be empty.")]
+    #[error("empty name")]
     Empty,
-    #[error("Invalid name: it must be at most {MAX_NAME_CHARS} characters.")]
+    #[error("name over {MAX_NAME_CHARS} characters")]
     TooLong,
-    #[error("Invalid name: it must not contain control characters.")]
+    #[error("name with control characters")]
     Control,
-    #[error("Invalid name: it must contain a visible character, not only invisible or zero-width ones.")]
+    #[error("name of only invisible or zero-width characters")]
     Invisible,
 }
 
@@ -118,17 +118,17 @@ impl UserName {
 /// Why an email address was rejected.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
-    #[error("Invalid email: it must not be empty.")]
+    #[error("empty email")]
     Empty,
-    #[error("Invalid email: it must be at most {MAX_EMAIL_CHARS} characters.")]
+    #[error("email over {MAX_EMAIL_CHARS} characters")]
     TooLong,
-    #[error("Invalid email: it must not contain whitespace.")]
+    #[error("email with whitespace")]
     Whitespace,
-    #[error("Invalid email: it must not contain control characters.")]
+    #[error("email with control characters")]
     Control,
-    #[error("Invalid email: it must not contain invisible or zero-width characters.")]
+    #[error("email with invisible or zero-width characters")]
     Invisible,
-    #[error("Invalid email: it must contain exactly one '@' between a local part and a domain.")]
+    #[error("email without exactly one '@' between a local part and a domain")]
     Shape,
 }
 

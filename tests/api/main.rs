@@ -20,6 +20,7 @@ mod ignored;
 mod live_events;
 mod logging;
 mod metrics;
+mod operation_choice;
 mod postgres_hostile;
 mod postgres_outage;
 mod postgres_replicas;

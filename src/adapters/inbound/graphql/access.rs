@@ -9,7 +9,7 @@
 //! a 401.
 
 use async_graphql::ServerResult;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::OperationType;
 
 use super::errors::ErrorCode;
 
@@ -69,7 +69,8 @@ impl AccessPolicy {
         }
     }
 
-    /// Refuses the operation that would run (of type `ty`, see [`operation_type`]) when it
+    /// Refuses the operation that would run (of type `ty`, `None` when none runs: see
+    /// [`super::operation::chosen`]) when it
     /// is a mutation the caller may not run.
     ///
     /// # Errors
@@ -79,19 +80,6 @@ impl AccessPolicy {
             return Err(ErrorCode::Unauthenticated.server_error(NEEDS_THE_WRITE_TOKEN));
         }
         Ok(())
-    }
-}
-
-/// The type of the operation that would run. With several operations and no name, or a
-/// name the document does not hold, nothing runs (the request is refused later): `None`.
-pub fn operation_type(document: &ExecutableDocument, operation: Option<&str>) -> Option<OperationType> {
-    match (&document.operations, operation) {
-        (DocumentOperations::Single(single), _) => Some(single.node.ty),
-        (DocumentOperations::Multiple(many), Some(name)) => many.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(many), None) if many.len() == 1 => {
-            many.values().next().map(|op| op.node.ty)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
     }
 }
 
@@ -123,21 +111,5 @@ mod tests {
 
         let open = AccessPolicy::default();
         assert!(open.can_read(Access::Anonymous) && open.can_write(Access::Anonymous));
-    }
-
-    #[test]
-    fn the_operation_that_would_run_decides_whether_a_document_mutates() {
-        let parse = |q: &str| async_graphql::parser::parse_query(q).unwrap();
-        let is_mutation = |document: &ExecutableDocument, name: Option<&str>| {
-            operation_type(document, name) == Some(OperationType::Mutation)
-        };
-        assert!(is_mutation(&parse("mutation { a }"), None));
-        assert!(!is_mutation(&parse("{ a }"), None));
-        let two = parse("query Q { a } mutation M { b } subscription S { c }");
-        assert!(is_mutation(&two, Some("M")));
-        assert!(!is_mutation(&two, Some("Q")));
-        assert!(!is_mutation(&two, None));
-        assert_eq!(operation_type(&two, Some("S")), Some(OperationType::Subscription));
-        assert_eq!(operation_type(&two, Some("X")), None);
     }
 }

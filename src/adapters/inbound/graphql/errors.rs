@@ -6,6 +6,7 @@
 //! The HTTP layer answers its own refusals (400, 401, 413, …) with the same shape and codes
 //! from [`ErrorCode`], so a client matches on one list.
 
+use async_graphql::parser::types::Field;
 use async_graphql::{Error, ErrorExtensionValues, ErrorExtensions, Response, ServerError};
 
 use crate::ports::RepositoryError;
@@ -96,11 +97,63 @@ pub fn storage(err: &RepositoryError) -> Error {
     }
 }
 
-/// Gives every error of a response a code: request-level errors (syntax, validation,
-/// argument types) are the client's (`BAD_USER_INPUT`); a field error without a code is a
-/// bug, logged with its cause and shown only as `internal error` (`INTERNAL`). At most
-/// [`MAX_ERRORS`] are kept. The schema's extension (`pipeline`) applies it to every answer.
-pub fn code_errors(mut response: Response) -> Response {
+fn has_code(error: &ServerError) -> bool {
+    error
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some())
+}
+
+fn set_code(error: &mut ServerError, code: ErrorCode) {
+    error
+        .extensions
+        .get_or_insert_with(ErrorExtensionValues::default)
+        .set("code", code.as_str());
+}
+
+/// `error` with `code`, unless it has a code already.
+pub fn coded(mut error: ServerError, code: ErrorCode) -> ServerError {
+    if !has_code(&error) {
+        set_code(&mut error, code);
+    }
+    error
+}
+
+/// A field's error, coded where it is made: our resolvers code every error they give; one
+/// without a code located at one of the field's argument values is async-graphql's, about
+/// that value (it reads the arguments before the resolver runs, and locates what it cannot
+/// read, or a variable it cannot find, at the value): the client's, `BAD_USER_INPUT`. Any
+/// other is a bug, logged with its cause and shown only as `internal error` (`INTERNAL`).
+pub fn code_field_error(error: &mut ServerError, field: &Field) {
+    if has_code(error) {
+        return;
+    }
+    let about_an_argument = field
+        .arguments
+        .iter()
+        .any(|(_, value)| error.locations.contains(&value.pos));
+    if about_an_argument {
+        set_code(error, ErrorCode::BadUserInput);
+    } else {
+        internal(error);
+    }
+}
+
+fn internal(error: &mut ServerError) {
+    tracing::error!(error = %error.message, path = ?error.path, "internal error in a resolver");
+    error.message = "internal error".to_owned();
+    set_code(error, ErrorCode::Internal);
+}
+
+/// Gives every error of a response a code, by the stage it came from, and keeps at most
+/// [`MAX_ERRORS`]. When no operation ran (`ran` false), an error without a code is a
+/// request error from async-graphql itself (its operation selection: an unknown
+/// `operationName`, or none for a document of several operations): the client's
+/// (`BAD_USER_INPUT`). Parse and validation errors are coded as they are made, in the
+/// gate, and field errors as they leave their field (`code_field_error`); so when an
+/// operation ran, an error still without a code is a bug (`INTERNAL`). The schema's
+/// extension (`pipeline`, through `metrics`) applies it to every answer.
+pub fn code_errors(mut response: Response, ran: bool) -> Response {
     if response.errors.len() > MAX_ERRORS {
         let hidden = response.errors.len() - (MAX_ERRORS - 1);
         response.errors.truncate(MAX_ERRORS - 1);
@@ -109,27 +162,14 @@ pub fn code_errors(mut response: Response) -> Response {
             .push(ErrorCode::BadUserInput.server_error(format!("{hidden} more errors are not shown.")));
     }
     for error in &mut response.errors {
-        let has_code = error
-            .extensions
-            .as_ref()
-            .is_some_and(|ext| ext.get("code").is_some());
-        if has_code {
+        if has_code(error) {
             continue;
         }
-        let client_mistake = error.path.is_empty()
-            || error.message.starts_with("Failed to parse")
-            || error.message.starts_with("Invalid value for argument");
-        let code = if client_mistake {
-            ErrorCode::BadUserInput
+        if ran {
+            internal(error);
         } else {
-            tracing::error!(error = %error.message, path = ?error.path, "internal error in a resolver");
-            error.message = "internal error".to_owned();
-            ErrorCode::Internal
-        };
-        error
-            .extensions
-            .get_or_insert_with(ErrorExtensionValues::default)
-            .set("code", code.as_str());
+            set_code(error, ErrorCode::BadUserInput);
+        }
     }
     response
 }
@@ -150,5 +190,48 @@ mod tests {
             "cannot write users.json: disk full".into(),
         ));
         assert!(error.message.contains("disk full"));
+    }
+
+    #[test]
+    fn a_field_error_without_a_code_is_the_clients_only_when_it_sits_at_an_argument() {
+        use async_graphql::parser::types::{DocumentOperations, Selection};
+        let document = async_graphql::parser::parse_query("{ allUsers(limit: 1) { id } }").unwrap();
+        let DocumentOperations::Single(operation) = &document.operations else {
+            unreachable!()
+        };
+        let Selection::Field(field) = &operation.node.selection_set.node.items[0].node else {
+            unreachable!()
+        };
+        let code = |error: &ServerError| error.extensions.as_ref().and_then(|ext| ext.get("code").cloned());
+        let at_argument = field.node.arguments[0].1.pos;
+        let mut error = ServerError::new("Failed to read it", Some(at_argument));
+        code_field_error(&mut error, &field.node);
+        assert_eq!(code(&error), Some(async_graphql::Value::from("BAD_USER_INPUT")));
+        assert_eq!(error.message, "Failed to read it");
+        let mut error = ServerError::new("a secret cause", Some(field.pos));
+        code_field_error(&mut error, &field.node);
+        assert_eq!(code(&error), Some(async_graphql::Value::from("INTERNAL")));
+        assert_eq!(error.message, "internal error");
+        let mut error = ErrorCode::NotFound.error("gone").into_server_error(field.pos);
+        code_field_error(&mut error, &field.node);
+        assert_eq!(code(&error), Some(async_graphql::Value::from("NOT_FOUND")));
+    }
+
+    #[test]
+    fn errors_without_a_code_are_the_clients_before_execution_and_bugs_after() {
+        let response = || Response::from_errors(vec![ServerError::new("Unknown operation", None)]);
+        let code = |response: &Response| {
+            response.errors[0]
+                .extensions
+                .as_ref()
+                .and_then(|ext| ext.get("code").cloned())
+        };
+        assert_eq!(
+            code(&code_errors(response(), false)),
+            Some(async_graphql::Value::from("BAD_USER_INPUT"))
+        );
+        let ran = code_errors(response(), true);
+        assert_eq!(code(&ran), Some(async_graphql::Value::from("INTERNAL")));
+        assert_eq!(ran.errors[0].message, "internal error");
     }
 }

@@ -12,8 +12,10 @@ use async_graphql::extensions::{ExtensionContext, NextExecute, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerResult, Variables};
 
-use super::access::{Access, AccessPolicy, operation_type};
+use super::access::{Access, AccessPolicy};
+use super::errors::{ErrorCode, coded};
 use super::limits::{QueryLimits, check_text, shorten_syntax_error};
+use super::operation::chosen;
 use super::over_http::OverHttp;
 use super::parse_cache::{ParseCache, Validated};
 use super::persisted::PersistedQueries;
@@ -87,9 +89,9 @@ impl GateRequest {
         let document = self
             .cache
             .parse(query)
-            .map_err(|err| shorten_syntax_error(err, query))?;
+            .map_err(|err| coded(shorten_syntax_error(err, query), ErrorCode::BadUserInput))?;
         let operation = self.operation.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let ty = operation_type(&document, operation.as_deref());
+        let ty = chosen(&document, operation.as_deref()).map(|chosen| chosen.ty());
         if let Some(http) = over_http {
             http.check_operation(ty)?;
         }
@@ -108,7 +110,14 @@ impl GateRequest {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        self.cache.validate(key, ctx, next).await
+        // async-graphql's validation errors carry no code: a document that does not
+        // validate is the client's.
+        self.cache.validate(key, ctx, next).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|error| coded(error, ErrorCode::BadUserInput))
+                .collect()
+        })
     }
 
     /// Runs the operation under its deadline (a batch's shared one too).

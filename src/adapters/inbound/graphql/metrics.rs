@@ -22,11 +22,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::errors::code_errors;
+use super::operation::{Chosen, chosen};
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{Request, Response, ServerError, ValidationResult, Value};
 
 /// How many distinct operation labels a schema records before counting the rest as `(other)`.
@@ -112,6 +111,11 @@ struct State {
     operation: Option<(String, OperationType)>,
     /// The document validated and names an operation it holds.
     valid: bool,
+    /// The executor runs an operation: the document validated and holds the operation
+    /// the request names (`operation::chosen`).
+    runs: bool,
+    /// The document holds the operation the request names.
+    chosen: bool,
     /// A streamed answer carried an error.
     failed: bool,
 }
@@ -143,25 +147,13 @@ pub struct Measured {
     state: Arc<Mutex<State>>,
 }
 
-/// The operation a request runs and its label candidate: its name, or its first field.
-fn chosen_operation(
-    document: &ExecutableDocument,
-    requested: Option<&str>,
-) -> Option<(String, OperationType)> {
-    let (name, operation) = match (&document.operations, requested) {
-        (DocumentOperations::Single(operation), None) => (None, operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => (Some(name), operations.get(name)?),
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            let (name, operation) = operations.iter().next()?;
-            (Some(name.as_str()), operation)
-        }
-        _ => return None,
-    };
-    let label = match name {
+/// The label candidate of the operation a request runs: its name, or its first field.
+fn label(document: &ExecutableDocument, chosen: Chosen<'_>) -> Option<(String, OperationType)> {
+    let label = match chosen.name {
         Some(name) => name,
-        None => first_field(document, &operation.node.selection_set.node, 0)?,
+        None => first_field(document, &chosen.operation.node.selection_set.node, 0)?,
     };
-    Some((label.to_owned(), operation.node.ty))
+    Some((label.to_owned(), chosen.ty()))
 }
 
 fn first_field<'d>(document: &'d ExecutableDocument, set: &'d SelectionSet, depth: usize) -> Option<&'d str> {
@@ -236,7 +228,8 @@ impl Measured {
     /// Codes every error of the answer `run` gives (`errors::code_errors`), then counts it.
     pub async fn request(&self, run: impl Future<Output = Response>) -> Response {
         let started = Instant::now();
-        let response = code_errors(run.await);
+        let response = run.await;
+        let response = code_errors(response, lock(&self.state).runs);
         let elapsed = started.elapsed();
         count_errors(&response.errors);
         let (operation, outcome) = {
@@ -261,7 +254,8 @@ impl Measured {
         };
         stream
             .map(move |response| {
-                let response = code_errors(response);
+                let ran = lock(&tally.state).runs;
+                let response = code_errors(response, ran);
                 tally.saw(&response);
                 response
             })
@@ -276,13 +270,16 @@ impl Measured {
     /// Notes the operation the parsed document will run.
     pub fn parsed(&self, document: &ExecutableDocument) {
         let mut state = lock(&self.state);
-        state.operation = chosen_operation(document, state.requested.as_deref());
+        let chosen = chosen(document, state.requested.as_deref());
+        state.chosen = chosen.is_some();
+        state.operation = chosen.and_then(|chosen| label(document, chosen));
     }
 
     /// Notes whether the document validated.
     pub fn validated(&self, result: &Result<ValidationResult, Vec<ServerError>>) {
         let mut state = lock(&self.state);
-        state.valid = result.is_ok() && state.operation.is_some();
+        state.runs = result.is_ok() && state.chosen;
+        state.valid = state.runs && state.operation.is_some();
     }
 }
 

@@ -22,6 +22,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables};
 
 use super::description;
+use super::errors;
 use super::gate::{Gate, GateRequest};
 use super::logging::FieldLogging;
 use super::metrics::{Measured, RequestMetrics};
@@ -118,9 +119,12 @@ impl Extension for PipelineRequest {
             return Ok(Some(ours));
         }
         // The name borrows the query document, not `info`, so it outlives the call below.
-        let field = info.name;
+        let (field, definition) = (info.name, info.field);
         self.log.field(&info);
-        let result = next.run(ctx, info).await;
+        let result = next.run(ctx, info).await.map_err(|mut error| {
+            errors::code_field_error(&mut error, definition);
+            error
+        });
         FieldLogging::outcome(field, &result);
         result
     }

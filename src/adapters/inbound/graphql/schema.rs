@@ -6,10 +6,12 @@ use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
 use super::access::AccessPolicy;
 use super::description::DESCRIPTION;
-use super::errors::{self, ErrorCode};
+use super::errors;
 use super::gate::Gate;
 use super::limits::QueryLimits;
+use super::messages;
 use super::metrics::{RequestMetrics, SubscriberGuard};
+use super::page::page_request;
 use super::parse_cache::ParseCache;
 use super::persisted::PersistedQueries;
 use super::pipeline::Pipeline;
@@ -19,12 +21,9 @@ use super::types::{
     UserObject, UserOrderInput,
 };
 use crate::app::{
-    AppServices, CreateUser, CreateUserError, DeleteUser, DeleteUserError, EmailChange, ListUsersError,
-    NewUser, PageFilter, PageUsersError, PatchUser, PatchUserError, UpdateUser, UpdateUserError, UserPatch,
-    UserQuery, UserUpdate,
+    AppServices, EmailChange, NewUser, PageFilter, PatchUserError, UserPatch, UserQuery, UserUpdate,
 };
 use crate::domain::BulkMode;
-use crate::domain::pagination::PageRequest;
 
 /// The executable schema.
 pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
@@ -122,8 +121,7 @@ impl QueryRoot {
         };
         match services(ctx)?.list_users.execute(query).await {
             Ok(users) => Ok(users.into_iter().map(UserObject).collect()),
-            Err(ListUsersError::Storage(err)) => Err(errors::storage(&err)),
-            Err(invalid) => Err(ErrorCode::BadUserInput.error(invalid.to_string())),
+            Err(refused) => Err(messages::list_users(&refused)),
         }
     }
 
@@ -169,17 +167,12 @@ impl QueryRoot {
             fuzzy,
             max_distance,
         };
-        let request = PageRequest {
-            first,
-            after,
-            last,
-            before,
-            order: order_by.map(Into::into).unwrap_or_default(),
-        };
+        let order = order_by.map(Into::into).unwrap_or_default();
+        let request = page_request(first, after.as_deref(), last, before.as_deref(), order)
+            .map_err(|err| messages::page_argument(&err))?;
         match services(ctx)?.page_users.execute(filter, request).await {
-            Ok(page) => Ok(page.into()),
-            Err(PageUsersError::Storage(err)) => Err(errors::storage(&err)),
-            Err(invalid) => Err(ErrorCode::BadUserInput.error(invalid.to_string())),
+            Ok(page) => Ok(UserConnection::new(page, order)),
+            Err(refused) => Err(messages::page_users(&refused)),
         }
     }
 }
@@ -198,11 +191,10 @@ impl MutationRoot {
         match services(ctx)?.create_user.execute(input).await {
             Ok(user) => Ok(CreateUserPayload {
                 ok: true,
-                message: CreateUser::SUCCESS.to_owned(),
+                message: messages::USER_CREATED.to_owned(),
                 user: Some(UserObject(user)),
             }),
-            Err(CreateUserError::Storage(err)) => Err(errors::storage(&err)),
-            Err(refused) => Ok(CreateUserPayload::failure(refused.to_string())),
+            Err(refused) => Ok(CreateUserPayload::failure(messages::create_user(&refused)?)),
         }
     }
 
@@ -216,11 +208,10 @@ impl MutationRoot {
         match services(ctx)?.update_user.execute(input).await {
             Ok(user) => Ok(UpdateUserPayload {
                 ok: true,
-                message: UpdateUser::SUCCESS.to_owned(),
+                message: messages::USER_UPDATED.to_owned(),
                 user: Some(UserObject(user)),
             }),
-            Err(UpdateUserError::Storage(err)) => Err(errors::storage(&err)),
-            Err(refused) => Ok(UpdateUserPayload::failure(refused.to_string())),
+            Err(refused) => Ok(UpdateUserPayload::failure(messages::update_user(&refused)?)),
         }
     }
 
@@ -229,13 +220,12 @@ impl MutationRoot {
         match services(ctx)?.delete_user.execute(&id).await {
             Ok(user) => Ok(DeleteUserPayload {
                 ok: true,
-                message: DeleteUser::success_message(&user),
+                message: messages::user_deleted(&user),
                 user: Some(UserObject(user)),
             }),
-            Err(DeleteUserError::Storage(err)) => Err(errors::storage(&err)),
             Err(refused) => Ok(DeleteUserPayload {
                 ok: false,
-                message: refused.to_string(),
+                message: messages::delete_user(&refused)?,
                 user: None,
             }),
         }
@@ -281,20 +271,21 @@ impl MutationRoot {
         match services(ctx)?.patch_user.execute(patch).await {
             Ok(user) => Ok(PatchUserPayload {
                 ok: true,
-                message: PatchUser::SUCCESS.to_owned(),
+                message: messages::USER_UPDATED.to_owned(),
                 user: Some(UserObject(user)),
             }),
-            Err(PatchUserError::Storage(err)) => Err(errors::storage(&err)),
-            Err(PatchUserError::Conflict(current)) => Ok(PatchUserPayload {
-                ok: false,
-                message: PatchUserError::Conflict(current.clone()).to_string(),
-                user: Some(UserObject(current)),
-            }),
-            Err(refused) => Ok(PatchUserPayload {
-                ok: false,
-                message: refused.to_string(),
-                user: None,
-            }),
+            Err(refused) => {
+                let message = messages::patch_user(&refused)?;
+                let current = match refused {
+                    PatchUserError::Conflict(current) => Some(UserObject(current)),
+                    _ => None,
+                };
+                Ok(PatchUserPayload {
+                    ok: false,
+                    message,
+                    user: current,
+                })
+            }
         }
     }
 }
@@ -321,7 +312,7 @@ impl SubscriptionRoot {
             let (mut feed, open) = state?;
             match feed.next().await? {
                 Ok(event) => Some((Ok(UserEventObject(event)), Some((feed, open)))),
-                Err(lagged) => Some((Err(ErrorCode::SubscriptionLagged.error(lagged.to_string())), None)),
+                Err(lagged) => Some((Err(messages::feed(&lagged)), None)),
             }
         }))
     }

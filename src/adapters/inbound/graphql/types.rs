@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_graphql::{ID, InputObject, Object, SimpleObject};
 
-use crate::domain::pagination::{Direction, OrderField, Page, UserOrder};
+use crate::domain::pagination::{Cursor, Direction, OrderField, Page, UserOrder};
 use crate::domain::{
     BulkFailure, BulkFailureReason, BulkMode, BulkReport, User, UserEvent, UserEventKind, timestamp_text,
 };
@@ -288,10 +288,12 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-impl From<Page> for UserConnection {
-    fn from(page: Page) -> Self {
-        let start_cursor = page.edges.first().map(|(cursor, _)| cursor.clone());
-        let end_cursor = page.edges.last().map(|(cursor, _)| cursor.clone());
+impl UserConnection {
+    /// The connection for `page`, its cursors written for `order`, the order it was cut in.
+    pub fn new(page: Page, order: UserOrder) -> Self {
+        let text = |cursor: &Cursor| super::page::cursor_text(order, cursor);
+        let start_cursor = page.edges.first().map(|(cursor, _)| text(cursor));
+        let end_cursor = page.edges.last().map(|(cursor, _)| text(cursor));
         let nodes = page
             .edges
             .iter()
@@ -303,7 +305,7 @@ impl From<Page> for UserConnection {
                 .edges
                 .into_iter()
                 .map(|(cursor, user)| UserEdge {
-                    cursor,
+                    cursor: text(&cursor),
                     node: UserObject(user),
                 })
                 .collect(),

@@ -100,3 +100,24 @@ fn the_checked_in_schema_file_matches_the_code() {
         "schema.graphql is out of date: run `cargo run -- --print-schema > schema.graphql`"
     );
 }
+
+#[tokio::test]
+async fn an_argument_async_graphql_cannot_read_is_the_clients_mistake_and_says_so() {
+    let (schema, _dir) = schema();
+    for (query, variables) in [
+        ("{ allUsers(limit: 1, offset: 3000000000) { id } }", json!({})),
+        (
+            "query($n: Int) { allUsers(limit: 1, offset: $n) { id } }",
+            json!({ "n": 3_000_000_000_u64 }),
+        ),
+        (
+            "query($n: Int) { users(first: $n) { totalCount } }",
+            json!({ "n": 1.5 }),
+        ),
+    ] {
+        let answer = super::run_with(&schema, query, variables).await;
+        let error = &answer["errors"][0];
+        assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{query}: {answer}");
+        assert_ne!(error["message"], "internal error", "{query}: {answer}");
+    }
+}
