@@ -201,3 +201,15 @@ fn a_dash_reads_the_file_from_standard_input() {
         stdout(&output)
     );
 }
+
+#[test]
+fn broken_json_is_placed_at_a_column_counted_from_one() {
+    // The text ends at the start of line 3, where serde_json reports column 0.
+    let (data_file, output) = check_contents("[\n  {\"id\": 1,\n");
+    assert_eq!(code(&output), 2, "not a user list");
+    assert!(
+        stdout(&output).starts_with(&format!("{data_file}:3:1: problem: not valid JSON")),
+        "{}",
+        stdout(&output)
+    );
+}

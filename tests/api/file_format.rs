@@ -195,6 +195,7 @@ async fn through_the_store(folder: &Path, bytes: &[u8]) -> (Result<Vec<String>, 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn the_store_check_and_import_export_agree_on_every_fixture() {
     let database = scratch_database("one file format through three paths").await;
     for (name, bytes, verdict) in fixtures() {

@@ -331,8 +331,8 @@ async fn an_import_leaves_the_keys_and_the_change_feed_as_they_were() {
     }
 }
 
-#[ignore = "needs PostgreSQL"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
 async fn a_second_export_at_info_prints_no_database_notice() {
     let Some(database) = scratch_database("no NOTICE noise at info").await else {
         return;

@@ -11,7 +11,7 @@ mod errors;
 mod gate;
 mod limits;
 mod logging;
-mod messages;
+pub mod messages;
 mod metrics;
 mod operation;
 mod over_http;

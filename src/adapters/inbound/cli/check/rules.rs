@@ -9,6 +9,7 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 
 use super::scan::{self, Cursor, Element, Field, Key, Kind, Located, Position};
+use crate::adapters::inbound::graphql::messages;
 use crate::adapters::outbound::users_file::{self, TooDeep, read_timestamp, why_not_a_user};
 use crate::domain::{Email, UserName, email_key, timestamp_text};
 
@@ -110,7 +111,7 @@ fn not_json(err: &serde_json::Error) -> NotAList {
     NotAList {
         at: (err.line() > 0).then_some(Position {
             line: err.line(),
-            column: err.column(),
+            column: err.column().max(1),
         }),
         message: format!("not valid JSON: {message}"),
     }
@@ -280,7 +281,10 @@ impl<'a> Checker<'a> {
 
     fn name(&mut self, record: &Record<'_>, name: &str) {
         match UserName::parse(name) {
-            Err(err) => self.problem(record.key("name"), format!("name {}: {err}", quoted(name))),
+            Err(err) => self.problem(
+                record.key("name"),
+                format!("name {}: {}", quoted(name), messages::name(&err)),
+            ),
             // Trimming only removes, so a change shows in the length.
             Ok(valid) if valid.as_str().len() != name.len() => self.note(
                 "a name with spaces around it is served as written; an edit through the API trims it",
@@ -292,7 +296,10 @@ impl<'a> Checker<'a> {
 
     fn email(&mut self, record: &Record<'_>, email: Cow<'a, str>) {
         match Email::parse(&email) {
-            Err(err) => self.problem(record.key("email"), format!("email {}: {err}", quoted(&email))),
+            Err(err) => self.problem(
+                record.key("email"),
+                format!("email {}: {}", quoted(&email), messages::email(&err)),
+            ),
             Ok(valid) if valid.as_str().len() != email.len() => self.note(
                 "an email with spaces around it is served as written; an edit through the API trims it",
                 || record.key("email"),
@@ -456,14 +463,11 @@ mod tests {
         let found = problems(text);
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(found[0].0, 4);
-        assert_eq!(
-            found[0].1,
-            format!("name \"  \": {}", UserName::parse("  ").unwrap_err())
-        );
+        assert_eq!(found[0].1, "name \"  \": Invalid name: it must not be empty.");
         assert_eq!(found[1].0, 5);
         assert_eq!(
             found[1].1,
-            format!("email \"ann@@x\": {}", Email::parse("ann@@x").unwrap_err())
+            "email \"ann@@x\": Invalid email: it must contain exactly one '@' between a local part and a domain."
         );
     }
 
