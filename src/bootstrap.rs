@@ -140,6 +140,10 @@ async fn wire(config: &Config, store: Arc<CachedUserRepository>) -> Result<Wired
         max_websockets: exposure.max_websockets as usize,
         max_websocket_operations: exposure.max_websocket_operations as usize,
         ws_init_timeout: exposure.ws_init_timeout,
+        max_websockets_per_client: exposure.max_websockets_per_client as usize,
+        ws_ping_interval: exposure.ws_ping_interval,
+        ws_pong_timeout: exposure.ws_pong_timeout,
+        ws_message_timeout: exposure.ws_message_timeout,
         max_batch_size: exposure.max_batch_size as usize,
         closing: closing_watch,
     };

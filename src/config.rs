@@ -108,6 +108,26 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_MAX_WEBSOCKETS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_websockets: u32,
 
+    /// How many WebSockets one client address may have open at once; more are refused with
+    /// 503. Behind a proxy every client has the proxy's address: raise it to --max-websockets.
+    #[arg(long, env = "ROSTER_MAX_WEBSOCKETS_PER_CLIENT", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_websockets_per_client: u32,
+
+    /// How long a WebSocket may stay silent before it is sent a ping (a WebSocket ping
+    /// frame, which every client answers without its application's help).
+    #[arg(long, env = "ROSTER_WS_PING_INTERVAL", default_value = "15", value_parser = seconds)]
+    pub ws_ping_interval: Duration,
+
+    /// How long after a ping a WebSocket must send something (a pong, or any frame) before
+    /// it is closed with 1008: a socket that answers nothing frees its place.
+    #[arg(long, env = "ROSTER_WS_PONG_TIMEOUT", default_value = "15", value_parser = seconds)]
+    pub ws_pong_timeout: Duration,
+
+    /// How long one WebSocket message may take from its first byte to its last, however it
+    /// is cut into frames; a message still unfinished then closes the socket with 1008.
+    #[arg(long, env = "ROSTER_WS_MESSAGE_TIMEOUT", default_value = "10", value_parser = seconds)]
+    pub ws_message_timeout: Duration,
+
     /// How many operations (subscriptions, queries, mutations) one WebSocket may have running
     /// at once; more are answered with an error until one ends.
     #[arg(long, env = "ROSTER_MAX_WEBSOCKET_OPERATIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
@@ -420,6 +440,10 @@ mod tests {
         assert_eq!(exposure.request_timeout, Duration::from_secs(30));
         assert!(exposure.body_timeout <= Duration::from_secs(30));
         assert!(exposure.ws_init_timeout <= Duration::from_secs(10));
+        assert_eq!(exposure.max_websockets_per_client, 32);
+        assert_eq!(exposure.ws_ping_interval, Duration::from_secs(15));
+        assert_eq!(exposure.ws_pong_timeout, Duration::from_secs(15));
+        assert_eq!(exposure.ws_message_timeout, Duration::from_secs(10));
         assert_eq!(exposure.shutdown_timeout, Duration::from_secs(10));
         assert_eq!(exposure.cors_origins, ["https://a.example", "https://b.example"]);
         assert!(exposure.read_token.is_none() && exposure.write_token.is_none());

@@ -5,9 +5,10 @@
 //!
 //! One file per route or concern: `graphql_post`, `graphql_get`, `exchange` (running a
 //! GraphQL request that came over HTTP and choosing its status and media type), `accept`
-//! (content negotiation), `batch`, `websocket`, `health`, `metrics`, `auth` (bearer tokens),
-//! `errors` (the JSON error answers), `request_log` (span, request id, log line and HTTP
-//! metrics of every request) and `server`.
+//! (content negotiation), `batch`, `websocket` (with `websocket_operations`, the cap on
+//! operations, and `websocket_frames`, what the client's frames say), `health`, `metrics`,
+//! `auth` (bearer tokens), `errors` (the JSON error answers), `host` (one `Host` header),
+//! `request_log` (span, request id, log line and HTTP metrics of every request) and `server`.
 
 mod accept;
 pub mod auth;
@@ -17,10 +18,12 @@ mod exchange;
 mod graphql_get;
 mod graphql_post;
 mod health;
+mod host;
 mod metrics;
 mod request_log;
 pub mod server;
 mod websocket;
+mod websocket_frames;
 mod websocket_operations;
 
 use std::sync::Arc;
@@ -61,6 +64,14 @@ pub struct HttpSettings {
     pub max_websocket_operations: usize,
     /// How long a WebSocket may take to send `connection_init`.
     pub ws_init_timeout: Duration,
+    /// How many WebSockets one client address may have open at once.
+    pub max_websockets_per_client: usize,
+    /// How long a WebSocket may stay silent before it is pinged.
+    pub ws_ping_interval: Duration,
+    /// How long a pinged WebSocket has to send anything before it is closed.
+    pub ws_pong_timeout: Duration,
+    /// How long one WebSocket message may take from its first byte to its last.
+    pub ws_message_timeout: Duration,
     /// The most operations one batch (a JSON array in one `POST`) may hold.
     pub max_batch_size: usize,
     /// Turns true when the service shuts down; open WebSockets then close.
@@ -125,7 +136,9 @@ pub fn router_with(schema: RosterSchema, services: AppServices, settings: HttpSe
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router.layer(middleware::from_fn(request_log::log_request))
+    router
+        .layer(middleware::from_fn(host::one_host))
+        .layer(middleware::from_fn(request_log::log_request))
 }
 
 /// CORS for exactly the allowed origins, preflights included; `None` when there are none.

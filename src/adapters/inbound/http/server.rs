@@ -12,7 +12,13 @@
 //!   connection's opening);
 //! - a keep-alive connection with no request in flight is closed after `idle_timeout`, and
 //!   one whose client stops reading an answer for that long is dropped;
-//! - the body's own deadline is the route's (`POST /graphql`), the operation's the schema's.
+//! - the body's own deadline is the route's (`POST /graphql`), the operation's the schema's;
+//! - after an error answer to a request with a body (a 413 sent before the body was read),
+//!   the connection lingers before it closes: its write side is shut, and what the client
+//!   still sends is read and dropped for up to [`LINGER_TIME`] and [`LINGER_BYTES`], so a
+//!   client that writes its whole body before reading gets the answer, not a reset;
+//! - an upgrade request is given the client's address ([`ClientAddress`]) and a
+//!   [`FrameWatch`] that sees every byte the WebSocket then sends.
 //!
 //! On shutdown the listener closes, idle connections close, in-flight requests finish, open
 //! WebSockets are told to close; whatever is still open after `shutdown_timeout` is dropped.
@@ -20,15 +26,16 @@
 
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -38,9 +45,22 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+use super::websocket_frames::FrameWatch;
+
 /// The most a request's line and headers may take (hyper's own default is about 400 KiB, so a
 /// thousand connections could hold 400 MiB of headers); more is refused with 431.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The longest a connection lingers after an error answer, reading what the client still
+/// sends.
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// The most a lingering connection reads and drops before it closes anyway.
+pub const LINGER_BYTES: usize = 8 * 1024 * 1024;
+
+/// The address a request came from, given to upgrade requests (the WebSocket cap per client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
 
 /// File handles kept free beside the connections: the data file, its lock, the watcher,
 /// temporary files while writing, logs.
@@ -122,11 +142,11 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, client) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, ClientAddress(peer.ip())),
                 Err(err) => {
                     accept_failed(&err).await;
                     continue;
@@ -135,6 +155,7 @@ pub async fn serve(
         };
         connections.spawn(connection(
             stream,
+            client,
             slot,
             router.clone(),
             settings,
@@ -172,6 +193,7 @@ async fn accept_failed(err: &io::Error) {
 
 async fn connection(
     stream: TcpStream,
+    client: ClientAddress,
     slot: OwnedSemaphorePermit,
     router: Router,
     settings: ServerSettings,
@@ -184,12 +206,12 @@ async fn connection(
         let activity = Arc::clone(&activity);
         async move {
             let _busy = activity.begin();
-            let response = router.oneshot(request.map(Body::new)).await;
-            if response
-                .as_ref()
-                .is_ok_and(|response| response.status() == StatusCode::SWITCHING_PROTOCOLS)
-            {
-                activity.upgraded.store(true, Ordering::Relaxed);
+            let mut request = request.map(Body::new);
+            activity.prepare_upgrade(&mut request, client);
+            let has_body = has_body(&request);
+            let response = router.oneshot(request).await;
+            if let Ok(response) = &response {
+                activity.answered(response, has_body);
             }
             response
         }
@@ -225,6 +247,10 @@ struct Activity {
     finished: AtomicU64,
     /// The connection became a WebSocket; its own rules apply from then on.
     upgraded: AtomicBool,
+    /// The last answer refused a request with a body, which may still be arriving.
+    linger: AtomicBool,
+    /// The frames of the WebSocket this connection may become.
+    frames: OnceLock<Arc<FrameWatch>>,
 }
 
 impl Activity {
@@ -232,6 +258,36 @@ impl Activity {
         self.busy.fetch_add(1, Ordering::Relaxed);
         Busy(Arc::clone(self))
     }
+
+    /// Gives an upgrade request the client's address and the watch over its frames.
+    fn prepare_upgrade(&self, request: &mut Request<Body>, client: ClientAddress) {
+        if !request.headers().contains_key(header::UPGRADE) {
+            return;
+        }
+        let frames = Arc::clone(self.frames.get_or_init(Default::default));
+        request.extensions_mut().insert(client);
+        request.extensions_mut().insert(frames);
+    }
+
+    /// Notes what an answer means for the connection: a WebSocket from now on, or a
+    /// lingering close if it refused a request whose body may still be on its way.
+    fn answered<B>(&self, response: &Response<B>, has_body: bool) {
+        let status = response.status();
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            self.upgraded.store(true, Ordering::Relaxed);
+        }
+        let refused = status.is_client_error() || status.is_server_error();
+        self.linger.store(has_body && refused, Ordering::Relaxed);
+    }
+}
+
+/// Whether a request says it has a body.
+fn has_body<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
 }
 
 /// Marks a request in flight until dropped.
@@ -270,6 +326,8 @@ struct TimedIo {
     seen_finished: u64,
     /// Armed while a write makes no progress.
     write_stall: Option<Pin<Box<Sleep>>>,
+    /// Set once the connection closes lingering.
+    linger: Option<Linger>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -289,6 +347,7 @@ impl TimedIo {
             read_deadline: Box::pin(tokio::time::sleep(settings.header_timeout)),
             seen_finished: 0,
             write_stall: None,
+            linger: None,
             _slot: slot,
         }
     }
@@ -342,6 +401,14 @@ impl AsyncRead for TimedIo {
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if this.waiting == Waiting::Nothing => {
+                if this.activity.upgraded.load(Ordering::Relaxed)
+                    && let Some(frames) = this.activity.frames.get()
+                {
+                    frames.observe(&buf.filled()[before..]);
+                }
+                Poll::Ready(Ok(()))
+            }
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before && this.waiting == Waiting::NextRequest {
                     let header = this.settings.header_timeout;
@@ -409,7 +476,60 @@ impl AsyncWrite for TimedIo {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.linger.is_none()
+            && this.activity.linger.load(Ordering::Relaxed)
+            && !this.activity.upgraded.load(Ordering::Relaxed)
+        {
+            this.linger = Some(Linger::new());
+        }
+        match this.linger.as_mut() {
+            Some(linger) => linger.poll_close(&mut this.stream, cx),
+            None => Pin::new(&mut this.stream).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A lingering close (as web servers do it): the write side is shut, so the client has the
+/// whole answer and an end; then what it still sends is read and dropped until it stops, or
+/// for at most [`LINGER_TIME`] and [`LINGER_BYTES`]. Closing with unread bytes would send a
+/// reset instead, and a client still writing its body would get a broken pipe, not the answer.
+struct Linger {
+    write_shut: bool,
+    until: Pin<Box<Sleep>>,
+    dropped: usize,
+    buffer: Box<[u8]>,
+}
+
+impl Linger {
+    fn new() -> Self {
+        Self {
+            write_shut: false,
+            until: Box::pin(tokio::time::sleep(LINGER_TIME)),
+            dropped: 0,
+            buffer: vec![0; 16 * 1024].into_boxed_slice(),
+        }
+    }
+
+    fn poll_close(&mut self, stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.write_shut {
+            if let Err(err) = std::task::ready!(Pin::new(&mut *stream).poll_shutdown(cx)) {
+                return Poll::Ready(Err(err));
+            }
+            self.write_shut = true;
+        }
+        loop {
+            if self.until.as_mut().poll(cx).is_ready() || self.dropped >= LINGER_BYTES {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut self.buffer);
+            match Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => self.dropped += buf.filled().len(),
+                // The client's end, or its reset: nothing more will come.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

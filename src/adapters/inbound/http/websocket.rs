@@ -4,17 +4,30 @@
 //! Before the upgrade: a browser `Origin` must be this service's own or on the CORS
 //! allow-list (else 403: a page on another site must not drive the API with the user's
 //! network position), a token in the `Authorization` header must be valid (else 401), and
-//! a slot must be free under the WebSocket cap (else 503); a malformed upgrade is a coded 400.
+//! a slot must be free under the WebSocket cap and under the cap for the client's address
+//! (else 503, so one client cannot take every slot); a malformed upgrade is a coded 400.
 //! After it: messages are at most the body limit (1 MiB by default), `connection_init` must come within the deadline
 //! (else close 4408, as graphql-transport-ws says) and may carry the token as
 //! `{"Authorization": "Bearer …"}` (a wrong or missing required one closes with 4403), and
 //! the socket closes with 1001 when the service shuts down. At most `max_operations` run
 //! at once on one socket (`websocket_operations.rs`); one more is answered with an error. Every operation goes through the
 //! schema, so the cost limits, the deadline and the write-token guard apply as on HTTP.
-
+//!
+//! A socket must also show it is alive and not stall the server: one silent for the ping
+//! interval (15 s by default) is sent a WebSocket ping, which clients answer on their own;
+//! if nothing at all (a pong, a protocol `ping`, any frame) arrives within the pong deadline
+//! (15 s more), it is closed with 1008. A message must arrive whole within the message
+//! deadline (10 s) of its first byte, and more than a hundred empty or tiny frames in a row
+//! close it with 1008 too (`websocket_frames.rs` reads the frames).
+//!
+//! Every close the server makes is logged with its code and reason (`websocket closed`),
+//! and every operation refused over the socket with its id and code (`websocket operation
+//! refused`), in the upgrade request's span, so with its request id.
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::Data;
@@ -27,10 +40,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::auth::{INVALID_TOKEN, InvalidToken, Tokens};
 use super::errors::{errors, unauthorized};
+use super::server::ClientAddress;
+use super::websocket_frames::FrameWatch;
 use super::websocket_operations::Operations;
 use super::{AppState, HttpSettings};
 use crate::adapters::inbound::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema};
@@ -43,10 +59,18 @@ const FORBIDDEN_CODE: u16 = 4403;
 const GOING_AWAY_CODE: u16 = 1001;
 /// RFC 6455: a message is too big to process.
 const TOO_BIG_CODE: u16 = 1009;
+/// RFC 6455: the client broke a rule (no answer to a ping, a message too slow, empty frames).
+const POLICY_CODE: u16 = 1008;
+/// What the server's pings carry.
+const PING_PAYLOAD: &[u8] = b"roster";
 /// Refusals waiting to be sent before the socket's further messages wait too.
 const REFUSALS_QUEUED: usize = 64;
 /// How long a close frame may take to leave before the socket is simply dropped.
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long, after its close frame, the server reads and drops what the client still sends
+/// while waiting for its close: dropping the connection with unread bytes would reset it,
+/// and the reset can destroy the close frame (its code and reason) before the client reads it.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// What every WebSocket shares: the cap, the `connection_init` deadline, the origins a
 /// browser may connect from, and the shutdown signal.
@@ -54,6 +78,10 @@ const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct WebSockets {
     slots: Arc<Semaphore>,
     max: usize,
+    /// Open sockets by client address, and how many one address may have.
+    per_client: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_per_client: usize,
+    keepalive: KeepaliveSettings,
     /// Operations one socket may have running at once.
     max_operations: usize,
     init_timeout: Duration,
@@ -72,6 +100,13 @@ impl WebSockets {
         Self {
             slots: Arc::new(Semaphore::new(settings.max_websockets)),
             max: settings.max_websockets,
+            per_client: Arc::default(),
+            max_per_client: settings.max_websockets_per_client,
+            keepalive: KeepaliveSettings {
+                ping_interval: settings.ws_ping_interval,
+                pong_timeout: settings.ws_pong_timeout,
+                message_timeout: settings.ws_message_timeout,
+            },
             max_operations: settings.max_websocket_operations,
             init_timeout: settings.ws_init_timeout,
             max_message_bytes: settings.max_body_bytes,
@@ -83,6 +118,55 @@ impl WebSockets {
             closing: settings.closing.clone(),
         }
     }
+}
+
+impl WebSockets {
+    /// A place for one more socket from `client`, unless it has as many as it may.
+    fn place_for(&self, client: IpAddr) -> Option<ClientPlace> {
+        let mut open = self
+            .per_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(client).or_default();
+        if *count >= self.max_per_client {
+            return None;
+        }
+        *count += 1;
+        Some(ClientPlace {
+            open: Arc::clone(&self.per_client),
+            client,
+        })
+    }
+}
+
+/// One socket's place under its client address's cap, freed when dropped.
+struct ClientPlace {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    client: IpAddr,
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// 503 with `Retry-After`: no place for one more socket.
+fn unavailable(message: String) -> Response {
+    let mut response = errors(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 /// An origin as browsers send it: scheme, host and port, lowercased, no trailing slash.
@@ -141,6 +225,8 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
             "The WebSocket upgrade must offer the graphql-transport-ws (or graphql-ws) subprotocol.",
         );
     };
+    let frames = parts.extensions.get::<Arc<FrameWatch>>().cloned();
+    let client = parts.extensions.get::<ClientAddress>().copied();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -148,19 +234,23 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
             return errors(status, ErrorCode::BadRequest, rejection.body_text());
         }
     };
+    let place = match client {
+        Some(ClientAddress(client)) => match sockets.place_for(client) {
+            Some(place) => Some(place),
+            None => {
+                return unavailable(format!(
+                    "Too many WebSockets are open from this address (at most {}); try again later.",
+                    sockets.max_per_client
+                ));
+            }
+        },
+        None => None,
+    };
     let Ok(slot) = Arc::clone(&sockets.slots).try_acquire_owned() else {
-        let mut response = errors(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            format!(
-                "Too many WebSockets are open (at most {}); try again later.",
-                sockets.max
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return response;
+        return unavailable(format!(
+            "Too many WebSockets are open (at most {}); try again later.",
+            sockets.max
+        ));
     };
     let session = Session {
         schema: state.schema.clone(),
@@ -171,7 +261,10 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         init_timeout: sockets.init_timeout,
         max_message_bytes: sockets.max_message_bytes,
         closing: sockets.closing.clone(),
+        keepalive: sockets.keepalive,
+        frames,
         _slot: slot,
+        _place: place,
     };
     // The connection outlives this handler; keep the upgrade request's span (its id) on it.
     let span = tracing::Span::current();
@@ -194,8 +287,24 @@ struct Session {
     init_timeout: Duration,
     max_message_bytes: usize,
     closing: watch::Receiver<bool>,
+    keepalive: KeepaliveSettings,
+    /// The socket's frames as the connection reads them (absent when served without the
+    /// connection-level server).
+    frames: Option<Arc<FrameWatch>>,
     /// Holds a place under the WebSocket cap for as long as the socket is open.
     _slot: OwnedSemaphorePermit,
+    /// And one under its client address's cap.
+    _place: Option<ClientPlace>,
+}
+
+/// How a socket ended.
+enum End {
+    /// The server closes it with this code and reason.
+    Close(u16, String),
+    /// The client closed it, with this code if it said one.
+    ByClient(Option<u16>),
+    /// An answer could not be written: the client is gone or stopped reading.
+    WriteFailed,
 }
 
 impl Session {
@@ -208,10 +317,27 @@ impl Session {
         // Refusals of operations past the cap, on their way to the client.
         let (refuse, mut refusals) = mpsc::channel::<String>(REFUSALS_QUEUED);
 
+        let started = Instant::now();
+        // When the client last sent a whole frame, in nanoseconds since `started`.
+        let last_seen = Arc::new(AtomicU64::new(0));
+        // The code of the client's close frame, when it sends one (0: none yet).
+        let client_close = Arc::new(AtomicU64::new(0));
+        // Set once the server has sent its close: messages are then read and dropped.
+        let draining = Arc::new(AtomicBool::new(false));
         let input = {
+            let draining = Arc::clone(&draining);
             let too_big = Arc::clone(&too_big);
             let operations = Arc::clone(&operations);
+            let last_seen = Arc::clone(&last_seen);
+            let client_close = Arc::clone(&client_close);
             stream
+                .inspect(move |message| {
+                    last_seen.store(nanos_since(started), Ordering::Relaxed);
+                    if let Ok(Message::Close(frame)) = message {
+                        let code = frame.as_ref().map_or(1005, |frame| frame.code);
+                        client_close.store(u64::from(code), Ordering::Relaxed);
+                    }
+                })
                 .take_while(move |message| {
                     if let Err(err) = message {
                         too_big.store(is_capacity_error(err), Ordering::Relaxed);
@@ -220,6 +346,7 @@ impl Session {
                 })
                 .filter_map(move |message| {
                     let bytes = match message {
+                        _ if draining.load(Ordering::Relaxed) => None,
                         Ok(Message::Text(text)) => Some(axum::body::Bytes::from(text)),
                         Ok(Message::Binary(bytes)) => Some(bytes),
                         _ => None,
@@ -276,47 +403,176 @@ impl Session {
         tokio::pin!(machine);
         let init_deadline = tokio::time::sleep(self.init_timeout);
         tokio::pin!(init_deadline);
+        let mut keepalive = Keepalive::new(self.keepalive);
+        let check = tokio::time::sleep_until(started + self.keepalive.ping_interval);
+        tokio::pin!(check);
 
-        let close = loop {
+        let deadlines = || {
+            let seen = started + Duration::from_nanos(last_seen.load(Ordering::Relaxed));
+            let unfinished = self.frames.as_ref().and_then(|frames| frames.unfinished_since());
+            (seen, unfinished.map(Instant::from_std))
+        };
+        let end = loop {
+            let (seen, unfinished) = deadlines();
+            let next_check = keepalive.next_check(seen, unfinished);
+            if check.deadline() != next_check {
+                check.as_mut().reset(next_check);
+            }
             tokio::select! {
                 message = machine.next() => match message {
                     Some(WsMessage::Text(text)) => {
                         operations.sent(&text);
                         if sink.send(Message::Text(text.into())).await.is_err() {
-                            return;
+                            break End::WriteFailed;
                         }
                     }
                     Some(WsMessage::Close(code, reason)) => {
                         break if refused.load(Ordering::Relaxed) {
-                            (FORBIDDEN_CODE, "Forbidden".to_owned())
+                            End::Close(FORBIDDEN_CODE, "Forbidden".to_owned())
                         } else {
-                            (code, reason)
+                            End::Close(code, reason)
                         };
                     }
                     None if too_big.load(Ordering::Relaxed) => {
-                        break (TOO_BIG_CODE, format!("A message is over {} bytes.", self.max_message_bytes));
+                        break End::Close(TOO_BIG_CODE, format!("A message is over {} bytes.", self.max_message_bytes));
                     }
-                    None => return,
+                    None => {
+                        let code = client_close.load(Ordering::Relaxed);
+                        break End::ByClient(u16::try_from(code).ok().filter(|code| *code != 0));
+                    }
                 },
                 Some(refusal) = refusals.recv() => {
                     if sink.send(Message::Text(refusal.into())).await.is_err() {
-                        return;
+                        break End::WriteFailed;
                     }
                 }
                 () = &mut init_deadline, if !initialised.load(Ordering::Relaxed) => {
-                    break (INIT_TIMEOUT_CODE, "Connection initialisation timeout".to_owned());
+                    break End::Close(INIT_TIMEOUT_CODE, "Connection initialisation timeout".to_owned());
+                }
+                () = &mut check => {
+                    // Read again: the message may have finished, the pong come, meanwhile.
+                    let (seen, unfinished) = deadlines();
+                    match keepalive.due(Instant::now(), seen, unfinished) {
+                    Due::Nothing => {}
+                    Due::Ping => {
+                        if let Some(frames) = &self.frames {
+                            frames.pinged();
+                        }
+                        let ping = Message::Ping(axum::body::Bytes::from_static(PING_PAYLOAD));
+                        if sink.send(ping).await.is_err() {
+                            break End::WriteFailed;
+                        }
+                    }
+                    Due::Close(reason) => break End::Close(POLICY_CODE, reason),
+                    }
+                }
+                () = idle_frames(self.frames.as_deref()) => {
+                    break End::Close(POLICY_CODE, "Too many empty or tiny frames.".to_owned());
                 }
                 () = closing(&mut self.closing) => {
-                    break (GOING_AWAY_CODE, "The server is shutting down.".to_owned());
+                    break End::Close(GOING_AWAY_CODE, "The server is shutting down.".to_owned());
                 }
             }
         };
-        let (code, reason) = close;
-        let frame = Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        }));
-        let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(frame)).await;
+        match end {
+            End::Close(code, reason) => {
+                tracing::info!(close_code = code, %reason, "websocket closed");
+                let frame = Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }));
+                let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(frame)).await;
+                draining.store(true, Ordering::Relaxed);
+                let drain = async { while machine.next().await.is_some() {} };
+                let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
+            }
+            End::ByClient(code) => tracing::info!(close_code = code, "websocket closed by the client"),
+            End::WriteFailed => tracing::info!("websocket dropped: an answer could not be written"),
+        }
+    }
+}
+
+/// The keep-alive and message deadlines of every socket.
+#[derive(Clone, Copy)]
+struct KeepaliveSettings {
+    /// Silence after which the socket is pinged.
+    ping_interval: Duration,
+    /// How long a pinged socket has to send anything.
+    pong_timeout: Duration,
+    /// How long a message may take from its first byte to its last.
+    message_timeout: Duration,
+}
+
+/// One socket's keep-alive: when to ping it, when to give up on it.
+struct Keepalive {
+    settings: KeepaliveSettings,
+    /// When the unanswered ping was sent.
+    pinged_at: Option<Instant>,
+}
+
+/// What a socket's deadlines call for now.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    Nothing,
+    Ping,
+    Close(String),
+}
+
+impl Keepalive {
+    fn new(settings: KeepaliveSettings) -> Self {
+        Self {
+            settings,
+            pinged_at: None,
+        }
+    }
+
+    /// When to look again, given when the client last sent a frame and since when a
+    /// message of its has been unfinished.
+    fn next_check(&self, seen: Instant, unfinished: Option<Instant>) -> Instant {
+        let alive = match self.pinged_at {
+            Some(at) => at + self.settings.pong_timeout,
+            None => seen + self.settings.ping_interval,
+        };
+        unfinished.map_or(alive, |since| alive.min(since + self.settings.message_timeout))
+    }
+
+    fn due(&mut self, now: Instant, seen: Instant, unfinished: Option<Instant>) -> Due {
+        let settings = self.settings;
+        if unfinished.is_some_and(|since| now >= since + settings.message_timeout) {
+            return Due::Close(format!(
+                "A message did not arrive whole within {} s.",
+                settings.message_timeout.as_secs_f64()
+            ));
+        }
+        if let Some(at) = self.pinged_at {
+            if seen >= at {
+                self.pinged_at = None;
+            } else if now >= at + settings.pong_timeout {
+                return Due::Close(format!(
+                    "No answer to a ping within {} s.",
+                    settings.pong_timeout.as_secs_f64()
+                ));
+            }
+        }
+        if self.pinged_at.is_none() && now >= seen + settings.ping_interval {
+            self.pinged_at = Some(now);
+            return Due::Ping;
+        }
+        Due::Nothing
+    }
+}
+
+/// Nanoseconds from `started` to now.
+fn nanos_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Completes when the client has sent too many frames without progress; never without a
+/// watch over its frames.
+async fn idle_frames(frames: Option<&FrameWatch>) {
+    match frames {
+        Some(frames) => frames.broken().await,
+        None => future::pending().await,
     }
 }
 

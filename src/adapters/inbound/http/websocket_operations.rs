@@ -6,6 +6,10 @@
 //! An operation starts with the client's `subscribe` (graphql-transport-ws) or `start`
 //! (graphql-ws) and ends with the client's `complete` or `stop`, or the server's `complete`
 //! or `error`. One past the cap is answered with an `error` for its id and never runs.
+//!
+//! Refusals are logged as HTTP refusals are (in the upgrade request's span, so with its
+//! request id): one past the cap, and every answer that carries errors and no data (an
+//! operation refused before it ran: a missing token, a limit, a syntax error).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -22,6 +26,30 @@ struct Envelope {
     #[serde(rename = "type")]
     kind: String,
     id: Option<String>,
+}
+
+/// A message to the client, as far as the cap and the log look at it.
+#[derive(Deserialize)]
+struct Sent {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+/// The codes of an answer (a `next` or `data` payload) with errors and no data,
+/// comma-separated.
+fn refusal_codes(payload: &serde_json::Value) -> Option<String> {
+    let errors = payload.get("errors")?.as_array()?;
+    if errors.is_empty() || !payload.get("data").is_none_or(serde_json::Value::is_null) {
+        return None;
+    }
+    let codes: Vec<&str> = errors
+        .iter()
+        .map(|error| error["extensions"]["code"].as_str().unwrap_or("(none)"))
+        .collect();
+    Some(codes.join(","))
 }
 
 /// The operations running on one socket.
@@ -51,6 +79,11 @@ impl Operations {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match envelope.kind.as_str() {
             "subscribe" | "start" if !running.contains(&id) && running.len() >= self.max => {
+                tracing::info!(
+                    operation_id = %id,
+                    code = ErrorCode::BadUserInput.as_str(),
+                    "websocket operation refused"
+                );
                 Some(self.refusal(&id))
             }
             "subscribe" | "start" => {
@@ -65,13 +98,21 @@ impl Operations {
         }
     }
 
-    /// Notes a message to the client; `complete` and `error` end their operation.
+    /// Notes a message to the client; `complete` and `error` end their operation, and an
+    /// answer with errors and no data is logged as a refusal.
     pub fn sent(&self, text: &str) {
         // Most messages are `next` events: look closer only when one of the words appears.
-        if !(text.contains("\"complete\"") || text.contains("\"error\"")) {
+        let ends = text.contains("\"complete\"") || text.contains("\"error\"");
+        let has_errors = text.contains("\"errors\"");
+        if !(ends || has_errors) {
             return;
         }
-        let Ok(Envelope { kind, id: Some(id) }) = serde_json::from_str(text) else {
+        let Ok(Sent {
+            kind,
+            id: Some(id),
+            payload,
+        }) = serde_json::from_str(text)
+        else {
             return;
         };
         if kind == "complete" || kind == "error" {
@@ -79,6 +120,9 @@ impl Operations {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&id);
+        }
+        if let Some(codes) = refusal_codes(&payload) {
+            tracing::info!(operation_id = %id, code = %codes, "websocket operation refused");
         }
     }
 
@@ -131,6 +175,16 @@ mod tests {
         assert_eq!(operations.admit(&subscribe("e")), None);
         assert!(operations.admit(&subscribe("f")).is_some());
         assert_eq!(operations.admit(b"not json"), None);
+    }
+
+    #[test]
+    fn answers_with_errors_and_no_data_are_refusals() {
+        let refused = json!({ "data": null, "errors": [{ "message": "m", "extensions": { "code": "UNAUTHENTICATED" } }, { "message": "n" }] });
+        assert_eq!(refusal_codes(&refused).as_deref(), Some("UNAUTHENTICATED,(none)"));
+        let partial = json!({ "data": { "a": 1 }, "errors": [{ "message": "m" }] });
+        assert_eq!(refusal_codes(&partial), None);
+        assert_eq!(refusal_codes(&json!({ "data": { "a": 1 } })), None);
+        assert_eq!(refusal_codes(&json!([{ "message": "m" }])), None);
     }
 
     #[test]
