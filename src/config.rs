@@ -297,10 +297,9 @@ impl std::str::FromStr for DatabaseUrl {
 pub enum Task {
     #[command(flatten)]
     Store(Command),
-    /// Write N made-up users as a users file, to standard output or `--out FILE`: names
-    /// from many languages, unique addresses, times over past years; the same users for the
-    /// same `--seed`. Writing them to a database is not supported yet: seed a file, then
-    /// `roster import` it.
+    /// Write N made-up users as a users file, to standard output or `--out FILE`, or with
+    /// `--database-url` into an empty database: names from many languages, unique
+    /// addresses, times over past years; the same users for the same `--seed`.
     Seed {
         /// How many users.
         #[arg(value_parser = clap::value_parser!(u64).range(..=MAX_SEEDED_USERS))]

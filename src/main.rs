@@ -20,13 +20,23 @@ fn main() -> ExitCode {
         print!("{}", roster::adapters::inbound::graphql::schema_sdl());
         return ExitCode::SUCCESS;
     }
-    // The subcommands without a runtime answer here; import and export need one.
+    // The subcommands without a runtime answer here; import, export and seeding a
+    // database need one.
     let transfer = match config.command.clone() {
         Some(Task::Store(Command::Check { file })) => {
             return roster::adapters::inbound::cli::check::run(file.as_deref().unwrap_or(&config.data_file));
         }
-        Some(Task::Seed { users, seed, out }) => return run_seed(users, seed, out.as_deref(), &config),
-        Some(Task::Store(command)) => Some(command),
+        Some(Task::Seed { users, seed, out }) => match (&config.database_url, out) {
+            (None, out) => return roster::adapters::inbound::cli::seed::run(users, seed, out.as_deref()),
+            (Some(_), Some(_)) => {
+                eprintln!(
+                    "roster: seed writes to a file (--out) or to the database (--database-url), not both"
+                );
+                return ExitCode::from(2);
+            }
+            (Some(_), None) => Some(Transfer::Seed { users, seed }),
+        },
+        Some(Task::Store(command)) => Some(Transfer::Store(command)),
         None => None,
     };
     let _flush_logs_on_exit = roster::telemetry::init(config.log_format);
@@ -38,22 +48,20 @@ fn main() -> ExitCode {
         }
     };
     match transfer {
-        Some(command) => runtime.block_on(roster::adapters::inbound::cli::transfer::run(command, config)),
+        Some(Transfer::Store(command)) => {
+            runtime.block_on(roster::adapters::inbound::cli::transfer::run(command, config))
+        }
+        Some(Transfer::Seed { users, seed }) => runtime.block_on(
+            roster::adapters::inbound::cli::transfer::seed(users, seed, config),
+        ),
         None => runtime.block_on(serve(config)),
     }
 }
 
-/// `roster seed`: a users file only, for now. A database URL (flag or environment) is
-/// refused rather than ignored, so that nobody believes the database was filled.
-fn run_seed(users: u64, seed: u64, out: Option<&std::path::Path>, config: &Config) -> ExitCode {
-    if config.database_url.is_some() {
-        eprintln!(
-            "roster: seed cannot write to a database yet (--database-url or DATABASE_URL is set); \
-             seed a file with --out FILE, then load it with `roster import FILE`"
-        );
-        return ExitCode::from(2);
-    }
-    roster::adapters::inbound::cli::seed::run(users, seed, out)
+/// The subcommands that talk to a database.
+enum Transfer {
+    Store(Command),
+    Seed { users: u64, seed: u64 },
 }
 
 /// Serves until SIGINT or SIGTERM.

@@ -1,6 +1,7 @@
 //! `roster seed N`, run as the built binary: the file it writes is one the service serves as
 //! it is and would itself write byte for byte, the same for the same seed, to standard
-//! output or to `--out FILE`; a database URL is refused, not ignored.
+//! output or to `--out FILE`, or into an empty database with `--database-url` (both at
+//! once is refused).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -118,7 +119,7 @@ fn the_same_seed_gives_the_same_file_on_standard_output_and_in_a_replaced_out_fi
 }
 
 #[test]
-fn seed_refuses_a_database_url_with_a_clear_message_and_writes_nothing() {
+fn seed_refuses_a_file_and_a_database_at_once_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("seeded.json");
     let refused = roster_seed(&[
@@ -130,10 +131,38 @@ fn seed_refuses_a_database_url_with_a_clear_message_and_writes_nothing() {
     ]);
     assert_eq!(refused.status.code(), Some(2));
     let message = String::from_utf8_lossy(&refused.stderr);
-    assert!(message.contains("cannot write to a database"), "{message}");
-    assert!(message.contains("roster import"), "{message}");
+    assert!(message.contains("not both"), "{message}");
     assert!(refused.stdout.is_empty());
     assert!(!Path::new(&out).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
+async fn seed_with_a_database_url_fills_an_empty_database_with_the_users_of_the_file() {
+    let Some(database) = crate::helpers::scratch_database("roster seed into a database").await else {
+        return;
+    };
+    let (code, stderr) =
+        crate::postgres_outage::run_roster(&["seed", "300", "--seed", "9"], Some(database.url())).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("seeded 300 users into the database"), "{stderr}");
+    let replica = crate::helpers::spawn_replica(database.url()).await;
+    let served: Vec<Value> = replica.all_users().await;
+    let file: Vec<Value> = serde_json::from_slice(&seeded(&["300", "--seed", "9"])).unwrap();
+    let emails = |users: &[Value]| -> Vec<String> {
+        users
+            .iter()
+            .map(|user| user["email"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        emails(&served),
+        emails(&file),
+        "the database holds the file's users, in order"
+    );
+    // A second seed meets a database that is no longer empty.
+    let (code, stderr) = crate::postgres_outage::run_roster(&["seed", "5"], Some(database.url())).await;
+    assert_eq!(code, Some(1), "{stderr}");
 }
 
 #[test]

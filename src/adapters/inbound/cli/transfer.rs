@@ -91,6 +91,52 @@ pub async fn run(command: Command, config: Config) -> ExitCode {
     }
 }
 
+/// `roster seed N --database-url URL`: the seeded users written to a file in the system's
+/// temporary folder, then imported as `roster import` would (into an empty database only),
+/// and the file removed.
+pub async fn seed(users: u64, seed: u64, config: Config) -> ExitCode {
+    let Some(url) = config.database_url.as_ref() else {
+        eprintln!("roster: seeding a database needs --database-url (or DATABASE_URL)");
+        return ExitCode::from(2);
+    };
+    let file = std::env::temp_dir().join(format!("roster-seed-{}-{seed}-{users}.json", std::process::id()));
+    let written = tokio::task::spawn_blocking({
+        let file = file.clone();
+        move || super::seed::write_file(users, seed, &file)
+    })
+    .await;
+    if let Err(err) = written
+        .map_err(|err| err.to_string())
+        .and_then(|done| done.map_err(|err| err.to_string()))
+    {
+        eprintln!(
+            "roster: cannot write the seeded users to {}: {err}",
+            file.display()
+        );
+        let _ = std::fs::remove_file(&file);
+        return ExitCode::FAILURE;
+    }
+    let result = import_file(
+        &file,
+        url.as_str(),
+        config.database_wait,
+        false,
+        &print_progress("imported"),
+    )
+    .await;
+    let _ = std::fs::remove_file(&file);
+    match result {
+        Ok(moved) => {
+            eprintln!("roster: seeded {} users into the database", moved.users);
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("roster: cannot seed the database: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn print_progress(verb: &'static str) -> impl Fn(usize, usize) + Send + Sync {
     move |done, total| {
         if total >= PROGRESS_EVERY && (done % PROGRESS_EVERY == 0 || done == total) {

@@ -412,6 +412,14 @@ pub fn write_users(users: impl Iterator<Item = User>, out: &mut dyn Write) -> io
     chunks.flush()
 }
 
+/// Writes `count` users of `seed` to the file at `path`, replaced atomically.
+///
+/// # Errors
+/// The file's errors.
+pub fn write_file(count: u64, seed: u64, path: &Path) -> io::Result<()> {
+    replace_file(path, |file| write_users(Seeder::new(seed, count), file)).map(drop)
+}
+
 /// `roster seed`: writes `count` users of `seed` to `out`, replaced atomically, or to
 /// standard output.
 pub fn run(count: u64, seed: u64, out: Option<&Path>) -> ExitCode {
