@@ -12,6 +12,7 @@
 mod atomic;
 mod corrupt;
 mod format;
+mod journal;
 mod lock;
 mod message;
 mod owner;
@@ -96,6 +97,8 @@ pub struct JsonFileUserRepository {
     /// loses its place (and is told), the owner never waits.
     events: broadcast::Sender<UserEvent>,
     owner: Option<JoinHandle<()>>,
+    /// Reads the change journal the owner writes.
+    journal: journal::JournalReader,
 }
 
 impl JsonFileUserRepository {
@@ -168,6 +171,8 @@ impl JsonFileUserRepository {
             health: StorageHealth::default(),
         }));
         let events = broadcast::channel(EVENT_BUFFER).0;
+        let journal = journal::Journal::beside(&target);
+        let reader = journal.reader();
         let mut owner = Owner::new(
             path.clone(),
             (target, lock),
@@ -176,6 +181,7 @@ impl JsonFileUserRepository {
             options.max_batch,
             options.check_every,
             hooks,
+            journal,
         );
         let (queue, inbox) = mpsc::channel();
         let (started, first_load) = mpsc::sync_channel(1);
@@ -206,6 +212,7 @@ impl JsonFileUserRepository {
             published,
             events,
             owner: Some(thread),
+            journal: reader,
         })
     }
 
@@ -300,7 +307,13 @@ impl UserRepository for JsonFileUserRepository {
     }
 
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
-        self.ask(|reply| Message::Apply { change, reply }).await
+        let source = crate::ports::change_source();
+        self.ask(|reply| Message::Apply {
+            change,
+            source,
+            reply,
+        })
+        .await
     }
 
     fn health(&self) -> StorageHealth {
