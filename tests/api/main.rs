@@ -11,6 +11,7 @@ mod durability;
 mod file_store;
 mod graphql_over_http;
 mod helpers;
+mod history;
 mod hostile;
 mod http;
 mod live_events;
