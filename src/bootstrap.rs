@@ -19,7 +19,7 @@ use crate::adapters::outbound::postgres::{ConnectError, PostgresOptions, Postgre
 use crate::adapters::outbound::system::{SystemClock, UuidV4Generator};
 use crate::app::AppServices;
 use crate::config::{Config, DatabaseUrl, Exposure, Secret};
-use crate::ports::{ChangeJournal, NoJournal, UserRepository};
+use crate::ports::{ChangeJournal, UserRepository};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +181,7 @@ impl Application {
                 Some(url) => {
                     let store =
                         Arc::new(PostgresUserRepository::connect(postgres_options(&config, &url)).await?);
-                    (store, Arc::new(NoJournal))
+                    (store.clone(), store)
                 }
                 None => {
                     let store = Arc::new(JsonFileUserRepository::open(&config.data_file)?);

@@ -340,3 +340,35 @@ async fn a_subscription_after_a_revision_gets_every_later_change_once_while_othe
         "a change came twice"
     );
 }
+
+crate::helpers::also_on_postgres!(
+    create_update_and_delete_are_recorded_newest_first_with_request_id_and_credential,
+    a_deleted_user_is_restored_and_an_update_rolled_back_as_new_restore_changes,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_with_psql_is_recorded_with_source_sql() {
+    let Some(database) = crate::helpers::scratch_database("history of a psql change").await else {
+        return;
+    };
+    let app = crate::helpers::spawn_replica(database.url()).await;
+    let id = app.create_ok("Ivy", "ivy@x.test").await;
+    let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute("UPDATE users SET name = 'Ivy by hand' WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    let changes = history(&app, &id).await;
+    let seen: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|c| (c["kind"].as_str().unwrap(), c["source"]["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [("UPDATED", "SQL"), ("CREATED", "API")]);
+    assert_eq!(changes[0]["before"]["name"], "Ivy");
+    assert_eq!(changes[0]["after"]["name"], "Ivy by hand");
+    assert_eq!(changes[0]["source"]["requestId"], Value::Null);
+    assert!(changes[1]["source"]["requestId"].is_string(), "{:?}", changes[1]);
+}
