@@ -73,6 +73,8 @@ pub(super) struct Journal {
     data: PathBuf,
     file: Option<File>,
     index: Arc<RwLock<Index>>,
+    /// Off: changes are numbered in memory and nothing is written (benchmarks only).
+    enabled: bool,
 }
 
 /// The readers' side, held by the store's handle.
@@ -90,6 +92,16 @@ impl Journal {
             data: target.to_path_buf(),
             file: None,
             index: Arc::default(),
+            enabled: true,
+        }
+    }
+
+    /// A journal that writes nothing: changes are numbered from 1 at each start, and the
+    /// history reads empty.
+    pub(super) fn off(target: &Path) -> Self {
+        Self {
+            enabled: false,
+            ..Self::beside(target)
         }
     }
 
@@ -111,6 +123,9 @@ impl Journal {
     /// # Errors
     /// When the journal cannot be read, created or repaired.
     pub(super) fn open(&mut self) -> io::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
         let mut index = Index::default();
         let file = match OpenOptions::new().read(true).append(true).open(&self.path) {
             Ok(file) => file,
@@ -197,10 +212,6 @@ impl Journal {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the history is not open"))?;
         let (mut last, start) = {
             let index = self.index.read().unwrap_or_else(|p| p.into_inner());
             (index.last, index.len)
@@ -214,6 +225,14 @@ impl Journal {
                 change.clone().numbered(last, at)
             })
             .collect();
+        if !self.enabled {
+            self.index.write().unwrap_or_else(|p| p.into_inner()).last = last;
+            return Ok(numbered);
+        }
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the history is not open"))?;
         for change in &numbered {
             offsets.push((change.revision, start + buffer.len() as u64));
             serde_json::to_writer(&mut buffer, &Line::from(change)).map_err(io::Error::other)?;

@@ -71,6 +71,8 @@ pub struct StoreOptions {
     pub check_every: std::time::Duration,
     /// Whether to watch the file's folder for external edits.
     pub watch: bool,
+    /// Whether to keep the change history beside the file (off only for benchmarks).
+    pub history: bool,
 }
 
 impl Default for StoreOptions {
@@ -79,6 +81,7 @@ impl Default for StoreOptions {
             max_batch: owner::MAX_BATCH,
             check_every: owner::CHECK_EVERY,
             watch: true,
+            history: true,
         }
     }
 }
@@ -171,7 +174,11 @@ impl JsonFileUserRepository {
             health: StorageHealth::default(),
         }));
         let events = broadcast::channel(EVENT_BUFFER).0;
-        let journal = journal::Journal::beside(&target);
+        let journal = if options.history {
+            journal::Journal::beside(&target)
+        } else {
+            journal::Journal::off(&target)
+        };
         let reader = journal.reader();
         let mut owner = Owner::new(
             path.clone(),
