@@ -157,7 +157,9 @@ fn main() {
         );
     }
     // What the change history (appended and synced in each commit) costs.
-    println!("\n| clients | group commit with history, creates/s | without history, creates/s | history's cost |");
+    println!(
+        "\n| clients | group commit with history, creates/s | without history, creates/s | history's cost |"
+    );
     println!("| ---: | ---: | ---: | ---: |");
     for clients in [1, 64] {
         let with = median(

@@ -26,6 +26,19 @@ fn main() -> ExitCode {
             return roster::adapters::inbound::cli::check::run(file.as_deref().unwrap_or(&config.data_file));
         }
         Some(Task::Seed { users, seed, out }) => return run_seed(users, seed, out.as_deref(), &config),
+        Some(Task::History { file, user }) => {
+            let file = file.unwrap_or_else(|| config.data_file.clone());
+            return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(roster::adapters::inbound::cli::history::run(
+                    &file,
+                    user.as_deref(),
+                )),
+                Err(err) => {
+                    eprintln!("roster: cannot start the async runtime: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Some(Task::Store(command)) => Some(command),
         None => None,
     };

@@ -372,3 +372,38 @@ async fn a_change_made_with_psql_is_recorded_with_source_sql() {
     assert_eq!(changes[0]["source"]["requestId"], Value::Null);
     assert!(changes[1]["source"]["requestId"].is_string(), "{:?}", changes[1]);
 }
+
+#[tokio::test]
+async fn roster_history_prints_a_files_changes_and_one_users_newest_first() {
+    let app = spawn_app().await;
+    let id = app.create_ok("Jo", "jo@x.test").await;
+    app.update_user(json!({ "id": id, "name": "Joan", "email": "jo@x.test" }))
+        .await;
+    app.create_ok("Kim", "kim@x.test").await;
+    let run = |args: Vec<String>| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("history")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let file = app.data_file.display().to_string();
+    let all = run(vec![file.clone()]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 3, "{all}");
+    assert!(
+        lines[0].contains(" created ") && lines[0].contains("-> Jo <jo@x.test>"),
+        "{all}"
+    );
+    assert!(lines[2].contains("Kim"), "{all}");
+    let one = run(vec![file, "--user".into(), id]);
+    let lines: Vec<&str> = one.lines().collect();
+    assert_eq!(lines.len(), 2, "{one}");
+    assert!(
+        lines[0].contains(" updated ") && lines[0].contains("Jo <jo@x.test> -> Joan <jo@x.test>"),
+        "{one}"
+    );
+    assert!(lines[0].contains("by api request "), "{one}");
+}
