@@ -182,6 +182,7 @@ pub(super) struct Owner {
 }
 
 impl Owner {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         path: PathBuf,
         lock: (PathBuf, WriteLock),
