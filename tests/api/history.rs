@@ -407,3 +407,80 @@ async fn roster_history_prints_a_files_changes_and_one_users_newest_first() {
     );
     assert!(lines[0].contains("by api request "), "{one}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_9_mid_storm_loses_no_acknowledged_change_from_the_history() {
+    use crate::process::RosterProcess;
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    for round in 0..3 {
+        let mut roster = RosterProcess::start(&path).await;
+        let base = Arc::new(roster.base.clone());
+        let clients: Vec<_> = (0..6)
+            .map(|client| {
+                let (base, acknowledged) = (Arc::clone(&base), Arc::clone(&acknowledged));
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    for n in 0.. {
+                        let email = format!("r{round}-c{client}-{n}@crash.test");
+                        let sent = http
+                            .post(format!("{base}/graphql"))
+                            .json(&json!({
+                                "query": "mutation($u: UserInput!) { createUser(userData: $u) { ok } }",
+                                "variables": { "u": { "name": "Crash", "email": email } }
+                            }))
+                            .send()
+                            .await;
+                        let Ok(response) = sent else { break };
+                        let Ok(answer) = response.json::<Value>().await else {
+                            break;
+                        };
+                        if answer["data"]["createUser"]["ok"] == true {
+                            acknowledged.lock().unwrap().push(email);
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200 + 150 * round)).await;
+        roster.kill9().await;
+        for client in clients {
+            client.await.unwrap();
+        }
+    }
+    let roster = RosterProcess::start(&path).await;
+    let mut recorded = HashSet::new();
+    let mut last = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let answer = roster
+            .gql(
+                "query($after: String) { changes(after: $after, first: 1000) {
+                    nodes { revision kind after { email } } pageInfo { hasNextPage endCursor } } }",
+                json!({ "after": after }),
+            )
+            .await
+            .unwrap();
+        assert_no_errors(&answer);
+        let page = &answer["data"]["changes"];
+        for change in page["nodes"].as_array().unwrap() {
+            let revision = revision(change);
+            assert!(revision > last, "revision {revision} after {last}");
+            last = revision;
+            assert_eq!(change["kind"], "CREATED");
+            recorded.insert(change["after"]["email"].as_str().unwrap().to_owned());
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    let acked = acknowledged.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    let lost: Vec<_> = acked.iter().filter(|email| !recorded.contains(*email)).collect();
+    assert!(lost.is_empty(), "acknowledged but not in the history: {lost:?}");
+}
