@@ -70,7 +70,7 @@ fn seed(path: &Path, users: usize) {
 }
 
 /// Acknowledged creates per second from `clients` concurrent callers.
-async fn creates_per_second(users: usize, clients: usize, max_batch: usize) -> f64 {
+async fn creates_per_second(users: usize, clients: usize, max_batch: usize, history: bool) -> f64 {
     let dir = bench_dir();
     let path = dir.path().join("users.json");
     seed(&path, users);
@@ -79,6 +79,7 @@ async fn creates_per_second(users: usize, clients: usize, max_batch: usize) -> f
             &path,
             StoreOptions {
                 max_batch,
+                history,
                 ..StoreOptions::default()
             },
         )
@@ -139,12 +140,12 @@ fn main() {
     for clients in [1, 16, 64] {
         let grouped = median(
             (0..RUNS)
-                .map(|_| runtime.block_on(creates_per_second(users, clients, usize::MAX)))
+                .map(|_| runtime.block_on(creates_per_second(users, clients, usize::MAX, true)))
                 .collect(),
         );
         let ungrouped = median(
             (0..RUNS)
-                .map(|_| runtime.block_on(creates_per_second(users, clients, 1)))
+                .map(|_| runtime.block_on(creates_per_second(users, clients, 1, true)))
                 .collect(),
         );
         let base = *single.get_or_insert(grouped);
@@ -153,6 +154,27 @@ fn main() {
             grouped / base,
             100.0 * grouped / fsync,
             grouped / ungrouped
+        );
+    }
+    // What the change history (appended and synced in each commit) costs.
+    println!(
+        "\n| clients | group commit with history, creates/s | without history, creates/s | history's cost |"
+    );
+    println!("| ---: | ---: | ---: | ---: |");
+    for clients in [1, 64] {
+        let with = median(
+            (0..RUNS)
+                .map(|_| runtime.block_on(creates_per_second(users, clients, usize::MAX, true)))
+                .collect(),
+        );
+        let without = median(
+            (0..RUNS)
+                .map(|_| runtime.block_on(creates_per_second(users, clients, usize::MAX, false)))
+                .collect(),
+        );
+        println!(
+            "| {clients} | {with:.0} | {without:.0} | {:.0}% |",
+            100.0 * (1.0 - with / without)
         );
     }
 }

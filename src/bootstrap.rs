@@ -19,7 +19,7 @@ use crate::adapters::outbound::postgres::{ConnectError, PostgresOptions, Postgre
 use crate::adapters::outbound::system::{SystemClock, UuidV4Generator};
 use crate::app::AppServices;
 use crate::config::{Config, DatabaseUrl, Exposure, Secret};
-use crate::ports::UserRepository;
+use crate::ports::{ChangeJournal, UserRepository};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +112,13 @@ struct Wired {
 
 /// The use cases over `store`, the schema and router over them with the limits, tokens
 /// and CORS of `config`, and the bound listener.
-async fn wire(config: &Config, store: Arc<CachedUserRepository>) -> Result<Wired, StartupError> {
-    let services = AppServices::new(store, Arc::new(SystemClock), Arc::new(UuidV4Generator));
+async fn wire(
+    config: &Config,
+    store: Arc<CachedUserRepository>,
+    journal: Arc<dyn ChangeJournal>,
+) -> Result<Wired, StartupError> {
+    let services =
+        AppServices::new(store, Arc::new(SystemClock), Arc::new(UuidV4Generator)).with_journal(journal);
     let exposure = &config.exposure;
     let read = token(exposure.read_token.as_ref(), exposure.read_token_file.as_deref())?;
     let write = token(
@@ -175,13 +180,21 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         // Before anything records: what is recorded earlier is lost.
         http::install_metrics();
-        let store: Arc<dyn UserRepository> = match config.database_url.clone() {
-            Some(url) => Arc::new(PostgresUserRepository::connect(postgres_options(&config, &url)).await?),
-            None => Arc::new(JsonFileUserRepository::open(&config.data_file)?),
-        };
+        let (store, journal): (Arc<dyn UserRepository>, Arc<dyn ChangeJournal>) =
+            match config.database_url.clone() {
+                Some(url) => {
+                    let store =
+                        Arc::new(PostgresUserRepository::connect(postgres_options(&config, &url)).await?);
+                    (store.clone(), store)
+                }
+                None => {
+                    let store = Arc::new(JsonFileUserRepository::open(&config.data_file)?);
+                    (store.clone(), store)
+                }
+            };
         let cache = Arc::new(CachedUserRepository::new(store, CACHE_TTL));
         Ok(Self {
-            wired: wire(&config, cache).await?,
+            wired: wire(&config, cache, journal).await?,
         })
     }
 

@@ -311,6 +311,14 @@ pub enum Task {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Print the change history kept beside a users file, oldest change first.
+    History {
+        /// The users file (default: the data file).
+        file: Option<PathBuf>,
+        /// Only this user's changes, newest first.
+        #[arg(long, value_name = "ID")]
+        user: Option<String>,
+    },
 }
 
 /// The seed `roster seed` uses unless told otherwise.

@@ -36,6 +36,19 @@ fn main() -> ExitCode {
             }
             (Some(_), None) => Some(Transfer::Seed { users, seed }),
         },
+        Some(Task::History { file, user }) => {
+            let file = file.unwrap_or_else(|| config.data_file.clone());
+            return match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime.block_on(roster::adapters::inbound::cli::history::run(
+                    &file,
+                    user.as_deref(),
+                )),
+                Err(err) => {
+                    eprintln!("roster: cannot start the async runtime: {err}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Some(Task::Store(command)) => Some(Transfer::Store(command)),
         None => None,
     };

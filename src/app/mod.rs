@@ -10,6 +10,7 @@ mod create_user;
 mod delete_user;
 mod find_user_by_email;
 mod get_user;
+mod history;
 mod list_users;
 mod page_users;
 mod patch_user;
@@ -27,6 +28,10 @@ pub use create_user::{CreateUser, CreateUserError, NewUser};
 pub use delete_user::{DeleteUser, DeleteUserError};
 pub use find_user_by_email::FindUserByEmail;
 pub use get_user::GetUser;
+pub use history::{
+    CatchUpFeed, ChangePage, HistoryError, HistoryServices, MAX_HISTORY_PAGE, ReadHistory, RestoreUser,
+    RestoreUserError, WatchChanges, parse_revision,
+};
 pub use list_users::{
     FilterError, ListUsers, ListUsersError, MAX_FUZZY_CHARS, MAX_FUZZY_DISTANCE, UserQuery,
 };
@@ -35,7 +40,7 @@ pub use patch_user::{PatchUser, PatchUserError, UserPatch};
 pub use update_user::{UpdateUser, UpdateUserError, UserUpdate};
 pub use watch_user_events::{EventFeed, FeedError, WatchUserEvents};
 
-use crate::ports::{Clock, IdGenerator, RepositoryError, UserRepository};
+use crate::ports::{ChangeJournal, Clock, IdGenerator, RepositoryError, UserRepository};
 
 /// Every use case, wired to the same ports. Cloning is cheap (a few `Arc`s).
 #[derive(Clone)]
@@ -51,6 +56,8 @@ pub struct AppServices {
     pub find_user_by_email: FindUserByEmail,
     pub page_users: PageUsers,
     pub watch_user_events: WatchUserEvents,
+    /// The change history: empty until [`AppServices::with_journal`] gives it a journal.
+    pub history: HistoryServices,
 }
 
 impl AppServices {
@@ -64,11 +71,19 @@ impl AppServices {
             list_users: ListUsers::new(repo.clone()),
             get_user: GetUser::new(repo.clone()),
             check_health: CheckHealth::new(repo.clone(), clock.clone()),
-            patch_user: PatchUser::new(repo.clone(), clock),
+            patch_user: PatchUser::new(repo.clone(), clock.clone()),
             find_user_by_email: FindUserByEmail::new(repo.clone()),
             page_users: PageUsers::new(repo.clone()),
+            history: HistoryServices::without_journal(repo.clone(), clock.clone()),
             watch_user_events: WatchUserEvents::new(repo),
         }
+    }
+
+    /// The same services, with the store's change history read from `journal`.
+    pub fn with_journal(mut self, journal: Arc<dyn ChangeJournal>) -> Self {
+        let repo = self.history.watch_repo();
+        self.history = HistoryServices::new(repo, journal, self.history.restore_clock());
+        self
     }
 }
 

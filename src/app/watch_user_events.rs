@@ -82,6 +82,7 @@ mod tests {
                 None,
             )),
             at: Utc::now(),
+            revision: 0,
         }
     }
 

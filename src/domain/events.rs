@@ -27,6 +27,8 @@ pub struct UserEvent {
     pub kind: UserEventKind,
     pub user: Arc<User>,
     pub at: DateTime<Utc>,
+    /// The store's revision the change made (0 where the store keeps no history).
+    pub revision: u64,
 }
 
 /// The events a store's own change produced, in the order it made them.
@@ -35,6 +37,7 @@ pub fn from_outcome(outcome: &ChangeOutcome, at: DateTime<Utc>) -> Vec<UserEvent
         kind,
         user: Arc::clone(user),
         at,
+        revision: 0,
     };
     match outcome {
         ChangeOutcome::Created(user) => vec![event(UserEventKind::Created, user)],
@@ -75,6 +78,7 @@ pub fn diff(old: &UserSnapshot, new: &UserSnapshot, at: DateTime<Utc>) -> Vec<Us
                 kind,
                 user: Arc::clone(user),
                 at,
+                revision: 0,
             });
         }
     }
@@ -84,6 +88,7 @@ pub fn diff(old: &UserSnapshot, new: &UserSnapshot, at: DateTime<Utc>) -> Vec<Us
                 kind: UserEventKind::Deleted,
                 user: Arc::clone(user),
                 at,
+                revision: 0,
             });
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod change;
 pub mod events;
+pub mod history;
 pub mod pagination;
 pub mod search;
 pub mod snapshot;
@@ -16,6 +17,7 @@ pub use change::{
     BulkFailure, BulkFailureReason, BulkMode, BulkReport, Change, ChangeOutcome, EmailUpdate, Rejection,
 };
 pub use events::{UserEvent, UserEventKind};
+pub use history::{ChangeKind, ChangeSource, Credential, UserChange};
 pub use search::{FuzzyQuery, levenshtein, typo_distance};
 pub use snapshot::{UserFilter, UserSnapshot};
 pub use user::{Email, EmailError, NameError, User, UserId, UserName, email_key, timestamp_text, to_micros};

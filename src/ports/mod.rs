@@ -8,9 +8,14 @@ pub mod clock;
 pub mod repository;
 
 pub use clock::{Clock, IdGenerator};
-pub use repository::{RepositoryError, StorageHealth, UserRepository};
+pub use repository::{
+    ChangeJournal, NoJournal, RepositoryError, StorageHealth, UserRepository, change_source,
+    with_change_source,
+};
 
 #[cfg(test)]
 pub use clock::{MockClock, MockIdGenerator};
+#[cfg(test)]
+pub use repository::MockChangeJournal;
 #[cfg(test)]
 pub use repository::MockUserRepository;

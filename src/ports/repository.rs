@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
+use crate::domain::{Change, ChangeOutcome, ChangeSource, UserChange, UserEvent, UserId, UserSnapshot};
 
 /// Why storage could not do what was asked. Business refusals (a taken email, an unknown
 /// id) are not errors: they come back as [`ChangeOutcome::Rejected`].
@@ -102,4 +102,75 @@ pub trait UserRepository: Send + Sync {
     /// The feed is bounded: a receiver that falls behind MUST see
     /// `RecvError::Lagged` rather than slow the writers down.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<UserEvent>;
+}
+
+/// The history a store keeps of its changes (see [`crate::domain::history`]).
+///
+/// A store without one answers with nothing; the file and database stores keep one.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ChangeJournal: Send + Sync {
+    /// Changes after revision `after` (from the first kept, without it), oldest first, at
+    /// most `first`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the history cannot be read.
+    async fn changes(&self, after: Option<u64>, first: usize) -> Result<Vec<UserChange>, RepositoryError>;
+
+    /// The changes of the user with `id` (deleted or not) before revision `before` (from the
+    /// newest, without it), newest first, at most `first`.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the history cannot be read.
+    async fn user_history(
+        &self,
+        id: &UserId,
+        before: Option<u64>,
+        first: usize,
+    ) -> Result<Vec<UserChange>, RepositoryError>;
+
+    /// The oldest revision the history still holds, if it holds any.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the history cannot be read.
+    async fn oldest_revision(&self) -> Result<Option<u64>, RepositoryError> {
+        Ok(self.changes(None, 1).await?.first().map(|change| change.revision))
+    }
+}
+
+/// A journal that keeps nothing: for stores without a history.
+pub struct NoJournal;
+
+#[async_trait]
+impl ChangeJournal for NoJournal {
+    async fn changes(&self, _: Option<u64>, _: usize) -> Result<Vec<UserChange>, RepositoryError> {
+        Ok(Vec::new())
+    }
+
+    async fn user_history(
+        &self,
+        _: &UserId,
+        _: Option<u64>,
+        _: usize,
+    ) -> Result<Vec<UserChange>, RepositoryError> {
+        Ok(Vec::new())
+    }
+}
+
+tokio::task_local! {
+    static SOURCE: ChangeSource;
+}
+
+/// Runs `work` with `source` as the origin of every change it applies: the driving adapter
+/// names the caller (request id, credential) once around a request, and a store that
+/// journals its changes reads it with [`change_source`] when a change is handed to it,
+/// so neither the use cases nor [`Change`] carry it.
+pub async fn with_change_source<F: std::future::Future>(source: ChangeSource, work: F) -> F::Output {
+    SOURCE.scope(source, work).await
+}
+
+/// The origin set by [`with_change_source`] around the current task, or an anonymous API
+/// call.
+pub fn change_source() -> ChangeSource {
+    SOURCE.try_with(Clone::clone).unwrap_or_default()
 }

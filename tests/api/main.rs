@@ -14,6 +14,7 @@ mod file_format;
 mod file_store;
 mod graphql_over_http;
 mod helpers;
+mod history;
 mod hostile;
 mod http;
 mod http_limits;

@@ -329,8 +329,10 @@ fn assert_only_our_files(app: &TestApp) {
     let stray: Vec<&String> = entries
         .iter()
         .filter(|name| {
-            !matches!(name.as_str(), "users.json" | "users.json.lock")
-                && !name.starts_with("users.json.corrupt-")
+            !matches!(
+                name.as_str(),
+                "users.json" | "users.json.lock" | "users.json.history"
+            ) && !name.starts_with("users.json.corrupt-")
         })
         .collect();
     assert!(stray.is_empty(), "left behind: {stray:?} (all: {entries:?})");

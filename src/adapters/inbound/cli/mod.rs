@@ -3,5 +3,6 @@
 //! database, `seed` writes made-up users.
 
 pub mod check;
+pub mod history;
 pub mod seed;
 pub mod transfer;

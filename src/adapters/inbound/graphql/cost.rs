@@ -229,7 +229,9 @@ impl<'a> Walk<'a> {
                     let (items, passes) = match (parent, meta) {
                         (Some(parent), Some(meta)) => (
                             self.items(parent, field.name.node.as_str(), &meta.ty, &field.arguments)?,
-                            self.passes(parent, child_type, &field.arguments),
+                            self.passes(parent, child_type, &field.arguments)
+                                // A user's history is found by reading all of it.
+                                + u64::from(parent == "Query" && field.name.node == "userHistory"),
                         ),
                         _ => (1, 0),
                     };

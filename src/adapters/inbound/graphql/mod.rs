@@ -9,6 +9,7 @@ mod cost;
 mod description;
 mod errors;
 mod gate;
+mod history;
 mod limits;
 mod logging;
 pub mod messages;

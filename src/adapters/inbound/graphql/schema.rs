@@ -1,6 +1,5 @@
 //! The schema (docs/src/graphql.md) and its resolvers.
 
-use async_graphql::futures_util::Stream;
 use async_graphql::futures_util::stream;
 use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
@@ -8,6 +7,7 @@ use super::access::AccessPolicy;
 use super::description::DESCRIPTION;
 use super::errors;
 use super::gate::Gate;
+use super::history::{self, EventStream, RestoreUserPayload, UserChangeConnection};
 use super::limits::QueryLimits;
 use super::messages;
 use super::metrics::{RequestMetrics, SubscriberGuard};
@@ -175,6 +175,29 @@ impl QueryRoot {
             Err(refused) => Err(messages::page_users(&refused)),
         }
     }
+
+    /// The changes of the user with this id (also a deleted one), newest first: at most
+    /// `first` (1000 at most, and without it), before the change whose revision is `after`.
+    async fn user_history(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<UserChangeConnection> {
+        history::user_history(ctx, id, first, after).await
+    }
+
+    /// Every change after revision `after` (from the oldest kept, without it), oldest
+    /// first, at most `first` (1000 at most, and without it).
+    async fn changes(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Result<UserChangeConnection> {
+        history::changes(ctx, after, first).await
+    }
 }
 
 pub struct MutationRoot;
@@ -288,6 +311,13 @@ impl MutationRoot {
             }
         }
     }
+
+    /// Puts the user back as they were just after the change `revision` (undoing a later
+    /// delete or update), as a new change. Fails (`ok: false`) when the revision is unknown
+    /// or no longer kept, or the email now belongs to someone else.
+    async fn restore_user(&self, ctx: &Context<'_>, id: ID, revision: String) -> Result<RestoreUserPayload> {
+        history::restore_user(ctx, id, revision).await
+    }
 }
 
 pub struct SubscriptionRoot;
@@ -299,21 +329,28 @@ impl SubscriptionRoot {
     /// process on the same file, or a person editing it; `kinds` keeps only those kinds.
     /// A subscriber that falls more than 1024 events behind gets an error
     /// (`SUBSCRIPTION_LAGGED`) and the subscription ends; writers never wait for it.
+    /// With `after` (a revision), every change after it comes first, from the history,
+    /// then the live ones, each once; such a subscriber that falls behind catches up from
+    /// the history instead.
     async fn user_events(
         &self,
         ctx: &Context<'_>,
         kinds: Option<Vec<EventKind>>,
-    ) -> Result<impl Stream<Item = Result<UserEventObject>>> {
+        after: Option<String>,
+    ) -> Result<EventStream> {
+        if let Some(after) = after {
+            return history::user_events_after(ctx, kinds, &after);
+        }
         let kinds = kinds.map(|kinds| kinds.into_iter().map(Into::into).collect());
         let feed = services(ctx)?.watch_user_events.execute(kinds);
         // The guard lives in the stream's state, so the subscriber count drops with it.
         let open = SubscriberGuard::new();
-        Ok(stream::unfold(Some((feed, open)), |state| async move {
+        Ok(Box::pin(stream::unfold(Some((feed, open)), |state| async move {
             let (mut feed, open) = state?;
             match feed.next().await? {
                 Ok(event) => Some((Ok(UserEventObject(event)), Some((feed, open)))),
                 Err(lagged) => Some((Err(messages::feed(&lagged)), None)),
             }
-        }))
+        })))
     }
 }

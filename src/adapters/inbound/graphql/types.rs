@@ -208,6 +208,11 @@ impl UserEventObject {
     async fn at(&self) -> String {
         timestamp_text(self.0.at)
     }
+    /// The store's revision the change made (decimal digits; give it as `after` to pick up
+    /// from here); "0" for a change the store could not record in its history.
+    async fn revision(&self) -> String {
+        self.0.revision.to_string()
+    }
 }
 
 /// What `users` can be ordered by; ties are broken by id.

@@ -24,6 +24,7 @@ use serde::Serialize;
 use super::accept::MediaType;
 use super::errors::unauthorized;
 use crate::adapters::inbound::graphql::{Access, Batch, ErrorCode, OverHttp, RosterSchema, SocketUrl};
+use crate::domain::{ChangeSource, Credential};
 
 /// One HTTP request's GraphQL context: how to answer, who asks, how it came.
 pub struct Exchange {
@@ -124,11 +125,25 @@ impl Exchange {
         }
         let over_http = Arc::new(over_http);
         let request = request.data(self.access).data(Arc::clone(&over_http));
-        let response = schema.execute(request).await;
+        let response = crate::ports::with_change_source(self.source(), schema.execute(request)).await;
         Outcome {
             response,
             executed: over_http.executed(),
             wrong_method: over_http.refused_for_its_method(),
+        }
+    }
+
+    /// Who the operation's changes are recorded as: the request's id, and the credential.
+    fn source(&self) -> ChangeSource {
+        let credential = match self.access {
+            Access::Write => Credential::Write,
+            Access::Read => Credential::Read,
+            Access::Anonymous => Credential::None,
+        };
+        let request_id = crate::ports::change_source().request_id().map(str::to_owned);
+        ChangeSource::Api {
+            request_id,
+            credential,
         }
     }
 

@@ -101,7 +101,14 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     // `error_span!` so the id is there at every level that prints anything: a span's level
     // decides when it exists, and a `warn` line without its request id is hard to place.
     let span = tracing::error_span!("request", request_id = %id);
-    let mut response = next.run(request).instrument(span.clone()).await;
+    // Changes the request makes are recorded with its id (the credential is added where
+    // the GraphQL operation runs).
+    let source = crate::domain::ChangeSource::Api {
+        request_id: Some(id.clone()),
+        credential: crate::domain::Credential::None,
+    };
+    let mut response =
+        crate::ports::with_change_source(source, next.run(request).instrument(span.clone())).await;
     let status = response.status();
     let elapsed = started.elapsed();
     span.in_scope(|| {

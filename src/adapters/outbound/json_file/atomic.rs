@@ -136,7 +136,7 @@ pub fn replace_file_if(
 /// it belongs to) may do so; otherwise the new file keeps the service's user, which is
 /// said once in the log rather than failing every write.
 #[cfg(unix)]
-fn keep_owner(file: &File, original: &fs::Metadata) -> io::Result<()> {
+pub(super) fn keep_owner(file: &File, original: &fs::Metadata) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     static WARNED: AtomicBool = AtomicBool::new(false);
     match std::os::unix::fs::fchown(file, Some(original.uid()), Some(original.gid())) {
@@ -152,7 +152,7 @@ fn keep_owner(file: &File, original: &fs::Metadata) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn keep_owner(_file: &File, _original: &fs::Metadata) -> io::Result<()> {
+pub(super) fn keep_owner(_file: &File, _original: &fs::Metadata) -> io::Result<()> {
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::stamp::Stamp;
-use crate::domain::{Change, ChangeOutcome, UserSnapshot};
+use crate::domain::{Change, ChangeOutcome, ChangeSource, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth};
 
 /// Why the owner was asked to look at the file again (the `cause` of
@@ -42,6 +42,8 @@ pub(super) enum Message {
     /// Apply a change, make it durable, then answer.
     Apply {
         change: Change,
+        /// Who asked for it, for the history.
+        source: ChangeSource,
         reply: oneshot::Sender<Result<ChangeOutcome, RepositoryError>>,
     },
     /// Compare the file with what is published and reload it if someone changed it;

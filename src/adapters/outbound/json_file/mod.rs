@@ -13,6 +13,7 @@
 mod atomic;
 mod corrupt;
 mod format;
+mod journal;
 mod lock;
 mod message;
 mod owner;
@@ -72,6 +73,8 @@ pub struct StoreOptions {
     pub check_every: std::time::Duration,
     /// Whether to watch the file's folder for external edits.
     pub watch: bool,
+    /// Whether to keep the change history beside the file (off only for benchmarks).
+    pub history: bool,
 }
 
 impl Default for StoreOptions {
@@ -80,6 +83,7 @@ impl Default for StoreOptions {
             max_batch: owner::MAX_BATCH,
             check_every: owner::CHECK_EVERY,
             watch: true,
+            history: true,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct JsonFileUserRepository {
     /// loses its place (and is told), the owner never waits.
     events: broadcast::Sender<UserEvent>,
     owner: Option<JoinHandle<()>>,
+    /// Reads the change journal the owner writes.
+    journal: journal::JournalReader,
 }
 
 impl JsonFileUserRepository {
@@ -176,6 +182,12 @@ impl JsonFileUserRepository {
             health: StorageHealth::default(),
         }));
         let events = broadcast::channel(EVENT_BUFFER).0;
+        let journal = if options.history {
+            journal::Journal::beside(&target)
+        } else {
+            journal::Journal::off(&target)
+        };
+        let reader = journal.reader();
         let mut owner = Owner::new(
             path.clone(),
             (target, lock),
@@ -184,6 +196,7 @@ impl JsonFileUserRepository {
             options.max_batch,
             options.check_every,
             hooks,
+            journal,
         );
         let (queue, inbox) = mpsc::channel();
         let (started, first_load) = mpsc::sync_channel(1);
@@ -214,6 +227,7 @@ impl JsonFileUserRepository {
             published,
             events,
             owner: Some(thread),
+            journal: reader,
         })
     }
 
@@ -308,7 +322,13 @@ impl UserRepository for JsonFileUserRepository {
     }
 
     async fn apply(&self, change: Change) -> Result<ChangeOutcome, RepositoryError> {
-        self.ask(|reply| Message::Apply { change, reply }).await
+        let source = crate::ports::change_source();
+        self.ask(|reply| Message::Apply {
+            change,
+            source,
+            reply,
+        })
+        .await
     }
 
     fn health(&self) -> StorageHealth {

@@ -21,11 +21,13 @@ use tokio::sync::{broadcast, oneshot, watch};
 use super::atomic;
 use super::corrupt;
 use super::format::{Document, FormatError, is_blank};
+use super::journal::Journal;
 use super::lock::WriteLock;
 use super::message::{Message, Published, ReloadCause};
 use super::stamp::Stamp;
 use crate::adapters::outbound::users_file;
-use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot, events};
+use crate::domain::history::{self, BatchJournal, Unnumbered};
+use crate::domain::{Change, ChangeOutcome, ChangeSource, UserChange, UserEvent, UserSnapshot, events};
 use crate::ports::{RepositoryError, StorageHealth};
 
 /// The most changes one write carries by default; bounds the latency of a batch.
@@ -124,11 +126,12 @@ enum Events {
 }
 
 type Reply = oneshot::Sender<Result<ChangeOutcome, RepositoryError>>;
+type Job = (Change, ChangeSource, Reply);
 
 /// The messages the owner handles together.
 #[derive(Default)]
 struct Round {
-    jobs: Vec<(Change, Reply)>,
+    jobs: Vec<Job>,
     /// Readers waiting for a revalidation.
     waiting: Vec<oneshot::Sender<Result<(), RepositoryError>>>,
     /// Why the first revalidation was asked for, if any was.
@@ -138,7 +141,11 @@ struct Round {
 impl Round {
     fn take(&mut self, message: Message) {
         match message {
-            Message::Apply { change, reply } => self.jobs.push((change, reply)),
+            Message::Apply {
+                change,
+                source,
+                reply,
+            } => self.jobs.push((change, source, reply)),
             Message::Revalidate { cause, reply } => {
                 self.cause.get_or_insert(cause);
                 self.waiting.extend(reply);
@@ -168,11 +175,14 @@ pub(super) struct Owner {
     /// When the owner last compared the file with what it published.
     checked_at: Instant,
     hooks: Hooks,
-    /// Moves with every snapshot published.
+    /// The last change's revision: the history's, which only grows.
     revision: u64,
+    /// The change journal beside the file, appended with every batch and edit.
+    journal: Journal,
 }
 
 impl Owner {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         path: PathBuf,
         lock: (PathBuf, WriteLock),
@@ -181,6 +191,7 @@ impl Owner {
         max_batch: usize,
         check_every: Duration,
         hooks: Hooks,
+        journal: Journal,
     ) -> Self {
         let health = StorageHealth {
             location: path.display().to_string(),
@@ -200,6 +211,7 @@ impl Owner {
             checked_at: Instant::now(),
             hooks,
             revision: 0,
+            journal,
         }
     }
 
@@ -208,6 +220,10 @@ impl Owner {
     /// # Errors
     /// When the file cannot be read.
     pub(super) fn start(&mut self) -> Result<(), RepositoryError> {
+        self.journal.open().map_err(|err| {
+            RepositoryError::Unavailable(format!("cannot open the history beside the file: {err}"))
+        })?;
+        self.revision = self.journal.last_revision();
         self.reload(ReloadCause::Start).map_err(|err| err.public())
     }
 
@@ -332,7 +348,15 @@ impl Owner {
         self.stamp = stamp;
         let snapshot = document.snapshot();
         self.document = Some(document);
-        self.publish(Some(snapshot), Events::Diff);
+        let events = if cause == ReloadCause::Start {
+            Events::Diff
+        } else {
+            // Someone else's edit: recorded user by user.
+            let previous = Arc::clone(&self.published.borrow().snapshot);
+            let edits = history::changes_between(&previous, &snapshot, &ChangeSource::FileEdit);
+            Events::Known(self.record(&edits))
+        };
+        self.publish(Some(snapshot), events);
         Ok(())
     }
 
@@ -412,11 +436,14 @@ impl Owner {
     }
 
     /// Makes a batch of changes durable with one write and answers each caller.
-    fn commit(&mut self, jobs: Vec<(Change, Reply)>) {
+    fn commit(&mut self, jobs: Vec<Job>) {
         let size = jobs.len();
         metrics::counter!("roster_store_write_batches_total").increment(1);
         metrics::histogram!("roster_store_write_batch_size").record(size as f64);
-        let (changes, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let (changes, replies): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .map(|(change, source, reply)| ((change, source), reply))
+            .unzip();
         match self.write_batch(changes) {
             Ok(outcomes) => {
                 tracing::debug!(batch = size, "committed a batch of changes");
@@ -441,7 +468,10 @@ impl Owner {
     }
 
     /// Takes the cross-process lock beside the file writes replace, then writes.
-    fn write_batch(&mut self, changes: Vec<Change>) -> Result<Vec<ChangeOutcome>, StoreError> {
+    fn write_batch(
+        &mut self,
+        changes: Vec<(Change, ChangeSource)>,
+    ) -> Result<Vec<ChangeOutcome>, StoreError> {
         // Resolved on every write: a person may point the link elsewhere meanwhile.
         let target = atomic::target_of(&self.path);
         let (at, lock) = match self.lock.take() {
@@ -462,7 +492,7 @@ impl Owner {
     fn write_locked(
         &mut self,
         target: &Path,
-        changes: Vec<Change>,
+        changes: Vec<(Change, ChangeSource)>,
     ) -> Result<Vec<ChangeOutcome>, StoreError> {
         let locked_at = Instant::now();
         for _ in 0..MAX_ATTEMPTS {
@@ -473,11 +503,19 @@ impl Owner {
             let Some(document) = self.document.as_mut() else {
                 return Err(StoreError::Refused("the store has no document to change".into()));
             };
+            // What each change did to each user, from the state it was applied to.
+            let start = Arc::clone(&self.published.borrow().snapshot);
+            let mut batch = BatchJournal::new(&start);
             let outcomes: Vec<ChangeOutcome> = changes
                 .iter()
                 .cloned()
-                .map(|change| document.apply(change))
+                .map(|(change, source)| {
+                    let outcome = document.apply(change);
+                    batch.record(&outcome, &source);
+                    outcome
+                })
                 .collect();
+            let batch = batch.finish();
             if !outcomes.iter().any(ChangeOutcome::changed) {
                 return Ok(outcomes);
             }
@@ -508,10 +546,7 @@ impl Owner {
                             folder.display()
                         )
                     });
-                    let events = outcomes
-                        .iter()
-                        .flat_map(|outcome| events::from_outcome(outcome, now))
-                        .collect();
+                    let events = self.record(&batch);
                     self.publish(Some(snapshot), Events::Known(events));
                     metrics::histogram!("roster_store_write_duration_seconds")
                         .record(locked_at.elapsed().as_secs_f64());
@@ -536,15 +571,37 @@ impl Owner {
         )))
     }
 
+    /// Appends `changes` to the journal, durably, and gives the events they are (with their
+    /// revisions). A journal that cannot be written is said on `/health` and in the log;
+    /// the change itself stands (it is in the file), and is announced without a revision.
+    fn record(&mut self, changes: &[Unnumbered]) -> Vec<UserEvent> {
+        let now = Utc::now();
+        match self.journal.append(changes, now) {
+            Ok(numbered) => {
+                self.revision = self.journal.last_revision();
+                numbered.iter().filter_map(UserChange::event).collect()
+            }
+            Err(err) => {
+                tracing::error!(error = %err, kind = ?err.kind(),
+                    "cannot append to the history; the change is made but not recorded");
+                self.health.durability_warning = Some(format!(
+                    "cannot append to the history beside {}: {err}; the last change is made but not recorded",
+                    self.path.display()
+                ));
+                changes
+                    .iter()
+                    .filter_map(|change| change.clone().numbered(0, now).event())
+                    .collect()
+            }
+        }
+    }
+
     /// Replaces what readers see (the snapshot, when given, and the health), then sends
     /// the events: a subscriber that reacts to an event already reads the new state.
     fn publish(&mut self, snapshot: Option<UserSnapshot>, events: Events) {
         let previous = Arc::clone(&self.published.borrow());
         let snapshot = match snapshot {
-            Some(snapshot) => {
-                self.revision += 1;
-                Arc::new(snapshot.at_revision(self.revision))
-            }
+            Some(snapshot) => Arc::new(snapshot.at_revision(self.revision)),
             None => Arc::clone(&previous.snapshot),
         };
         self.published.send_replace(Arc::new(Published {

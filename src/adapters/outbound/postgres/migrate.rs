@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "bulk update in one statement",
         include_str!("sql/0004_bulk_in_one_statement.sql"),
     ),
+    (5, "user changes", include_str!("sql/0005_user_changes.sql")),
 ];
 
 /// The advisory lock that serialises migrations ("Roster" in ASCII).

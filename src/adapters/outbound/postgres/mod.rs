@@ -10,6 +10,7 @@
 //! nothing but what it publishes. While the database is unreachable, reads answer from the
 //! last snapshot, writes fail within [`PostgresOptions::timeout`], and health says why.
 
+mod history;
 mod migrate;
 mod owner;
 mod replica;
@@ -302,6 +303,22 @@ impl PostgresUserRepository {
             }
             Err(_) => return Err(late()),
         };
+        // The history records who made the change.
+        let source = crate::ports::change_source();
+        match tokio::time::timeout_at(deadline, history::name_source(&client, &source)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                return Err(format!(
+                    "the database at {} failed: {}",
+                    self.location,
+                    describe(&err)
+                ));
+            }
+            Err(_) => {
+                drop(Object::take(client));
+                return Err(late());
+            }
+        }
         match tokio::time::timeout_at(deadline, writes::apply(&mut client, change)).await {
             Ok(done) => {
                 done.map_err(|err| format!("the database at {} failed: {}", self.location, describe(&err)))

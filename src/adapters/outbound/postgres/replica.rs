@@ -168,6 +168,7 @@ impl Replica {
             kind,
             user: Arc::clone(user),
             at,
+            revision: 0,
         };
         match change {
             RowChange::Upsert(row) => {

@@ -1,0 +1,614 @@
+//! The file store's change journal: a sidecar `<data file>.history` beside the data file,
+//! JSON Lines, one object per user change, in revision order.
+//!
+//! - The owner thread alone appends: each group commit's changes are written with one
+//!   `write` and made durable (`fsync`) before any caller of the batch is answered.
+//! - Revisions only grow: the next is the last line's revision + 1, across restarts.
+//! - A crash can only leave the last line torn (no newline, or not JSON). Opening finds it,
+//!   copies it beside the journal (`.history.torn-<time>`) and truncates it away.
+//! - Nothing of the history stays in memory but a sparse index (the byte offset of every
+//!   [`INDEX_EVERY`]th line) and the committed length; readers read the file itself, only
+//!   up to that length, so they never see a line being written.
+//! - A new sidecar gets the data file's permissions, owner and group.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::atomic;
+use crate::domain::history::Unnumbered;
+use crate::domain::{ChangeKind, ChangeSource, Credential, User, UserChange, UserId, timestamp_text};
+use crate::ports::{ChangeJournal, RepositoryError};
+
+/// One index entry per this many lines.
+pub(super) const INDEX_EVERY: usize = 256;
+
+/// The sidecar's path for the data file at `target`.
+pub(super) fn path_for(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(".history");
+    atomic::folder_of(target).join(name)
+}
+
+/// Where lines start, sparsely, and how much of the file is committed.
+#[derive(Debug, Default)]
+struct Index {
+    /// `(revision, byte offset)` of the first line and every [`INDEX_EVERY`]th after it.
+    marks: Vec<(u64, u64)>,
+    /// Lines since the last mark.
+    since_mark: usize,
+    /// Bytes of whole, durable lines.
+    len: u64,
+    /// The last revision written (0: none yet).
+    last: u64,
+}
+
+impl Index {
+    fn note(&mut self, revision: u64, offset: u64) {
+        if self.marks.is_empty() || self.since_mark >= INDEX_EVERY {
+            self.marks.push((revision, offset));
+            self.since_mark = 0;
+        }
+        self.since_mark += 1;
+        self.last = revision;
+    }
+
+    /// The offset to start reading at to find the first line after revision `after`.
+    fn start_after(&self, after: u64) -> u64 {
+        let at = self.marks.partition_point(|(revision, _)| *revision <= after);
+        at.checked_sub(1).map_or(0, |i| self.marks[i].1)
+    }
+}
+
+/// The writer's side, held by the owner thread.
+pub(super) struct Journal {
+    path: PathBuf,
+    /// The data file whose mode and owner a new sidecar takes.
+    data: PathBuf,
+    file: Option<File>,
+    index: Arc<RwLock<Index>>,
+    /// Off: changes are numbered in memory and nothing is written (benchmarks only).
+    enabled: bool,
+}
+
+/// The readers' side, held by the store's handle.
+#[derive(Clone)]
+pub(super) struct JournalReader {
+    path: PathBuf,
+    index: Arc<RwLock<Index>>,
+}
+
+impl Journal {
+    /// The journal beside the data file at `target`; nothing is read until [`Journal::open`].
+    pub(super) fn beside(target: &Path) -> Self {
+        Self {
+            path: path_for(target),
+            data: target.to_path_buf(),
+            file: None,
+            index: Arc::default(),
+            enabled: true,
+        }
+    }
+
+    /// A journal that writes nothing: changes are numbered from 1 at each start, and the
+    /// history reads empty.
+    pub(super) fn off(target: &Path) -> Self {
+        Self {
+            enabled: false,
+            ..Self::beside(target)
+        }
+    }
+
+    pub(super) fn reader(&self) -> JournalReader {
+        JournalReader {
+            path: self.path.clone(),
+            index: Arc::clone(&self.index),
+        }
+    }
+
+    /// The last revision written (0 when the journal is empty).
+    pub(super) fn last_revision(&self) -> u64 {
+        self.index.read().unwrap_or_else(|p| p.into_inner()).last
+    }
+
+    /// Reads the journal's index, setting a torn last line aside, and opens it to append
+    /// (creating it with the data file's mode and owner).
+    ///
+    /// # Errors
+    /// When the journal cannot be read, created or repaired.
+    pub(super) fn open(&mut self) -> io::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let mut index = Index::default();
+        let file = match OpenOptions::new().read(true).append(true).open(&self.path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => self.create()?,
+            Err(err) => return Err(err),
+        };
+        let mut reader = BufReader::with_capacity(1 << 16, &file);
+        let mut offset = 0u64;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line)?;
+            if read == 0 {
+                break;
+            }
+            let whole = line.last() == Some(&b'\n');
+            match serde_json::from_slice::<Revision>(&line) {
+                Ok(Revision { revision }) if whole && revision > index.last => {
+                    index.note(revision, offset);
+                }
+                Ok(_) if whole => {
+                    tracing::warn!(path = %self.path.display(), offset, "a history line out of order is skipped");
+                }
+                parsed => {
+                    // Only a last line can be torn; a bad line in the middle is skipped
+                    // by readers, and kept.
+                    let rest = reader.fill_buf()?.is_empty();
+                    if rest && (!whole || parsed.is_err()) {
+                        self.set_torn_aside(&file, offset, &line)?;
+                        break;
+                    }
+                    tracing::warn!(path = %self.path.display(), offset, "an unreadable history line is skipped");
+                }
+            }
+            offset += read as u64;
+            index.len = offset;
+        }
+        drop(reader);
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn create(&self) -> io::Result<File> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&self.path)?;
+        if let Ok(original) = fs::metadata(&self.data) {
+            atomic::keep_owner(&file, &original)?;
+            file.set_permissions(original.permissions())?;
+        }
+        file.sync_all()?;
+        atomic::sync_folder(&atomic::folder_of(&self.path))?;
+        Ok(file)
+    }
+
+    /// Copies the torn tail starting at `offset` beside the journal, then cuts it off.
+    fn set_torn_aside(&self, file: &File, offset: u64, tail: &[u8]) -> io::Result<()> {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".torn-{}", Utc::now().format("%Y%m%dT%H%M%S%.6fZ")));
+        let copy = atomic::folder_of(&self.path).join(name);
+        let mut out = OpenOptions::new().write(true).create_new(true).open(&copy)?;
+        out.write_all(tail)?;
+        out.sync_all()?;
+        file.set_len(offset)?;
+        file.sync_all()?;
+        tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
+            "the history's last line was torn (a crash while writing it); copied it aside and cut it off");
+        Ok(())
+    }
+
+    /// Numbers `changes` after the last revision, appends them durably and returns them.
+    /// On failure nothing is kept: the file is cut back to where it was.
+    ///
+    /// # Errors
+    /// When the journal cannot be written or synced.
+    pub(super) fn append(
+        &mut self,
+        changes: &[Unnumbered],
+        at: DateTime<Utc>,
+    ) -> io::Result<Vec<UserChange>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (mut last, start) = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            (index.last, index.len)
+        };
+        let mut buffer = Vec::with_capacity(changes.len() * 256);
+        let mut offsets = Vec::with_capacity(changes.len());
+        let numbered: Vec<UserChange> = changes
+            .iter()
+            .map(|change| {
+                last += 1;
+                change.clone().numbered(last, at)
+            })
+            .collect();
+        if !self.enabled {
+            self.index.write().unwrap_or_else(|p| p.into_inner()).last = last;
+            return Ok(numbered);
+        }
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the history is not open"))?;
+        for change in &numbered {
+            offsets.push((change.revision, start + buffer.len() as u64));
+            serde_json::to_writer(&mut buffer, &Line::from(change)).map_err(io::Error::other)?;
+            buffer.push(b'\n');
+        }
+        let written = file.write_all(&buffer).and_then(|()| file.sync_data());
+        if let Err(err) = written {
+            let _ = file.set_len(start);
+            return Err(err);
+        }
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        for (revision, offset) in offsets {
+            index.note(revision, offset);
+        }
+        index.len = start + buffer.len() as u64;
+        Ok(numbered)
+    }
+}
+
+impl JournalReader {
+    fn committed(&self) -> (u64, u64) {
+        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        (index.len, index.last)
+    }
+
+    /// The committed lines from `offset` on, parsed, in file order.
+    fn lines_from(&self, offset: u64) -> io::Result<impl Iterator<Item = UserChange>> {
+        let (len, _) = self.committed();
+        let file = match File::open(&self.path) {
+            Ok(file) => Some(file),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let reader = match file {
+            Some(mut file) => {
+                file.seek(SeekFrom::Start(offset))?;
+                Some(BufReader::with_capacity(
+                    1 << 16,
+                    file.take(len.saturating_sub(offset)),
+                ))
+            }
+            None => None,
+        };
+        Ok(reader
+            .into_iter()
+            .flat_map(|reader| reader.split(b'\n'))
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_slice::<Line>(&line).ok()?.into_change()))
+    }
+
+    /// Changes after `after`, oldest first, at most `first`.
+    pub(super) fn changes(&self, after: Option<u64>, first: usize) -> io::Result<Vec<UserChange>> {
+        let after = after.unwrap_or(0);
+        let start = self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .start_after(after);
+        Ok(self
+            .lines_from(start)?
+            .filter(|change| change.revision > after)
+            .take(first)
+            .collect())
+    }
+
+    /// The user's changes before `before`, newest first, at most `first`. Reads the whole
+    /// journal (keeping only `first` changes at a time): there is no index by user.
+    pub(super) fn user_history(
+        &self,
+        id: &UserId,
+        before: Option<u64>,
+        first: usize,
+    ) -> io::Result<Vec<UserChange>> {
+        let before = before.unwrap_or(u64::MAX);
+        let mut kept = VecDeque::with_capacity(first.min(1024));
+        if first == 0 {
+            return Ok(Vec::new());
+        }
+        for change in self.lines_from(0)? {
+            if change.revision >= before {
+                break;
+            }
+            if change.user_id == *id {
+                if kept.len() == first {
+                    kept.pop_front();
+                }
+                kept.push_back(change);
+            }
+        }
+        Ok(kept.into_iter().rev().collect())
+    }
+}
+
+fn unavailable(path: &Path) -> impl FnOnce(io::Error) -> RepositoryError + '_ {
+    move |err| RepositoryError::Unavailable(format!("cannot read the history {}: {err}", path.display()))
+}
+
+async fn blocking<T: Send + 'static>(
+    reader: &JournalReader,
+    work: impl FnOnce(&JournalReader) -> io::Result<T> + Send + 'static,
+) -> Result<T, RepositoryError> {
+    let reader = reader.clone();
+    let path = reader.path.clone();
+    tokio::task::spawn_blocking(move || work(&reader))
+        .await
+        .map_err(|err| RepositoryError::Internal(format!("reading the history stopped: {err}")))?
+        .map_err(unavailable(&path))
+}
+
+#[async_trait]
+impl ChangeJournal for super::JsonFileUserRepository {
+    async fn changes(&self, after: Option<u64>, first: usize) -> Result<Vec<UserChange>, RepositoryError> {
+        blocking(&self.journal, move |reader| reader.changes(after, first)).await
+    }
+
+    async fn user_history(
+        &self,
+        id: &UserId,
+        before: Option<u64>,
+        first: usize,
+    ) -> Result<Vec<UserChange>, RepositoryError> {
+        let id = id.clone();
+        blocking(&self.journal, move |reader| {
+            reader.user_history(&id, before, first)
+        })
+        .await
+    }
+}
+
+/// Only the revision of a line, to build the index without building users.
+#[derive(Deserialize)]
+struct Revision {
+    revision: u64,
+}
+
+/// One line of the journal.
+#[derive(Serialize, Deserialize)]
+struct Line {
+    revision: u64,
+    at: String,
+    kind: String,
+    /// The user's id (named `user` so it is the only top-level `"user":` in a line).
+    user: String,
+    source: SourceLine,
+    before: Option<UserLine>,
+    after: Option<UserLine>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SourceLine {
+    kind: String,
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserLine {
+    id: String,
+    name: String,
+    email: String,
+    #[serde(rename = "createdAt", default)]
+    created_at: Option<String>,
+    #[serde(rename = "updatedAt", default)]
+    updated_at: Option<String>,
+}
+
+fn kind_text(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Created => "created",
+        ChangeKind::Updated => "updated",
+        ChangeKind::Deleted => "deleted",
+        ChangeKind::Purged => "purged",
+    }
+}
+
+fn credential_text(credential: Credential) -> &'static str {
+    match credential {
+        Credential::Write => "write",
+        Credential::Read => "read",
+        Credential::None => "none",
+    }
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+impl From<&User> for UserLine {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id().as_str().to_owned(),
+            name: user.name().to_owned(),
+            email: user.email().to_owned(),
+            created_at: user.created_at().map(timestamp_text),
+            updated_at: user.updated_at().map(timestamp_text),
+        }
+    }
+}
+
+impl UserLine {
+    fn into_user(self) -> Arc<User> {
+        Arc::new(User::restore(
+            UserId::new(self.id),
+            self.name,
+            self.email,
+            self.created_at.as_deref().and_then(parse_time),
+            self.updated_at.as_deref().and_then(parse_time),
+        ))
+    }
+}
+
+impl From<&UserChange> for Line {
+    fn from(change: &UserChange) -> Self {
+        let (kind, request_id, credential) = match &change.source {
+            ChangeSource::Api {
+                request_id,
+                credential,
+            } => ("api", request_id.clone(), Some(*credential)),
+            ChangeSource::Restore {
+                request_id,
+                credential,
+            } => ("restore", request_id.clone(), Some(*credential)),
+            ChangeSource::FileEdit => ("file_edit", None, None),
+            ChangeSource::Sql => ("sql", None, None),
+            ChangeSource::Import => ("import", None, None),
+        };
+        Self {
+            revision: change.revision,
+            at: timestamp_text(change.at),
+            kind: kind_text(change.kind).to_owned(),
+            user: change.user_id.as_str().to_owned(),
+            source: SourceLine {
+                kind: kind.to_owned(),
+                request_id,
+                credential: credential.map(|c| credential_text(c).to_owned()),
+            },
+            before: change.before.as_deref().map(UserLine::from),
+            after: change.after.as_deref().map(UserLine::from),
+        }
+    }
+}
+
+impl Line {
+    fn into_change(self) -> Option<UserChange> {
+        let kind = match self.kind.as_str() {
+            "created" => ChangeKind::Created,
+            "updated" => ChangeKind::Updated,
+            "deleted" => ChangeKind::Deleted,
+            "purged" => ChangeKind::Purged,
+            _ => return None,
+        };
+        let credential = match self.source.credential.as_deref() {
+            Some("write") => Credential::Write,
+            Some("read") => Credential::Read,
+            _ => Credential::None,
+        };
+        let request_id = self.source.request_id;
+        let source = match self.source.kind.as_str() {
+            "api" => ChangeSource::Api {
+                request_id,
+                credential,
+            },
+            "restore" => ChangeSource::Restore {
+                request_id,
+                credential,
+            },
+            "file_edit" => ChangeSource::FileEdit,
+            "sql" => ChangeSource::Sql,
+            "import" => ChangeSource::Import,
+            _ => return None,
+        };
+        Some(UserChange {
+            revision: self.revision,
+            at: parse_time(&self.at)?,
+            kind,
+            user_id: UserId::new(self.user),
+            before: self.before.map(UserLine::into_user),
+            after: self.after.map(UserLine::into_user),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(id: &str) -> Unnumbered {
+        Unnumbered {
+            kind: ChangeKind::Created,
+            user_id: UserId::new(id),
+            before: None,
+            after: Some(Arc::new(User::restore(
+                UserId::new(id),
+                "Ann".into(),
+                format!("{id}@x.com"),
+                Some(Utc::now()),
+                None,
+            ))),
+            source: ChangeSource::Api {
+                request_id: Some("req-1".into()),
+                credential: Credential::Write,
+            },
+        }
+    }
+
+    #[test]
+    fn revisions_grow_across_reopening_and_pages_start_after_any_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("users.json");
+        fs::write(&data, "[]").unwrap();
+        let mut journal = Journal::beside(&data);
+        journal.open().unwrap();
+        let batch: Vec<_> = (0..600).map(|n| created(&format!("u{n}"))).collect();
+        let numbered = journal.append(&batch, Utc::now()).unwrap();
+        assert_eq!(numbered.last().unwrap().revision, 600);
+        drop(journal);
+
+        let mut journal = Journal::beside(&data);
+        journal.open().unwrap();
+        assert_eq!(journal.last_revision(), 600);
+        assert_eq!(
+            journal.append(&[created("x")], Utc::now()).unwrap()[0].revision,
+            601
+        );
+        let reader = journal.reader();
+        for after in [0, 1, 255, 256, 257, 511, 599, 600, 601] {
+            let page = reader.changes(Some(after), 3).unwrap();
+            let revisions: Vec<u64> = page.iter().map(|c| c.revision).collect();
+            let expected: Vec<u64> = (after + 1..=601).take(3).collect();
+            assert_eq!(revisions, expected, "after {after}");
+        }
+        let first = &reader.changes(None, 1).unwrap()[0];
+        assert_eq!(first.source.request_id(), Some("req-1"));
+        assert_eq!(first.after.as_ref().unwrap().email(), "u0@x.com");
+        let history = reader.user_history(&UserId::new("u7"), None, 10).unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].revision, 8);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_copied_aside_and_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("users.json");
+        fs::write(&data, "[]").unwrap();
+        let mut journal = Journal::beside(&data);
+        journal.open().unwrap();
+        journal.append(&[created("a"), created("b")], Utc::now()).unwrap();
+        drop(journal);
+        let path = path_for(&data);
+        let whole = fs::read(&path).unwrap();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"revision":3,"at":"#).unwrap();
+        drop(file);
+
+        let mut journal = Journal::beside(&data);
+        journal.open().unwrap();
+        assert_eq!(journal.last_revision(), 2);
+        assert_eq!(fs::read(&path).unwrap(), whole);
+        let torn: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("users.json.history.torn-"))
+            .collect();
+        assert_eq!(torn.len(), 1, "{torn:?}");
+        assert_eq!(
+            fs::read(dir.path().join(&torn[0])).unwrap(),
+            br#"{"revision":3,"at":"#
+        );
+        assert_eq!(
+            journal.append(&[created("c")], Utc::now()).unwrap()[0].revision,
+            3
+        );
+    }
+}
