@@ -205,6 +205,43 @@ impl RestoreUser {
     }
 }
 
+/// Why a user was not purged.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeUserError {
+    #[error("Not found.")]
+    NotFound,
+    #[error(transparent)]
+    Storage(#[from] RepositoryError),
+}
+
+/// Removes a user and erases their data from the history.
+#[derive(Clone)]
+pub struct PurgeUser {
+    journal: Arc<dyn ChangeJournal>,
+}
+
+impl PurgeUser {
+    /// The message a successful purge answers with.
+    pub const SUCCESS: &'static str = "User purged.";
+
+    pub fn new(journal: Arc<dyn ChangeJournal>) -> Self {
+        Self { journal }
+    }
+
+    /// Purges the user with `id`.
+    ///
+    /// # Errors
+    /// [`PurgeUserError::NotFound`] when neither the user nor any change of theirs is
+    /// known, or a storage failure.
+    pub async fn execute(&self, id: &str) -> Result<(), PurgeUserError> {
+        if self.journal.purge(&UserId::new(id)).await? {
+            Ok(())
+        } else {
+            Err(PurgeUserError::NotFound)
+        }
+    }
+}
+
 /// A feed that replays the changes after a revision from the history, then goes on live,
 /// each change once: live events the replay already gave are skipped. A feed that falls
 /// behind the live events reads what it missed from the history rather than fail.
@@ -306,6 +343,7 @@ pub struct HistoryServices {
     pub read: ReadHistory,
     pub restore: RestoreUser,
     pub watch: WatchChanges,
+    pub purge: PurgeUser,
 }
 
 impl HistoryServices {
@@ -317,6 +355,7 @@ impl HistoryServices {
         Self {
             read: ReadHistory::new(Arc::clone(&journal)),
             restore: RestoreUser::new(Arc::clone(&repo), Arc::clone(&journal), clock),
+            purge: PurgeUser::new(Arc::clone(&journal)),
             watch: WatchChanges::new(repo, journal),
         }
     }

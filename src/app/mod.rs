@@ -29,8 +29,8 @@ pub use delete_user::{DeleteUser, DeleteUserError};
 pub use find_user_by_email::FindUserByEmail;
 pub use get_user::GetUser;
 pub use history::{
-    CatchUpFeed, ChangePage, HistoryError, HistoryServices, MAX_HISTORY_PAGE, ReadHistory, RestoreUser,
-    RestoreUserError, WatchChanges, parse_revision,
+    CatchUpFeed, ChangePage, HistoryError, HistoryServices, MAX_HISTORY_PAGE, PurgeUser, PurgeUserError,
+    ReadHistory, RestoreUser, RestoreUserError, WatchChanges, parse_revision,
 };
 pub use list_users::{
     FilterError, ListUsers, ListUsersError, MAX_FUZZY_CHARS, MAX_FUZZY_DISTANCE, UserQuery,

@@ -136,6 +136,19 @@ pub trait ChangeJournal: Send + Sync {
     async fn oldest_revision(&self) -> Result<Option<u64>, RepositoryError> {
         Ok(self.changes(None, 1).await?.first().map(|change| change.revision))
     }
+    /// Removes the user with `id` (when still there) and erases their data from the
+    /// history: each of their changes keeps only its revision, time, id and source, as a
+    /// purge. Says whether the user or any change of theirs was found.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when the store cannot do it (one without a history
+    /// cannot).
+    async fn purge(&self, id: &UserId) -> Result<bool, RepositoryError> {
+        let _ = id;
+        Err(RepositoryError::Unavailable(
+            "this store keeps no history to purge".into(),
+        ))
+    }
 }
 
 /// A journal that keeps nothing: for stores without a history.

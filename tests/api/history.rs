@@ -341,9 +341,53 @@ async fn a_subscription_after_a_revision_gets_every_later_change_once_while_othe
     );
 }
 
+#[tokio::test]
+async fn a_purged_user_leaves_no_name_or_email_in_the_data_or_the_history() {
+    let app = spawn_app().await;
+    let id = app.create_ok("Secret Sam", "sam@secret.test").await;
+    app.update_user(json!({ "id": id, "name": "Secret Samuel", "email": "samuel@secret.test" }))
+        .await;
+    let other = app.create_ok("Tess", "tess@x.test").await;
+    let answer = app
+        .gql(
+            "mutation($id: ID!) { purgeUser(id: $id) { ok message } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_no_errors(&answer);
+    assert_eq!(answer["data"]["purgeUser"]["ok"], true, "{answer}");
+    let changes = history(&app, &id).await;
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    for change in &changes {
+        assert_eq!(change["kind"], "PURGED");
+        assert_eq!(change["before"], Value::Null);
+        assert_eq!(change["after"], Value::Null);
+        assert_eq!(change["userId"], id.as_str());
+    }
+    assert_eq!(history(&app, &other).await[0]["after"]["name"], "Tess");
+    assert_eq!(app.all_users().await.len(), 1);
+    if app.database_url.is_none() {
+        for file in ["users.json", "users.json.history"] {
+            let text = std::fs::read_to_string(app.dir.path().join(file)).unwrap();
+            assert!(
+                !text.contains("Secret") && !text.contains("secret.test"),
+                "{file}: {text}"
+            );
+        }
+    }
+    let again = app
+        .gql(
+            "mutation($id: ID!) { purgeUser(id: $id) { ok message } }",
+            json!({ "id": "nobody" }),
+        )
+        .await;
+    assert_eq!(again["data"]["purgeUser"]["ok"], false, "{again}");
+}
+
 crate::helpers::also_on_postgres!(
     create_update_and_delete_are_recorded_newest_first_with_request_id_and_credential,
     a_deleted_user_is_restored_and_an_update_rolled_back_as_new_restore_changes,
+    a_purged_user_leaves_no_name_or_email_in_the_data_or_the_history,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

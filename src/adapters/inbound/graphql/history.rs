@@ -11,7 +11,9 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use super::errors::{self, ErrorCode};
 use super::metrics::SubscriberGuard;
 use super::types::{EventKind, PageInfo, UserEventObject, UserObject};
-use crate::app::{AppServices, ChangePage, HistoryError, RestoreUser, RestoreUserError};
+use crate::app::{
+    AppServices, ChangePage, HistoryError, PurgeUser, PurgeUserError, RestoreUser, RestoreUserError,
+};
 use crate::domain::{ChangeKind, ChangeSource, Credential, UserChange, timestamp_text};
 
 /// A stream of events, live or replayed first.
@@ -224,6 +226,29 @@ pub(super) async fn restore_user(ctx: &Context<'_>, id: ID, revision: String) ->
             ok: false,
             message: refused.to_string(),
             user: None,
+        }),
+    }
+}
+
+/// What `purgeUser` answers.
+#[derive(SimpleObject)]
+pub struct PurgeUserPayload {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// `purgeUser`: the user removed, and their data erased from the history.
+pub(super) async fn purge_user(ctx: &Context<'_>, id: ID) -> Result<PurgeUserPayload> {
+    let services = ctx.data::<AppServices>()?;
+    match services.history.purge.execute(&id).await {
+        Ok(()) => Ok(PurgeUserPayload {
+            ok: true,
+            message: PurgeUser::SUCCESS.to_owned(),
+        }),
+        Err(PurgeUserError::Storage(err)) => Err(errors::storage(&err)),
+        Err(refused) => Ok(PurgeUserPayload {
+            ok: false,
+            message: refused.to_string(),
         }),
     }
 }

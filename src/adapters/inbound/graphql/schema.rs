@@ -7,7 +7,7 @@ use super::access::AccessPolicy;
 use super::description::DESCRIPTION;
 use super::errors;
 use super::gate::Gate;
-use super::history::{self, EventStream, RestoreUserPayload, UserChangeConnection};
+use super::history::{self, EventStream, PurgeUserPayload, RestoreUserPayload, UserChangeConnection};
 use super::limits::QueryLimits;
 use super::messages;
 use super::metrics::{RequestMetrics, SubscriberGuard};
@@ -317,6 +317,12 @@ impl MutationRoot {
     /// or no longer kept, or the email now belongs to someone else.
     async fn restore_user(&self, ctx: &Context<'_>, id: ID, revision: String) -> Result<RestoreUserPayload> {
         history::restore_user(ctx, id, revision).await
+    }
+
+    /// Removes the user and every name and email of theirs from the stored data and the
+    /// history, which keeps only each change's revision, time, id and source, as PURGED.
+    async fn purge_user(&self, ctx: &Context<'_>, id: ID) -> Result<PurgeUserPayload> {
+        history::purge_user(ctx, id).await
     }
 }
 

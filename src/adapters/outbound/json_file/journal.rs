@@ -252,6 +252,47 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Rewrites the journal with every change of the user `id` reduced to its revision,
+    /// time, id and source (kind purged), replacing it atomically with the same mode and
+    /// owner. Says whether any change of theirs was found.
+    ///
+    /// # Errors
+    /// When the journal cannot be read or replaced; it is then as it was.
+    pub(super) fn erase(&mut self, id: &UserId) -> io::Result<bool> {
+        if !self.enabled {
+            return Ok(false);
+        }
+        let marker = format!("\"user\":{}", serde_json::Value::from(id.as_str()));
+        let (len, _) = self.reader().committed();
+        let mut found = false;
+        atomic::replace_file(&self.path, |out| {
+            let file = File::open(&self.path)?;
+            for line in BufReader::with_capacity(1 << 16, file.take(len)).split(b'\n') {
+                let mut line = line?;
+                let purged = std::str::from_utf8(&line)
+                    .is_ok_and(|text| text.contains(&marker))
+                    .then(|| serde_json::from_slice::<Line>(&line).ok())
+                    .flatten()
+                    .filter(|parsed| parsed.user == id.as_str());
+                if let Some(mut parsed) = purged {
+                    found = true;
+                    parsed.kind = kind_text(ChangeKind::Purged).to_owned();
+                    parsed.before = None;
+                    parsed.after = None;
+                    line = serde_json::to_vec(&parsed).map_err(io::Error::other)?;
+                }
+                out.write_all(&line)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        })?;
+        self.file = None;
+        self.open()?;
+        Ok(found)
+    }
+}
+
 impl JournalReader {
     fn committed(&self) -> (u64, u64) {
         let index = self.index.read().unwrap_or_else(|p| p.into_inner());
@@ -359,6 +400,11 @@ impl ChangeJournal for super::JsonFileUserRepository {
             reader.user_history(&id, before, first)
         })
         .await
+    }
+    async fn purge(&self, id: &UserId) -> Result<bool, RepositoryError> {
+        let (id, source) = (id.clone(), crate::ports::change_source());
+        self.ask(|reply| super::message::Message::Purge { id, source, reply })
+            .await
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::stamp::Stamp;
-use crate::domain::{Change, ChangeOutcome, ChangeSource, UserSnapshot};
+use crate::domain::{Change, ChangeOutcome, ChangeSource, UserId, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth};
 
 /// Why the owner was asked to look at the file again (the `cause` of
@@ -48,6 +48,12 @@ pub(super) enum Message {
     },
     /// Compare the file with what is published and reload it if someone changed it;
     /// answer (when asked to) once that is done.
+    /// Remove a user and erase them from the history.
+    Purge {
+        id: UserId,
+        source: ChangeSource,
+        reply: oneshot::Sender<Result<bool, RepositoryError>>,
+    },
     Revalidate {
         cause: ReloadCause,
         reply: Option<oneshot::Sender<Result<(), RepositoryError>>>,

@@ -27,7 +27,9 @@ use super::message::{Message, Published, ReloadCause};
 use super::stamp::Stamp;
 use crate::adapters::outbound::users_file;
 use crate::domain::history::{self, BatchJournal, Unnumbered};
-use crate::domain::{Change, ChangeOutcome, ChangeSource, UserChange, UserEvent, UserSnapshot, events};
+use crate::domain::{
+    Change, ChangeOutcome, ChangeSource, UserChange, UserEvent, UserId, UserSnapshot, events,
+};
 use crate::ports::{RepositoryError, StorageHealth};
 
 /// The most changes one write carries by default; bounds the latency of a batch.
@@ -127,6 +129,11 @@ enum Events {
 
 type Reply = oneshot::Sender<Result<ChangeOutcome, RepositoryError>>;
 type Job = (Change, ChangeSource, Reply);
+type Purge = (
+    UserId,
+    ChangeSource,
+    oneshot::Sender<Result<bool, RepositoryError>>,
+);
 
 /// The messages the owner handles together.
 #[derive(Default)]
@@ -136,6 +143,8 @@ struct Round {
     waiting: Vec<oneshot::Sender<Result<(), RepositoryError>>>,
     /// Why the first revalidation was asked for, if any was.
     cause: Option<ReloadCause>,
+    /// Users to purge, after the changes.
+    purges: Vec<Purge>,
 }
 
 impl Round {
@@ -146,6 +155,7 @@ impl Round {
                 source,
                 reply,
             } => self.jobs.push((change, source, reply)),
+            Message::Purge { id, source, reply } => self.purges.push((id, source, reply)),
             Message::Revalidate { cause, reply } => {
                 self.cause.get_or_insert(cause);
                 self.waiting.extend(reply);
@@ -249,9 +259,17 @@ impl Owner {
                     Err(_) => break,
                 }
             }
-            let Round { jobs, waiting, cause } = round;
+            let Round {
+                jobs,
+                waiting,
+                cause,
+                purges,
+            } = round;
             if !jobs.is_empty() {
                 self.commit(jobs);
+            }
+            for (id, source, reply) in purges {
+                let _ = reply.send(self.purge(id, source));
             }
             if let Some(cause) = cause {
                 self.checked_at = Instant::now();
@@ -569,6 +587,27 @@ impl Owner {
             "{} kept changing while it was being written ({MAX_ATTEMPTS} attempts); nothing was changed",
             self.path.display()
         )))
+    }
+
+    /// Deletes the user (a change like any other), then rewrites the journal without
+    /// their data.
+    fn purge(&mut self, id: UserId, source: ChangeSource) -> Result<bool, RepositoryError> {
+        let deleted = match self.write_batch(vec![(Change::Delete { id: id.clone() }, source)]) {
+            Ok(outcomes) => outcomes.iter().any(ChangeOutcome::changed),
+            Err(err) => {
+                self.health.write_error = Some(err.to_string());
+                self.publish(None, Events::Known(Vec::new()));
+                return Err(err.public());
+            }
+        };
+        let erased = self.journal.erase(&id).map_err(|err| {
+            tracing::error!(error = %err, kind = ?err.kind(), "cannot erase a user from the history");
+            RepositoryError::Unavailable(format!(
+                "cannot rewrite the history beside {}: {err}",
+                self.path.display()
+            ))
+        })?;
+        Ok(deleted || erased)
     }
 
     /// Appends `changes` to the journal, durably, and gives the events they are (with their

@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use tokio_postgres::Row;
 
 use super::{PostgresUserRepository, describe};
+use crate::domain::{Change, ChangeOutcome};
 use crate::domain::{ChangeKind, ChangeSource, Credential, User, UserChange, UserId};
-use crate::ports::{ChangeJournal, RepositoryError};
+use crate::ports::{ChangeJournal, RepositoryError, UserRepository};
 
 /// `roster.source` for a change made by `source`.
 pub(super) fn source_setting(source: &ChangeSource) -> String {
@@ -160,5 +161,24 @@ impl ChangeJournal for PostgresUserRepository {
         let before = before.map_or(i64::MAX, as_i64);
         self.history_query(&sql, &[&id.as_str(), &before, &as_i64(first)])
             .await
+    }
+    async fn purge(&self, id: &UserId) -> Result<bool, RepositoryError> {
+        // The delete goes the way of every write (the replica shows it before the answer);
+        // then every change of the user loses its data.
+        let deleted = matches!(
+            self.apply(Change::Delete { id: id.clone() }).await?,
+            ChangeOutcome::Deleted(_)
+        );
+        let failed =
+            |what: String| RepositoryError::Unavailable(format!("cannot purge at {}: {what}", self.location));
+        let client = self.pool.get().await.map_err(|err| failed(describe(&err)))?;
+        let erased = client
+            .execute(
+                "UPDATE user_changes SET kind = 'purged', before = NULL, after = NULL WHERE user_id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(|err| failed(describe(&err)))?;
+        Ok(deleted || erased > 0)
     }
 }
