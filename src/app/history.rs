@@ -27,9 +27,9 @@ pub struct ChangePage {
 /// Why a history page was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
-    #[error("`first` must be between 0 and 1000.")]
+    #[error("page size out of range")]
     InvalidFirst,
-    #[error("`after` must be a revision: a string of decimal digits.")]
+    #[error("not a revision")]
     InvalidRevision,
     #[error(transparent)]
     Storage(#[from] RepositoryError),
@@ -111,15 +111,15 @@ impl ReadHistory {
 /// Why a user was not restored.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreUserError {
-    #[error("Unknown revision: it was never made or is no longer kept.")]
+    #[error("unknown or no longer kept revision")]
     UnknownRevision,
-    #[error("That revision is not a change of this user.")]
+    #[error("the revision changed another user")]
     OtherUser,
-    #[error("That revision left no user to restore.")]
+    #[error("the revision left no user")]
     NothingToRestore,
-    #[error("The email {0} now belongs to someone else.")]
+    #[error("email {0} taken by another user")]
     EmailInUse(String),
-    #[error("The user as they were cannot be stored again: {0}")]
+    #[error("the past user is not valid now: {0}")]
     Invalid(String),
     #[error(transparent)]
     Storage(#[from] RepositoryError),
@@ -143,9 +143,6 @@ pub struct RestoreUser {
 }
 
 impl RestoreUser {
-    /// The message a successful restore answers with.
-    pub const SUCCESS: &'static str = "User restored.";
-
     pub fn new(
         repo: Arc<dyn UserRepository>,
         journal: Arc<dyn ChangeJournal>,
@@ -208,7 +205,7 @@ impl RestoreUser {
 /// Why a user was not purged.
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeUserError {
-    #[error("Not found.")]
+    #[error("no such user")]
     NotFound,
     #[error(transparent)]
     Storage(#[from] RepositoryError),
@@ -221,9 +218,6 @@ pub struct PurgeUser {
 }
 
 impl PurgeUser {
-    /// The message a successful purge answers with.
-    pub const SUCCESS: &'static str = "User purged.";
-
     pub fn new(journal: Arc<dyn ChangeJournal>) -> Self {
         Self { journal }
     }

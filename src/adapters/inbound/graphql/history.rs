@@ -8,12 +8,11 @@ use std::sync::Arc;
 use async_graphql::futures_util::{Stream, stream};
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 
-use super::errors::{self, ErrorCode};
+use super::errors::ErrorCode;
+use super::messages;
 use super::metrics::SubscriberGuard;
 use super::types::{EventKind, PageInfo, UserEventObject, UserObject};
-use crate::app::{
-    AppServices, ChangePage, HistoryError, PurgeUser, PurgeUserError, RestoreUser, RestoreUserError,
-};
+use crate::app::{AppServices, ChangePage, HistoryError};
 use crate::domain::{ChangeKind, ChangeSource, Credential, UserChange, timestamp_text};
 
 /// A stream of events, live or replayed first.
@@ -173,10 +172,7 @@ pub struct RestoreUserPayload {
 }
 
 fn failed(err: HistoryError) -> async_graphql::Error {
-    match err {
-        HistoryError::Storage(err) => errors::storage(&err),
-        invalid => ErrorCode::BadUserInput.error(invalid.to_string()),
-    }
+    messages::history(&err)
 }
 
 /// `userHistory`: the user's changes, newest first.
@@ -218,13 +214,12 @@ pub(super) async fn restore_user(ctx: &Context<'_>, id: ID, revision: String) ->
     match services.history.restore.execute(&id, &revision).await {
         Ok(user) => Ok(RestoreUserPayload {
             ok: true,
-            message: RestoreUser::SUCCESS.to_owned(),
+            message: messages::USER_RESTORED.to_owned(),
             user: Some(UserObject(user)),
         }),
-        Err(RestoreUserError::Storage(err)) => Err(errors::storage(&err)),
         Err(refused) => Ok(RestoreUserPayload {
             ok: false,
-            message: refused.to_string(),
+            message: messages::restore_user(&refused)?,
             user: None,
         }),
     }
@@ -243,12 +238,11 @@ pub(super) async fn purge_user(ctx: &Context<'_>, id: ID) -> Result<PurgeUserPay
     match services.history.purge.execute(&id).await {
         Ok(()) => Ok(PurgeUserPayload {
             ok: true,
-            message: PurgeUser::SUCCESS.to_owned(),
+            message: messages::USER_PURGED.to_owned(),
         }),
-        Err(PurgeUserError::Storage(err)) => Err(errors::storage(&err)),
         Err(refused) => Ok(PurgeUserPayload {
             ok: false,
-            message: refused.to_string(),
+            message: messages::purge_user(&refused)?,
         }),
     }
 }

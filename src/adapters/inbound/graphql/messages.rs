@@ -12,12 +12,15 @@ use crate::app::{
     CreateUserError, DeleteUserError, FeedError, FilterError, ListUsersError, PageUsersError, PatchUserError,
     UpdateUserError,
 };
+use crate::app::{HistoryError, MAX_HISTORY_PAGE, PurgeUserError, RestoreUserError};
 use crate::app::{MAX_FUZZY_CHARS, MAX_FUZZY_DISTANCE};
 use crate::domain::pagination::MAX_PAGE;
 use crate::domain::user::{MAX_EMAIL_CHARS, MAX_NAME_CHARS};
 use crate::domain::{EmailError, NameError, User};
 
 pub const USER_CREATED: &str = "User created.";
+pub const USER_RESTORED: &str = "User restored.";
+pub const USER_PURGED: &str = "User purged.";
 pub const USER_UPDATED: &str = "User updated.";
 
 pub fn user_deleted(user: &User) -> String {
@@ -151,5 +154,40 @@ pub fn feed(err: &FeedError) -> Error {
         FeedError::Lagged(missed) => ErrorCode::SubscriptionLagged.error(format!(
             "This subscription fell {missed} events behind and was closed; subscribe again."
         )),
+    }
+}
+
+/// A refused history page: the error a client reads.
+pub fn history(err: &HistoryError) -> Error {
+    match err {
+        HistoryError::InvalidFirst => {
+            ErrorCode::BadUserInput.error(format!("`first` must be between 0 and {MAX_HISTORY_PAGE}."))
+        }
+        HistoryError::InvalidRevision => {
+            ErrorCode::BadUserInput.error("`after` must be a revision: a string of decimal digits.")
+        }
+        HistoryError::Storage(err) => errors::storage(err),
+    }
+}
+
+/// A refused restore: the payload's message, or the error for a storage failure.
+pub fn restore_user(err: &RestoreUserError) -> Result<String, Error> {
+    Ok(match err {
+        RestoreUserError::UnknownRevision => {
+            "Unknown revision: it was never made or is no longer kept.".to_owned()
+        }
+        RestoreUserError::OtherUser => "That revision is not a change of this user.".to_owned(),
+        RestoreUserError::NothingToRestore => "That revision left no user to restore.".to_owned(),
+        RestoreUserError::EmailInUse(email) => format!("The email {email} now belongs to someone else."),
+        RestoreUserError::Invalid(why) => format!("The user as they were cannot be stored again: {why}"),
+        RestoreUserError::Storage(err) => return Err(errors::storage(err)),
+    })
+}
+
+/// A refused purge: the payload's message, or the error for a storage failure.
+pub fn purge_user(err: &PurgeUserError) -> Result<String, Error> {
+    match err {
+        PurgeUserError::NotFound => Ok(NOT_FOUND.to_owned()),
+        PurgeUserError::Storage(err) => Err(errors::storage(err)),
     }
 }
