@@ -6,7 +6,8 @@
 //! the values actually used: a [`FieldLogging`] lives as long as its request (inside the
 //! schema's one extension, `pipeline`) and keeps that request's variables. A value longer than [`MAX_LOGGED_CHARS`] is logged cut short with
 //! its full length, so a 1 MB `search` string is a short line, not a 1 MB one; error
-//! messages are cut the same way.
+//! messages are cut the same way. Line and paragraph separators and bidirectional controls
+//! are written escaped, so a value cannot fake a line or reorder one.
 
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -16,6 +17,12 @@ use async_graphql::{ServerResult, Value, Variables};
 
 /// The most characters of one argument value (or error message) a log line shows.
 pub const MAX_LOGGED_CHARS: usize = 256;
+
+/// `text` as a log line may show it: cut to [`MAX_LOGGED_CHARS`] characters with its length,
+/// separators and bidirectional controls escaped.
+pub fn loggable(text: &str) -> String {
+    bounded(&text)
+}
 
 /// Renders `value` into at most [`MAX_LOGGED_CHARS`] characters, then counts the rest
 /// without keeping it: `"abc…" (1048576 chars)`.
@@ -39,12 +46,23 @@ impl std::fmt::Write for Bounded {
     fn write_str(&mut self, piece: &str) -> std::fmt::Result {
         for ch in piece.chars() {
             if self.chars < MAX_LOGGED_CHARS {
-                self.kept.push(ch);
+                if reorders_or_breaks_lines(ch) {
+                    let _ = write!(self.kept, "\\u{{{:04X}}}", u32::from(ch));
+                } else {
+                    self.kept.push(ch);
+                }
             }
             self.chars += 1;
         }
         Ok(())
     }
+}
+
+/// Characters a client could use to make a log line lie about itself: the line and
+/// paragraph separators (a new line to many viewers) and the bidirectional controls (which
+/// reorder what follows). A log shows them escaped, as `\u{202E}`.
+fn reorders_or_breaks_lines(ch: char) -> bool {
+    matches!(ch, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The per-request logger.
@@ -108,5 +126,18 @@ mod tests {
         assert!(text.chars().count() < MAX_LOGGED_CHARS + 40, "{}", text.len());
         assert!(text.ends_with("… (1000002 chars)"), "{text}");
         assert_eq!(bounded(&Value::from("short")), "\"short\"");
+    }
+
+    #[test]
+    fn separators_and_bidi_controls_are_logged_escaped() {
+        let sneaky = Value::from("ok\u{2028}FAKE LINE\u{2029}\u{202E}desrever\u{2066}x");
+        let text = bounded(&sneaky);
+        assert_eq!(
+            text,
+            "\"ok\\u{2028}FAKE LINE\\u{2029}\\u{202E}desrever\\u{2066}x\""
+        );
+        for raw in ['\u{2028}', '\u{2029}', '\u{202E}', '\u{2066}'] {
+            assert!(!text.contains(raw), "{text:?}");
+        }
     }
 }

@@ -80,7 +80,7 @@ impl Operations {
         match envelope.kind.as_str() {
             "subscribe" | "start" if !running.contains(&id) && running.len() >= self.max => {
                 tracing::info!(
-                    operation_id = %id,
+                    operation_id = %crate::adapters::inbound::graphql::loggable(&id),
                     code = ErrorCode::BadUserInput.as_str(),
                     "websocket operation refused"
                 );
@@ -122,7 +122,11 @@ impl Operations {
                 .remove(&id);
         }
         if let Some(codes) = refusal_codes(&payload) {
-            tracing::info!(operation_id = %id, code = %codes, "websocket operation refused");
+            tracing::info!(
+                operation_id = %crate::adapters::inbound::graphql::loggable(&id),
+                code = %codes,
+                "websocket operation refused"
+            );
         }
     }
 
