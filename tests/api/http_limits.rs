@@ -111,3 +111,25 @@ async fn two_host_headers_are_a_coded_400() {
     assert!(received.contains("BAD_REQUEST"), "{received}");
     assert!(app.get("/health").await.status().is_success());
 }
+
+/// A client that pools connections must not send its next request down one that is
+/// closing: a refusal that leaves the body unread says `Connection: close`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_body_answer_says_the_connection_closes() {
+    let app = spawn_app().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {SENT}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b' '; CHUNK]).await.unwrap();
+    let mut received = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut received))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&received[..read]).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 413"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+}

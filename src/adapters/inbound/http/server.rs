@@ -209,9 +209,10 @@ async fn connection(
             let mut request = request.map(Body::new);
             activity.prepare_upgrade(&mut request, client);
             let has_body = has_body(&request);
-            let response = router.oneshot(request).await;
-            if let Ok(response) = &response {
+            let mut response = router.oneshot(request).await;
+            if let Ok(response) = &mut response {
                 activity.answered(response, has_body);
+                closes_if_body_unread(response, has_body);
             }
             response
         }
@@ -278,6 +279,18 @@ impl Activity {
         }
         let refused = status.is_client_error() || status.is_server_error();
         self.linger.store(has_body && refused, Ordering::Relaxed);
+    }
+}
+
+/// A refusal that leaves the body unread (too large, too slow) ends the connection: it says
+/// so, or a client that pools connections would send its next request down this one while
+/// it lingers closed.
+fn closes_if_body_unread<B>(response: &mut Response<B>, has_body: bool) {
+    let status = response.status();
+    if has_body && (status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     }
 }
 
