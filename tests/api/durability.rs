@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::eventually;
-use crate::helpers::spawned::RosterProcess;
+use crate::helpers::spawned::{RosterProcess, create_storm};
 
 fn file_users(path: &Path) -> Vec<Value> {
     let bytes = std::fs::read(path).expect("the data file exists");
@@ -53,32 +53,7 @@ async fn a_kill_9_at_any_moment_loses_no_acknowledged_create() {
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     for round in 0..5 {
         let mut roster = RosterProcess::start(&path).await;
-        let roster_ref = Arc::new(roster.base.clone());
-        let mut clients = Vec::new();
-        for client in 0..8 {
-            let (base, acknowledged) = (Arc::clone(&roster_ref), Arc::clone(&acknowledged));
-            clients.push(tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                for n in 0.. {
-                    let email = format!("r{round}-c{client}-{n}@crash.test");
-                    let sent = http
-                        .post(format!("{base}/graphql"))
-                        .json(&json!({
-                            "query": "mutation($u: UserInput!) { createUser(userData: $u) { ok } }",
-                            "variables": { "u": { "name": "Crash", "email": email } }
-                        }))
-                        .send()
-                        .await;
-                    let Ok(response) = sent else { break };
-                    let Ok(answer) = response.json::<Value>().await else {
-                        break;
-                    };
-                    if answer["data"]["createUser"]["ok"] == true {
-                        acknowledged.lock().unwrap().push(email);
-                    }
-                }
-            }));
-        }
+        let clients = create_storm(&roster.base, round, 8, &acknowledged);
         tokio::time::sleep(random_millis(150..900)).await;
         roster.kill9().await;
         for client in clients {

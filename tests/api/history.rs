@@ -455,7 +455,7 @@ async fn roster_history_prints_a_files_changes_and_one_users_newest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kill_9_mid_storm_loses_no_acknowledged_change_from_the_history() {
-    use crate::helpers::spawned::RosterProcess;
+    use crate::helpers::spawned::{RosterProcess, create_storm};
     use std::collections::HashSet;
     use std::sync::{Arc, Mutex};
 
@@ -464,34 +464,8 @@ async fn a_kill_9_mid_storm_loses_no_acknowledged_change_from_the_history() {
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     for round in 0..3 {
         let mut roster = RosterProcess::start(&path).await;
-        let base = Arc::new(roster.base.clone());
-        let clients: Vec<_> = (0..6)
-            .map(|client| {
-                let (base, acknowledged) = (Arc::clone(&base), Arc::clone(&acknowledged));
-                tokio::spawn(async move {
-                    let http = reqwest::Client::new();
-                    for n in 0.. {
-                        let email = format!("r{round}-c{client}-{n}@crash.test");
-                        let sent = http
-                            .post(format!("{base}/graphql"))
-                            .json(&json!({
-                                "query": "mutation($u: UserInput!) { createUser(userData: $u) { ok } }",
-                                "variables": { "u": { "name": "Crash", "email": email } }
-                            }))
-                            .send()
-                            .await;
-                        let Ok(response) = sent else { break };
-                        let Ok(answer) = response.json::<Value>().await else {
-                            break;
-                        };
-                        if answer["data"]["createUser"]["ok"] == true {
-                            acknowledged.lock().unwrap().push(email);
-                        }
-                    }
-                })
-            })
-            .collect();
-        tokio::time::sleep(Duration::from_millis(200 + 150 * round)).await;
+        let clients = create_storm(&roster.base, round, 6, &acknowledged);
+        tokio::time::sleep(Duration::from_millis(200 + 150 * round as u64)).await;
         roster.kill9().await;
         for client in clients {
             client.await.unwrap();

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::ws::{next_frame, open_socket, send_json};
+use crate::helpers::ws::{next_frame, open_socket, refused_socket, send_json};
 use crate::helpers::{TestApp, error_codes, spawn_app, spawn_app_with_flags};
 
 /// How long any single wait in these tests may last before the test fails.
@@ -426,14 +426,9 @@ async fn websockets_past_the_cap_are_refused_with_a_coded_503() {
     let app = spawn_app_with_flags(&json!([]), &["--max-websockets", "2"]).await;
     let _first = open_socket(&app, &[]).await.expect("first");
     let _second = open_socket(&app, &[]).await.expect("second");
-    match open_socket(&app, &[]).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 503);
-            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
-            assert_eq!(error_codes(&body), ["UNAVAILABLE"], "{body}");
-        }
-        other => panic!("a third socket was not refused: {:?}", other.map(|_| ())),
-    }
+    let (status, body) = refused_socket(&app).await;
+    assert_eq!(status, 503);
+    assert_eq!(error_codes(&body), ["UNAVAILABLE"], "{body}");
     drop(_first);
     crate::helpers::eventually(PATIENCE, "a slot frees when a socket closes", || async {
         open_socket(&app, &[]).await.is_ok()

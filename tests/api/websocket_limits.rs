@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::spawned::{RosterProcess, serve_command};
-use crate::helpers::ws::{Socket, next_frame, open_socket, send_json};
+use crate::helpers::ws::{Socket, next_frame, open_socket, refused_socket, send_json};
 use crate::helpers::{TestApp, error_codes, spawn_app_with_flags};
 
 /// How long any single wait in these tests may last before the test fails.
@@ -238,19 +238,11 @@ async fn one_client_address_cannot_take_every_websocket() {
     let app = spawn_app_with_flags(&json!([]), &["--max-websockets-per-client", "2"]).await;
     let first = open_socket(&app, &[]).await.expect("first");
     let _second = open_socket(&app, &[]).await.expect("second");
-    match open_socket(&app, &[]).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status(), 503);
-            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
-            assert_eq!(error_codes(&body), ["UNAVAILABLE"], "{body}");
-            let message = body["errors"][0]["message"].as_str().unwrap();
-            assert!(message.contains("at most 2"), "{message}");
-        }
-        other => panic!(
-            "a third socket from one address was not refused: {:?}",
-            other.map(|_| ())
-        ),
-    }
+    let (status, body) = refused_socket(&app).await;
+    assert_eq!(status, 503);
+    assert_eq!(error_codes(&body), ["UNAVAILABLE"], "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("at most 2"), "{message}");
     drop(first);
     crate::helpers::eventually(
         PATIENCE,

@@ -264,3 +264,40 @@ impl RosterProcess {
             .expect("the reader task")
     }
 }
+
+/// Starts `clients` tasks that create users on `base` as fast as they can until the server
+/// stops answering (a `kill -9`, say), each pushing to `acknowledged` the address of every
+/// create answered `ok: true`. Addresses are unique per `round`, client and create.
+pub fn create_storm(
+    base: &str,
+    round: usize,
+    clients: usize,
+    acknowledged: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> Vec<JoinHandle<()>> {
+    (0..clients)
+        .map(|client| {
+            let (base, acknowledged) = (base.to_owned(), std::sync::Arc::clone(acknowledged));
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0.. {
+                    let email = format!("r{round}-c{client}-{n}@crash.test");
+                    let sent = http
+                        .post(format!("{base}/graphql"))
+                        .json(&json!({
+                            "query": "mutation($u: UserInput!) { createUser(userData: $u) { ok } }",
+                            "variables": { "u": { "name": "Crash", "email": email } }
+                        }))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { break };
+                    let Ok(answer) = response.json::<Value>().await else {
+                        break;
+                    };
+                    if answer["data"]["createUser"]["ok"] == true {
+                        acknowledged.lock().unwrap().push(email);
+                    }
+                }
+            })
+        })
+        .collect()
+}

@@ -134,3 +134,15 @@ impl Subscriber {
         panic!("the subscription never delivered an event");
     }
 }
+
+/// Opens one more socket that must be refused: the refusal's status and its JSON body.
+pub async fn refused_socket(app: &TestApp) -> (u16, Value) {
+    match open_socket(app, &[]).await {
+        Err(Error::Http(response)) => {
+            let body = serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                .expect("a refused upgrade answers JSON");
+            (response.status().as_u16(), body)
+        }
+        other => panic!("the socket was not refused: {:?}", other.map(|_| ())),
+    }
+}
