@@ -33,4 +33,5 @@ mod schema_files;
 mod security;
 mod seed;
 mod storage;
+mod validation;
 mod websocket_limits;

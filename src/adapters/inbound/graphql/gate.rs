@@ -10,15 +10,16 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{ExtensionContext, NextExecute, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, Response, ServerResult, Variables};
+use async_graphql::{Request, Response, ServerError, ServerResult, Value, Variables};
 
 use super::access::{Access, AccessPolicy};
 use super::errors::{ErrorCode, coded};
-use super::limits::{QueryLimits, check_text, shorten_syntax_error};
+use super::limits::{QueryLimits, check_text, parse_error};
 use super::operation::chosen;
 use super::over_http::OverHttp;
 use super::parse_cache::{ParseCache, Validated};
 use super::persisted::PersistedQueries;
+use super::typename;
 
 /// The gate's settings and the caches it shares between requests.
 pub struct Gate {
@@ -39,6 +40,7 @@ impl Gate {
             operation: Mutex::new(None),
             validation_key: Mutex::new(None),
             tokens: AtomicUsize::new(0),
+            unseen: Mutex::new(Vec::new()),
         }
     }
 }
@@ -55,6 +57,8 @@ pub struct GateRequest {
     validation_key: Mutex<Option<String>>,
     /// The query's tokens, counted before parsing, for a batch's shared limit.
     tokens: AtomicUsize,
+    /// What validation cannot see wrong with the document's `__typename` fields.
+    unseen: Mutex<Vec<ServerError>>,
 }
 
 impl GateRequest {
@@ -89,7 +93,7 @@ impl GateRequest {
         let document = self
             .cache
             .parse(query)
-            .map_err(|err| coded(shorten_syntax_error(err, query), ErrorCode::BadUserInput))?;
+            .map_err(|err| coded(parse_error(err, query), ErrorCode::BadUserInput))?;
         let operation = self.operation.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let ty = chosen(&document, operation.as_deref()).map(|chosen| chosen.ty());
         if let Some(http) = over_http {
@@ -100,7 +104,14 @@ impl GateRequest {
         if let Some(batch) = batch {
             batch.charge(&self.limits, &measure, scan)?;
         }
-        Ok(document)
+        // Validation must see `__typename`'s directives (see `typename`).
+        Ok(match typename::prepare(&document, &ctx.schema_env.registry) {
+            Some((validated, unseen)) => {
+                *self.unseen.lock().unwrap_or_else(|p| p.into_inner()) = unseen;
+                validated
+            }
+            None => document,
+        })
     }
 
     /// Validates through the cache.
@@ -110,9 +121,19 @@ impl GateRequest {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+        let unseen = std::mem::take(&mut *self.unseen.lock().unwrap_or_else(|p| p.into_inner()));
+        let validated = match (self.cache.validate(key, ctx, next).await, unseen.is_empty()) {
+            (validated, true) => validated,
+            (Ok(_), false) => Err(unseen),
+            (Err(mut errors), false) => {
+                errors.extend(unseen);
+                errors.sort_by_key(|error| error.locations.first().map(|at| (at.line, at.column)));
+                Err(errors)
+            }
+        };
         // async-graphql's validation errors carry no code: a document that does not
         // validate is the client's.
-        self.cache.validate(key, ctx, next).await.map_err(|errors| {
+        validated.map_err(|errors| {
             errors
                 .into_iter()
                 .map(|error| coded(error, ErrorCode::BadUserInput))
@@ -133,8 +154,15 @@ impl GateRequest {
             http.batch()
                 .map(|batch| batch.deadline(self.limits.request_timeout))
         });
-        self.limits
+        let mut response = self
+            .limits
             .with_deadline(operation_name, shared, next.run(ctx, operation_name))
-            .await
+            .await;
+        // async-graphql answers an operation whose every field was skipped (`@skip`,
+        // `@include`) with null data; it selected nothing, so its data is an empty object.
+        if response.data == Value::Null && response.errors.is_empty() {
+            response.data = Value::Object(Default::default());
+        }
+        response
     }
 }

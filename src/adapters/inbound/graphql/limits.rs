@@ -16,11 +16,12 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_graphql::extensions::ExtensionContext;
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Response, ServerError, ServerResult, Variables};
 
 use super::cost::{self, MAX_NESTING, Measure, SORT_BY_TEXT, SORT_BY_TIME, Unmeasurable, fuzzy_weight};
 use super::errors::ErrorCode;
+use super::messages;
 use crate::app::AppServices;
 
 /// The most tokens (names, numbers, strings, punctuation) a query may have. A bulk update of
@@ -128,11 +129,7 @@ impl QueryLimits {
             )));
         }
         if measure.cost > self.max_cost {
-            return Err(refuse(&format!(
-                "The answer could hold {} values (lists counted by what they can return: every user \
-                 for a list without a limit); at most {} are allowed. Use limit, first or fewer aliases.",
-                measure.cost, self.max_cost
-            )));
+            return Err(refuse(&cost_message(document, measure.cost, self.max_cost)));
         }
         if scan > self.max_scan {
             let writes = match self.write_weight {
@@ -179,6 +176,61 @@ impl QueryLimits {
             }
         }
     }
+}
+
+/// Why a document's answer is too large, in the words of what it asks: introspection lists
+/// count as the schema's longest such list, lists of users by what they can return.
+fn cost_message(document: &ExecutableDocument, cost: u64, max: u64) -> String {
+    let (introspection, users) = root_kinds(document);
+    if introspection && !users {
+        return format!(
+            "The introspection answer could hold {cost} values (each introspection list counted as \
+             long as the longest such list in the schema, so every nested list multiplies); at most \
+             {max} are allowed. Nest fewer lists (fields, args, interfaces, possibleTypes, enumValues, \
+             inputFields) under types, or ask for one type with __type(name: …)."
+        );
+    }
+    let also = if introspection {
+        " Introspection lists count as the longest such list in the schema."
+    } else {
+        ""
+    };
+    format!(
+        "The answer could hold {cost} values (lists counted by what they can return: every user \
+         for a list without a limit); at most {max} are allowed. Use limit, first or fewer aliases.{also}"
+    )
+}
+
+/// Whether the document's operations select introspection (`__schema`, `__type`) and
+/// whether they select anything else but `__typename`, at their roots.
+fn root_kinds(document: &ExecutableDocument) -> (bool, bool) {
+    fn walk(document: &ExecutableDocument, set: &SelectionSet, depth: usize, kinds: &mut (bool, bool)) {
+        if depth > MAX_NESTING {
+            return;
+        }
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => match field.node.name.node.as_str() {
+                    "__typename" => {}
+                    "__schema" | "__type" => kinds.0 = true,
+                    _ => kinds.1 = true,
+                },
+                Selection::InlineFragment(inline) => {
+                    walk(document, &inline.node.selection_set.node, depth + 1, kinds)
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                        walk(document, &fragment.node.selection_set.node, depth + 1, kinds);
+                    }
+                }
+            }
+        }
+    }
+    let mut kinds = (false, false);
+    for (_, operation) in document.operations.iter() {
+        walk(document, &operation.node.selection_set.node, 0, &mut kinds);
+    }
+    kinds
 }
 
 fn refuse(message: &str) -> ServerError {
@@ -272,6 +324,21 @@ pub fn check_text(query: &str) -> ServerResult<usize> {
         )));
     }
     Ok(tokens)
+}
+
+/// The error for a document the parser refused: a syntax error shortened
+/// ([`shorten_syntax_error`]); a document that parses but cannot be one (two operations or
+/// fragments of one name, an anonymous operation among others) said as such, at the places
+/// involved.
+pub fn parse_error(err: async_graphql::parser::Error, query: &str) -> ServerError {
+    match messages::document(&err) {
+        Some(message) => {
+            let mut error = ServerError::new(message, None);
+            error.locations = err.positions().collect();
+            error
+        }
+        None => shorten_syntax_error(err.into(), query),
+    }
 }
 
 /// Replaces the parser's message (which echoes the whole offending line with caret padding,

@@ -54,6 +54,28 @@ pub fn email(err: &EmailError) -> String {
     }
 }
 
+/// What is wrong with a document that parses but cannot be one; `None` for a syntax error,
+/// which the gate quotes (`limits::shorten_syntax_error`).
+pub fn document(err: &async_graphql::parser::Error) -> Option<String> {
+    use async_graphql::parser::Error;
+    Some(match err {
+        Error::OperationDuplicated { operation, .. } => {
+            format!("There can be only one operation named \"{operation}\": rename one of them.")
+        }
+        Error::FragmentDuplicated { fragment, .. } => {
+            format!("There can be only one fragment named \"{fragment}\": rename one of them.")
+        }
+        Error::MultipleOperations { .. } => "This anonymous operation must be the only operation of the \
+             document: name it, or send the others in requests of their own."
+            .to_owned(),
+        Error::MissingOperation => {
+            "The document holds no operation: send a query, a mutation or a subscription.".to_owned()
+        }
+        Error::RecursionLimitExceeded => "The document nests too deep to be read.".to_owned(),
+        _ => return None,
+    })
+}
+
 const NOT_FOUND: &str = "Not found.";
 const EMAIL_IN_USE: &str = "Email in use.";
 

@@ -21,6 +21,7 @@ mod parse_cache;
 mod persisted;
 mod pipeline;
 mod schema;
+mod typename;
 mod types;
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{ExtensionContext, NextValidation};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
+use async_graphql::{Request, ServerError, ValidationResult};
 
 /// Requests whose query (or query and variables) are longer than this are parsed and
 /// validated afresh rather than remembered.
@@ -126,10 +126,11 @@ impl ParseCache {
     /// document instead, in linear time.
     ///
     /// # Errors
-    /// The parser's error.
-    pub fn parse(&self, query: &str) -> ServerResult<ExecutableDocument> {
+    /// The parser's error, as it is: a syntax error, or a document that parses but cannot be
+    /// one (two operations or fragments of one name, an anonymous operation among others).
+    pub fn parse(&self, query: &str) -> Result<ExecutableDocument, async_graphql::parser::Error> {
         if query.len() > MAX_KEY_BYTES {
-            return async_graphql::parser::parse_query(query).map_err(Into::into);
+            return async_graphql::parser::parse_query(query);
         }
         let hit = self
             .documents
@@ -139,7 +140,7 @@ impl ParseCache {
         if let Some(document) = hit {
             return Ok(document);
         }
-        let document = async_graphql::parser::parse_query(query).map_err(ServerError::from)?;
+        let document = async_graphql::parser::parse_query(query)?;
         let bytes = query.len() * DOCUMENT_BYTES_PER_QUERY_BYTE;
         remember(&self.documents, query.to_owned(), &document, bytes);
         Ok(document)
