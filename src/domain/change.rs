@@ -106,9 +106,9 @@ impl ChangeOutcome {
 pub struct BulkReport {
     /// The users changed, each once, in their final state.
     pub updated: Vec<Arc<User>>,
-    /// How many items were applied, or would be for a dry run (a user changed twice counts
-    /// twice; an item asking for the address the user already has counts, but changes
-    /// nothing).
+    /// How many users the applied items name, or would for a dry run: each user once,
+    /// however many of its items applied (a user changed twice counts once; an item asking
+    /// for the address the user already has counts, but changes nothing).
     pub applied: usize,
     /// Whether the updates were kept: false for a dry run and for an atomic batch with a
     /// failure.

@@ -384,7 +384,7 @@ async fn bulk_update_emails_refuses_an_email_another_user_has() {
     app.create_ok("B", "b@x.com").await;
     let file_before = app.file_bytes();
     let payload = app.bulk_update(json!([{ "id": a, "email": "B@X.com" }])).await;
-    assert_eq!(payload["ok"], true, "{payload}");
+    assert_eq!(payload["ok"], false, "nothing was applied: {payload}");
     assert_eq!(payload["updatedCount"], 0, "{payload}");
     assert_eq!(
         payload["failed"],
@@ -407,6 +407,65 @@ async fn bulk_update_emails_of_an_empty_list_updates_nothing() {
     assert_eq!(payload["ok"], true, "{payload}");
     assert_eq!(payload["updatedCount"], 0, "{payload}");
     assert_eq!(payload["failed"], json!([]), "{payload}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_update_emails_that_applies_nothing_is_not_ok_and_says_why() {
+    let app = spawn_app().await;
+    let a = app.create_ok("A", "a@x.com").await;
+    let mut updates: Vec<Value> = (0..40)
+        .map(|n| json!({ "id": format!("ghost-{n}"), "email": format!("g{n}@x.com") }))
+        .collect();
+    updates.push(json!({ "id": a, "email": "not an email" }));
+    updates.push(json!({ "id": a, "email": "still not" }));
+    let payload = app.bulk_update(Value::Array(updates)).await;
+    assert_eq!(payload["ok"], false, "{payload}");
+    assert_eq!(payload["updatedCount"], 0, "{payload}");
+    let said = message(&payload);
+    for words in ["Nothing", "42", "40 unknown ids", "2 invalid emails"] {
+        assert!(said.contains(words), "{words:?} not in {said:?}");
+    }
+
+    let invalid: Vec<Value> = (0..30)
+        .map(|n| json!({ "id": a, "email": format!("bad {n}") }))
+        .collect();
+    let answer = app
+        .gql(
+            "mutation($u: [EmailUpdateInput!]!) { bulkUpdateEmails(updates: $u, dryRun: true) { ok updatedCount dryRun message } }",
+            json!({ "u": invalid }),
+        )
+        .await;
+    assert_no_errors(&answer);
+    let dry = &answer["data"]["bulkUpdateEmails"];
+    assert_eq!(
+        (&dry["ok"], &dry["updatedCount"], &dry["dryRun"]),
+        (&json!(false), &json!(0), &json!(true)),
+        "{dry}"
+    );
+    let said = message(dry);
+    assert!(
+        said.contains("30 invalid emails") && said.contains("nothing"),
+        "{said}"
+    );
+    assert_eq!(app.all_users().await[0]["email"], "a@x.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_update_emails_counts_each_user_once_however_many_items_name_it() {
+    let app = spawn_app().await;
+    let a = app.create_ok("A", "a@x.com").await;
+    let b = app.create_ok("B", "b@x.com").await;
+    let mut updates: Vec<Value> = (0..300)
+        .map(|n| json!({ "id": a, "email": format!("a{n}@x.com") }))
+        .collect();
+    updates.push(json!({ "id": b, "email": "b@x.com" }));
+    updates.push(json!({ "id": b, "email": "b@x.com" }));
+    let payload = app.bulk_update(Value::Array(updates)).await;
+    assert_eq!(payload["ok"], true, "{payload}");
+    assert_eq!(payload["updatedCount"], 2, "A changed, B already so: {payload}");
+    assert_eq!(payload["failed"], json!([]), "{payload}");
+    let emails: Vec<Value> = app.all_users().await.iter().map(|u| u["email"].clone()).collect();
+    assert_eq!(emails, ["a299@x.com", "b@x.com"], "the last item for a user wins");
 }
 
 fn seed() -> Value {
@@ -760,6 +819,8 @@ crate::helpers::also_on_postgres!(
     bulk_update_emails_sees_an_email_freed_by_an_earlier_item_of_the_batch,
     bulk_update_emails_refuses_an_email_another_user_has,
     bulk_update_emails_of_an_empty_list_updates_nothing,
+    bulk_update_emails_that_applies_nothing_is_not_ok_and_says_why,
+    bulk_update_emails_counts_each_user_once_however_many_items_name_it,
     all_users_search_is_a_case_insensitive_substring_of_name_or_email,
     all_users_fuzzy_finds_bob_and_bobby_for_bbo_at_distance_one,
     all_users_fuzzy_lists_the_best_match_first_and_ties_in_file_order,

@@ -44,6 +44,7 @@ pub async fn run_contract(open: &Open) {
     enforces_email_uniqueness_in_any_case(open).await;
     updates_deletes_and_reports_unknown_ids(open).await;
     applies_bulk_items_in_order(open).await;
+    counts_each_user_of_a_bulk_once(open).await;
     keeps_acknowledged_changes_across_a_reopen(open).await;
     serialises_concurrent_changes(open).await;
     patches_only_given_fields_and_refuses_a_stale_version(open).await;
@@ -145,6 +146,34 @@ async fn applies_bulk_items_in_order(open: &Open) {
     assert_eq!(report.applied, 2);
     assert_eq!(report.failures.len(), 1);
     assert_eq!(emails(repo.as_ref()).await, ["c@x.com", "a@x.com"]);
+}
+
+async fn counts_each_user_of_a_bulk_once(open: &Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(dir.path()).await;
+    repo.apply(Change::Create(user("a", "a@x.com"))).await.unwrap();
+    repo.apply(Change::Create(user("b", "b@x.com"))).await.unwrap();
+    let item = |id: &str, email: &str| EmailUpdate::Valid {
+        id: UserId::new(id),
+        email: Email::parse(email).unwrap(),
+    };
+    let mut items: Vec<EmailUpdate> = (0..50).map(|n| item("a", &format!("a{n}@x.com"))).collect();
+    items.extend([item("b", "b@x.com"), item("b", "b@x.com"), item("zz", "z@x.com")]);
+    let outcome = repo
+        .apply(Change::BulkUpdateEmails {
+            items,
+            at: Utc::now(),
+            mode: BulkMode::default(),
+        })
+        .await
+        .unwrap();
+    let ChangeOutcome::BulkUpdated(report) = outcome else {
+        panic!("expected a bulk report, got {outcome:?}")
+    };
+    assert_eq!(report.applied, 2, "a once, b (already so) once: {report:?}");
+    assert_eq!(report.updated.len(), 1);
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(emails(repo.as_ref()).await, ["a49@x.com", "b@x.com"]);
 }
 
 async fn keeps_acknowledged_changes_across_a_reopen(open: &Open) {

@@ -5,7 +5,7 @@
 //! whatever the storage and however many changes a write carries. Each change costs
 //! O(log n) per user it touches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -144,6 +144,8 @@ impl UserSet {
         // place of its last update: earlier places are blanked, then skipped.
         let mut updated: Vec<Option<Arc<User>>> = Vec::new();
         let mut slot_of: HashMap<super::Position, usize> = HashMap::new();
+        // Each user an applied item names is counted once, however many items name it.
+        let mut applied: HashSet<super::Position> = HashSet::new();
         for item in items {
             let (id, email, asked) = match item {
                 EmailUpdate::Valid { id, email } => {
@@ -168,7 +170,7 @@ impl UserSet {
             let (position, current) = (entry.position(), entry.user());
             if current.email() == email.as_str() {
                 // Already so: it counts as applied and changes nothing.
-                report.applied += 1;
+                applied.insert(position);
                 continue;
             }
             if self.email_taken(&email.key(), Some(position)) {
@@ -182,8 +184,9 @@ impl UserSet {
                 updated[earlier] = None;
             }
             updated.push(Some(user));
-            report.applied += 1;
+            applied.insert(position);
         }
+        report.applied = applied.len();
         report.updated = updated.into_iter().flatten().collect();
         report
     }

@@ -16,7 +16,7 @@ use crate::app::{HistoryError, MAX_HISTORY_PAGE, PurgeUserError, RestoreUserErro
 use crate::app::{MAX_FUZZY_CHARS, MAX_FUZZY_DISTANCE};
 use crate::domain::pagination::MAX_PAGE;
 use crate::domain::user::{MAX_EMAIL_CHARS, MAX_NAME_CHARS};
-use crate::domain::{EmailError, NameError, User};
+use crate::domain::{BulkFailureReason, BulkMode, BulkReport, EmailError, NameError, User};
 
 pub const USER_CREATED: &str = "User created.";
 pub const USER_RESTORED: &str = "User restored.";
@@ -74,6 +74,70 @@ pub fn document(err: &async_graphql::parser::Error) -> Option<String> {
         Error::RecursionLimitExceeded => "The document nests too deep to be read.".to_owned(),
         _ => return None,
     })
+}
+
+/// What a processed `bulkUpdateEmails` of `items` items answers: `ok`, the users updated
+/// (or that would be, in a dry run) and its one-line summary. Not ok when nothing applied:
+/// an atomic batch with a failure, or one whose every item failed; the summary then says so
+/// and counts the failures by cause.
+pub fn bulk_update_emails(report: &BulkReport, mode: BulkMode, items: usize) -> (bool, usize, String) {
+    let failed = report.failures.len();
+    if items == 0 {
+        return (true, 0, "Nothing to update: no items were given.".to_owned());
+    }
+    let why = failure_counts(report);
+    let refused = mode.atomic && failed > 0;
+    if refused || report.applied == 0 {
+        let message = match (mode.dry_run, refused) {
+            (true, true) => format!(
+                "Dry run: nothing would be updated: {failed} of {items} items would fail ({why}) and the batch is atomic."
+            ),
+            (false, true) => {
+                format!("Nothing updated: {failed} of {items} items failed ({why}) and the batch is atomic.")
+            }
+            (true, false) => {
+                format!("Dry run: nothing would be updated: none of the {items} items would apply ({why}).")
+            }
+            (false, false) => format!("Nothing updated: none of the {items} items could be applied ({why})."),
+        };
+        return (false, 0, message);
+    }
+    let applied = report.applied;
+    let users = if applied == 1 { "user" } else { "users" };
+    let message = match (mode.dry_run, failed) {
+        (true, 0) => {
+            format!("Dry run: {applied} {users} would be updated by {items} items; nothing was written.")
+        }
+        (true, _) => format!(
+            "Dry run: {applied} {users} would be updated by {items} items, {failed} would fail ({why}); nothing was written."
+        ),
+        (false, 0) => format!("Updated {applied} {users} by {items} items."),
+        (false, _) => format!("Updated {applied} {users} by {items} items; {failed} failed ({why})."),
+    };
+    (true, applied, message)
+}
+
+/// The failures of a bulk by cause: `40 unknown ids, 2 invalid emails`.
+fn failure_counts(report: &BulkReport) -> String {
+    let count = |reason| report.failures.iter().filter(|f| f.reason == reason).count();
+    [
+        (count(BulkFailureReason::NotFound), "unknown id", "unknown ids"),
+        (
+            count(BulkFailureReason::InvalidEmail),
+            "invalid email",
+            "invalid emails",
+        ),
+        (
+            count(BulkFailureReason::EmailInUse),
+            "email in use",
+            "emails in use",
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 const NOT_FOUND: &str = "Not found.";

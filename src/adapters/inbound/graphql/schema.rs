@@ -255,7 +255,9 @@ impl MutationRoot {
     }
 
     /// Changes many emails in one write, item by item in order; items that cannot be
-    /// applied are listed in `failed` and do not stop the others.
+    /// applied are listed in `failed` and do not stop the others. Several items may name one
+    /// user: they apply in order (the last applied wins) and the user is counted once in
+    /// `updatedCount`. When nothing applies, `ok` is false and `message` says why.
     ///
     /// With `atomic: true` either every item applies or none does; with `dryRun: true`
     /// nothing is written and the payload says what would happen.
@@ -267,6 +269,7 @@ impl MutationRoot {
         #[graphql(default = false)] dry_run: bool,
     ) -> Result<BulkUpdateEmailsPayload> {
         let mode = BulkMode { atomic, dry_run };
+        let items = updates.len();
         let changes = updates
             .into_iter()
             .map(|item| EmailChange {
@@ -279,7 +282,7 @@ impl MutationRoot {
             .execute(changes, mode)
             .await
             .map_err(|err| errors::storage(&err))?;
-        Ok(BulkUpdateEmailsPayload::new(&report, mode))
+        Ok(BulkUpdateEmailsPayload::new(&report, mode, items))
     }
 
     /// Changes only the fields given. With `expectedUpdatedAt`, refuses (`ok: false`, the

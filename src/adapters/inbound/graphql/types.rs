@@ -96,9 +96,12 @@ pub struct DeleteUserPayload {
 /// The answer to `bulkUpdateEmails`.
 #[derive(SimpleObject)]
 pub struct BulkUpdateEmailsPayload {
-    /// True when the batch was processed, even if some items failed.
+    /// True when at least one item applied (or would, in a dry run), even if others failed;
+    /// false when nothing applied: every item failed, or an atomic batch had a failure (the
+    /// message then counts the failures by cause). An empty list is ok.
     pub ok: bool,
-    /// How many items were applied.
+    /// How many users were updated (or would be, in a dry run), each counted once however
+    /// many items name it; a user already having the address asked for counts.
     pub updated_count: i32,
     /// One line per item that was not applied: `<id> not found`, `<id> email in use`,
     /// `<id> invalid email`.
@@ -132,25 +135,12 @@ impl UpdateUserPayload {
 }
 
 impl BulkUpdateEmailsPayload {
-    /// The payload for a processed batch. `ok` is false only when an atomic batch was
-    /// refused (or would be, in a dry run) because an item failed.
-    pub fn new(report: &BulkReport, mode: BulkMode) -> Self {
-        let failed = report.failures.len();
-        let total = report.applied + failed;
-        let refused = mode.atomic && failed > 0;
-        let applied = if refused { 0 } else { report.applied };
-        let message = match (mode.dry_run, refused) {
-            (true, true) => {
-                format!("Dry run: nothing would be updated; {failed} of {total} items would fail.")
-            }
-            (true, false) => format!("Dry run: {applied} of {total} would be updated; nothing was written."),
-            (false, true) => {
-                format!("Nothing updated: {failed} of {total} items failed and the batch is atomic.")
-            }
-            (false, false) => format!("Updated {applied} of {total}."),
-        };
+    /// The payload for a processed batch of `items` items; its `ok`, count and summary are
+    /// `messages::bulk_update_emails`'.
+    pub fn new(report: &BulkReport, mode: BulkMode, items: usize) -> Self {
+        let (ok, applied, message) = super::messages::bulk_update_emails(report, mode, items);
         Self {
-            ok: !refused,
+            ok,
             updated_count: i32::try_from(applied).unwrap_or(i32::MAX),
             failed: report.failures.iter().map(ToString::to_string).collect(),
             message,

@@ -242,10 +242,9 @@ async fn bulk(
                 email: email.to_owned(),
                 reason,
             });
-        } else {
-            report.applied += 1;
         }
     }
+    report.applied = plan.applied();
     report.committed = !mode.dry_run && (!mode.atomic || report.failures.is_empty());
     let changed = plan.changed();
     if !report.committed || changed.is_empty() {
@@ -314,6 +313,8 @@ struct BulkPlan {
     holders: HashMap<String, String>,
     /// Counts changes, to list changed users by their last one.
     changes: u64,
+    /// The users an applied item named, each once (as the domain counts them).
+    applied: HashSet<String>,
 }
 
 /// One locked user and what the items so far made of it.
@@ -374,6 +375,7 @@ impl BulkPlan {
             return Err(BulkFailureReason::InvalidEmail);
         };
         if user.email == email {
+            self.applied.insert(id.to_owned());
             return Ok(());
         }
         if self.holders.get(&key).is_some_and(|holder| holder != id) {
@@ -387,7 +389,13 @@ impl BulkPlan {
         user.email = email.to_owned();
         user.key = key;
         user.changed = Some(self.changes);
+        self.applied.insert(id.to_owned());
         Ok(())
+    }
+
+    /// How many users the applied items named, each once.
+    fn applied(&self) -> usize {
+        self.applied.len()
     }
 
     /// The changed users, in the order of their last change (as the domain reports them).
@@ -481,7 +489,7 @@ mod tests {
                 EmailUpdate::Invalid { .. } => None,
             };
             match plan.apply(item, key) {
-                Ok(()) => report.applied += 1,
+                Ok(()) => {}
                 Err(reason) => {
                     let (id, email) = match item {
                         EmailUpdate::Valid { id, email } => (id, email.as_str()),
@@ -495,6 +503,7 @@ mod tests {
                 }
             }
         }
+        report.applied = plan.applied();
         report.updated = plan.changed().iter().map(|user| user.as_user(at)).collect();
         report
     }
