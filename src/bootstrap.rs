@@ -90,6 +90,7 @@ fn schema_settings(exposure: &Exposure, tokens: &Tokens, on_database: bool) -> S
         cache_bytes: usize::try_from(exposure.query_cache_mib)
             .unwrap_or(usize::MAX)
             .saturating_mul(1024 * 1024),
+        metrics_label_idle: exposure.metrics_label_idle,
     }
 }
 

@@ -170,6 +170,11 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_MAX_BULK_ITEMS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_bulk_items: u64,
 
+    /// How long an operation keeps its metrics label without being seen. Hidden: it exists
+    /// for tests; the exporter drops series unchanged for the default hour whatever it says.
+    #[arg(long, env = "ROSTER_METRICS_LABEL_IDLE", default_value = "3600", value_parser = seconds, hide = true)]
+    pub metrics_label_idle: Duration,
+
     /// How many MiB each cache of parsed and validated queries may hold.
     #[arg(long, env = "ROSTER_QUERY_CACHE_MIB", default_value_t = 32)]
     pub query_cache_mib: u32,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::ws::Subscriber;
-use crate::helpers::{TestApp, eventually, spawn_app};
+use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with_flags};
 
 /// The `/metrics` text, asserting 200 and the Prometheus content type.
 async fn scrape(app: &TestApp) -> String {
@@ -50,12 +50,15 @@ async fn named_operations_are_counted_with_their_outcome_latency_and_error_codes
             .await;
         assert!(answer.get("errors").is_none(), "{answer}");
     }
-    let answer = app
-        .gql(
-            &format!("query {failing} {{ allUsers(limit: -1) {{ id }} }}"),
-            json!({}),
-        )
-        .await;
+    // An operation earns its label by running cleanly once; then its failures count under it.
+    let query = format!("query {failing}($limit: Int) {{ allUsers(limit: $limit) {{ id }} }}");
+    assert!(
+        app.gql(&query, json!({ "limit": 1 }))
+            .await
+            .get("errors")
+            .is_none()
+    );
+    let answer = app.gql(&query, json!({ "limit": -1 })).await;
     assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 
     let after = scrape(&app).await;
@@ -75,6 +78,58 @@ async fn named_operations_are_counted_with_their_outcome_latency_and_error_codes
         "{after}"
     );
     assert!(after.contains("# HELP roster_graphql_errors_total"), "{after}");
+}
+
+/// How many distinct operation labels a server keeps (`MAX_OPERATION_LABELS`).
+const LABELS: usize = 200;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_names_that_never_ran_cleanly_leave_the_label_slots_to_real_operations() {
+    let app = spawn_app().await;
+    let junk = unique("Junk");
+    for n in 0..300 {
+        // Some refused by validation, most executed with an error: neither earns a label.
+        let query = if n % 6 == 0 {
+            format!("query {junk}{n} {{ __typename @aa }}")
+        } else {
+            format!("query {junk}{n} {{ allUsers(limit: -1) {{ id }} }}")
+        };
+        let answer = app.gql(&query, json!({})).await;
+        assert!(answer.get("errors").is_some(), "{answer}");
+    }
+    let real = unique("GetUsers");
+    let answer = app
+        .gql(&format!("query {real} {{ allUsers {{ id }} }}"), json!({}))
+        .await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, &requests_of(&real, "ok")), 1.0, "{text}");
+    assert!(!text.contains(&junk), "junk names became labels:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_slots_of_operations_not_seen_for_the_idle_period_are_released() {
+    // The idle period is an hour; a hidden flag shortens it for this test.
+    let app = spawn_app_with_flags(&json!([]), &["--metrics-label-idle", "1"]).await;
+    let fill = unique("Fill");
+    for n in 0..LABELS {
+        let answer = app
+            .gql(&format!("query {fill}{n} {{ __typename }}"), json!({}))
+            .await;
+        assert!(answer.get("errors").is_none(), "{answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let real = unique("GetUsers");
+    let answer = app
+        .gql(&format!("query {real} {{ allUsers {{ id }} }}"), json!({}))
+        .await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(&text, &requests_of(&real, "ok")),
+        1.0,
+        "every slot was idle, yet the new operation got none:\n{text}"
+    );
 }
 
 #[tokio::test]

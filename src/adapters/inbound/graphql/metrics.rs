@@ -3,10 +3,15 @@
 //!
 //! An operation is named by its operation name or, when anonymous, by its first top-level
 //! field (`{ allUsers { id } }` counts as `allUsers`), read from the parsed document.
-//! Operation names are the client's choice and every label value is a series kept for the
-//! life of the process, so a schema keeps at most [`MAX_OPERATION_LABELS`] distinct names
-//! and counts later ones as `(other)`; a request that does not parse, validate or name an
-//! operation of its document is counted as `(invalid)`, so junk never becomes a label.
+//! Operation names are the client's choice and every label value is a series, so a schema
+//! keeps at most [`MAX_OPERATION_LABELS`] of them at once. A name earns a label slot only by
+//! running: answered without any error, or executed from a persisted query; until then it
+//! counts as `(other)`, so names that only ever fail never take a slot from a real operation.
+//! A slot holds for as long as its operation keeps coming; one not seen for
+//! [`OPERATION_LABEL_IDLE`] is released when a new name needs room, and the exporter drops
+//! series unchanged that long (`http::metrics`), so the released label's series goes too. A
+//! request that does not parse, validate or name an operation of its document is counted as
+//! `(invalid)`, so junk never becomes a label.
 //!
 //! The outcome is `ok` (no errors), `error` (executed, with errors) or `invalid` (refused
 //! before execution). Over HTTP a request is counted when its answer is ready; over the
@@ -16,10 +21,10 @@
 //! Every error gets its code here (`errors::code_errors`), before counting, so the counts
 //! see the codes clients see. The schema's one extension (`pipeline`) calls these hooks.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::errors::code_errors;
 use super::operation::{Chosen, chosen};
@@ -30,6 +35,9 @@ use async_graphql::{Request, Response, ServerError, ValidationResult, Value};
 
 /// How many distinct operation labels a schema records before counting the rest as `(other)`.
 pub const MAX_OPERATION_LABELS: usize = 200;
+/// How long an operation's label slot is kept without the operation being seen, and how long
+/// the exporter keeps a series that does not change.
+pub const OPERATION_LABEL_IDLE: Duration = Duration::from_secs(3600);
 /// How deeply fragments are followed to find an anonymous operation's first field. The
 /// document is not validated yet at that point, so a fragment cycle must not loop.
 const MAX_FRAGMENT_DEPTH: usize = 8;
@@ -66,12 +74,27 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Hands each request its [`Measured`]; the operation labels are shared by all of them.
-#[derive(Default)]
 pub struct RequestMetrics {
     labels: Arc<Labels>,
 }
 
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        Self::with_idle(OPERATION_LABEL_IDLE)
+    }
+}
+
 impl RequestMetrics {
+    /// Metrics whose label slots are released after `idle` without their operation.
+    pub fn with_idle(idle: Duration) -> Self {
+        Self {
+            labels: Arc::new(Labels {
+                known: Mutex::default(),
+                idle,
+            }),
+        }
+    }
+
     /// The measurements of one request.
     pub fn for_request(&self) -> Measured {
         Measured {
@@ -81,21 +104,29 @@ impl RequestMetrics {
     }
 }
 
-/// The operation labels handed out so far.
-#[derive(Default)]
+/// The operation labels handed out, each with when its operation was last seen.
 struct Labels {
-    known: Mutex<HashSet<String>>,
+    known: Mutex<HashMap<String, Instant>>,
+    idle: Duration,
 }
 
 impl Labels {
-    /// `name` while there is room for it (or it already has its place), else `(other)`.
-    fn label(&self, name: &str) -> String {
+    /// `name` when it holds a slot, or earns one (`earns`: it ran cleanly or was persisted)
+    /// while there is room, slots idle for `idle` being released to make it; else `(other)`.
+    fn label(&self, name: &str, earns: bool, now: Instant) -> String {
         let mut known = lock(&self.known);
-        if known.contains(name) {
+        if let Some(seen) = known.get_mut(name) {
+            *seen = now;
             return name.to_owned();
         }
+        if !earns {
+            return OTHER.to_owned();
+        }
+        if known.len() >= MAX_OPERATION_LABELS {
+            known.retain(|_, seen| now.saturating_duration_since(*seen) < self.idle);
+        }
         if known.len() < MAX_OPERATION_LABELS {
-            known.insert(name.to_owned());
+            known.insert(name.to_owned(), now);
             return name.to_owned();
         }
         OTHER.to_owned()
@@ -118,12 +149,15 @@ struct State {
     chosen: bool,
     /// A streamed answer carried an error.
     failed: bool,
+    /// The request came with a persisted query's hash.
+    persisted: bool,
 }
 
 impl State {
-    fn operation_label(&self, labels: &Labels) -> String {
+    /// The operation's label, given whether its answer carried an error.
+    fn operation_label(&self, labels: &Labels, failed: bool) -> String {
         match &self.operation {
-            Some((name, _)) if self.valid => labels.label(name),
+            Some((name, _)) if self.valid => labels.label(name, !failed || self.persisted, Instant::now()),
             _ => INVALID.to_owned(),
         }
     }
@@ -216,7 +250,7 @@ impl StreamTally {
 impl Drop for StreamTally {
     fn drop(&mut self) {
         let state = lock(&self.state);
-        let operation = state.operation_label(&self.labels);
+        let operation = state.operation_label(&self.labels, state.failed);
         if state.valid && !state.is_subscription() {
             metrics::histogram!(DURATION, "operation" => operation.clone()).record(self.started.elapsed());
         }
@@ -235,7 +269,7 @@ impl Measured {
         let (operation, outcome) = {
             let state = lock(&self.state);
             (
-                state.operation_label(&self.labels),
+                state.operation_label(&self.labels, response.is_err()),
                 state.outcome(response.is_err()),
             )
         };
@@ -262,9 +296,11 @@ impl Measured {
             .boxed()
     }
 
-    /// Notes the operation name the request asked for.
+    /// Notes the operation name the request asked for, and whether it came persisted.
     pub fn requested(&self, request: &Request) {
-        lock(&self.state).requested.clone_from(&request.operation_name);
+        let mut state = lock(&self.state);
+        state.requested.clone_from(&request.operation_name);
+        state.persisted = request.extensions.contains_key("persistedQuery");
     }
 
     /// Notes the operation the parsed document will run.
@@ -296,5 +332,48 @@ impl SubscriberGuard {
 impl Drop for SubscriberGuard {
     fn drop(&mut self) {
         metrics::gauge!(SUBSCRIBERS).decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_earned_by_a_clean_run_and_released_after_its_idle_period_when_room_is_needed() {
+        let labels = RequestMetrics::with_idle(Duration::from_secs(60)).labels;
+        let start = Instant::now();
+        assert_eq!(
+            labels.label("Failing", false, start),
+            OTHER,
+            "a failure earns nothing"
+        );
+        for n in 0..MAX_OPERATION_LABELS {
+            assert_eq!(labels.label(&format!("Op{n}"), true, start), format!("Op{n}"));
+        }
+        let soon = start + Duration::from_secs(30);
+        assert_eq!(
+            labels.label("Op0", false, soon),
+            "Op0",
+            "a slot keeps its failures"
+        );
+        assert_eq!(labels.label("New", true, soon), OTHER, "no slot is idle yet");
+        let later = start + Duration::from_secs(61);
+        assert_eq!(
+            labels.label("New", true, later),
+            "New",
+            "idle slots were released"
+        );
+        assert_eq!(
+            labels.label("Op0", true, later),
+            "Op0",
+            "a slot seen since kept its place"
+        );
+        assert_eq!(
+            labels.label("Op1", false, later),
+            OTHER,
+            "a released slot is earned again"
+        );
+        assert!(lock(&labels.known).len() <= MAX_OPERATION_LABELS);
     }
 }

@@ -31,6 +31,6 @@ pub use access::{Access, AccessPolicy, NEEDS_A_TOKEN};
 pub use errors::ErrorCode;
 pub use limits::QueryLimits;
 pub use logging::loggable;
-pub use metrics::{MAX_OPERATION_LABELS, describe as describe_metrics};
+pub use metrics::{MAX_OPERATION_LABELS, OPERATION_LABEL_IDLE, describe as describe_metrics};
 pub use over_http::{Batch, OverHttp, SocketUrl};
 pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};

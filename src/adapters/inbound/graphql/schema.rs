@@ -36,6 +36,8 @@ pub struct SchemaSettings {
     /// The most bytes each cache (parsed documents, validations, persisted queries' text)
     /// may hold.
     pub cache_bytes: usize,
+    /// How long an operation's metrics label is kept without the operation being seen.
+    pub metrics_label_idle: std::time::Duration,
 }
 
 impl Default for SchemaSettings {
@@ -44,6 +46,7 @@ impl Default for SchemaSettings {
             limits: QueryLimits::default(),
             access: AccessPolicy::default(),
             cache_bytes: super::parse_cache::DEFAULT_BUDGET_BYTES,
+            metrics_label_idle: super::metrics::OPERATION_LABEL_IDLE,
         }
     }
 }
@@ -65,7 +68,7 @@ pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> Ros
                 cache: ParseCache::with_budget(settings.cache_bytes),
                 persisted: PersistedQueries::with_budget(settings.cache_bytes),
             },
-            metrics: RequestMetrics::default(),
+            metrics: RequestMetrics::with_idle(settings.metrics_label_idle),
         })
         .finish()
 }

@@ -5,6 +5,11 @@
 //! ([`install`]) and every server in the process (the tests start many) reports into it
 //! and renders it. Recording is cheap and never waits for a scrape; histograms are kept as
 //! fixed buckets (not summaries) so Prometheus can aggregate them across replicas.
+//!
+//! A counter or histogram left unchanged for [`OPERATION_LABEL_IDLE`] is dropped from the
+//! output (and comes back, from zero, with its next count): that is how the series of an
+//! operation whose label slot was released (`graphql::metrics`) leave, so the series shown
+//! stay bounded however many names clients cycle through. Gauges are kept.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -12,9 +17,10 @@ use std::time::Duration;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 
 use super::errors::errors;
-use crate::adapters::inbound::graphql::ErrorCode;
+use crate::adapters::inbound::graphql::{ErrorCode, OPERATION_LABEL_IDLE};
 
 /// The installed exporter, or `None` when another recorder was installed first.
 static EXPORTER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -81,9 +87,11 @@ enum Kind {
     Histogram,
 }
 
-/// The exporter's configuration: bucketed histograms for every duration and the batch size.
-fn builder() -> Result<PrometheusBuilder, BuildError> {
+/// The exporter's configuration: bucketed histograms for every duration and the batch size,
+/// and counters and histograms unchanged for `idle` dropped.
+fn builder(idle: Duration) -> Result<PrometheusBuilder, BuildError> {
     PrometheusBuilder::new()
+        .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::HISTOGRAM, Some(idle))
         .set_buckets(SECONDS_BUCKETS)?
         .set_buckets_for_metric(
             Matcher::Full("roster_store_write_batch_size".to_owned()),
@@ -94,7 +102,7 @@ fn builder() -> Result<PrometheusBuilder, BuildError> {
 /// Installs the Prometheus recorder as the process's `metrics` recorder, once; later calls
 /// do nothing. Call it before anything records, or those records are lost.
 pub fn install() {
-    EXPORTER.get_or_init(|| match builder().and_then(PrometheusBuilder::install_recorder) {
+    EXPORTER.get_or_init(|| match builder(OPERATION_LABEL_IDLE).and_then(PrometheusBuilder::install_recorder) {
         Ok(handle) => {
             describe();
             let upkeep = handle.clone();
@@ -148,7 +156,7 @@ mod tests {
 
     #[test]
     fn histograms_render_as_buckets_with_the_batch_size_on_its_own_scale() {
-        let recorder = builder().unwrap().build_recorder();
+        let recorder = builder(OPERATION_LABEL_IDLE).unwrap().build_recorder();
         metrics::with_local_recorder(&recorder, || {
             metrics::histogram!("roster_store_write_batch_size").record(20.0);
             metrics::histogram!("roster_store_write_duration_seconds").record(0.003);
@@ -171,5 +179,30 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("quantile"), "a summary was rendered:\n{text}");
+    }
+
+    #[test]
+    fn a_series_left_unchanged_for_the_idle_period_is_dropped_and_a_gauge_is_kept() {
+        let recorder = builder(Duration::from_millis(50)).unwrap().build_recorder();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("roster_graphql_requests_total", "operation" => "Gone").increment(1);
+            metrics::histogram!("roster_graphql_request_duration_seconds", "operation" => "Gone")
+                .record(0.01);
+            metrics::gauge!("roster_graphql_subscribers").set(0.0);
+        });
+        let handle = recorder.handle();
+        assert!(handle.render().contains("operation=\"Gone\""));
+        // Well past the idle period; only a lower bound on the wait matters.
+        std::thread::sleep(Duration::from_millis(400));
+        let text = handle.render();
+        assert!(!text.contains("Gone"), "an idle series is still shown:\n{text}");
+        assert!(text.contains("roster_graphql_subscribers 0"), "{text}");
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("roster_graphql_requests_total", "operation" => "Gone").increment(1);
+        });
+        assert!(
+            handle.render().contains("operation=\"Gone\""),
+            "it comes back with its next count"
+        );
     }
 }

@@ -49,6 +49,9 @@ fn operations_are_counted_by_name_or_first_field_with_their_outcome_and_latency(
             "{ ...F } fragment F on Query { userByEmail(email: \"a@b\") { id } }",
         )
         .await;
+        // A failure counts under a name that ran cleanly once, and as `(other)` before.
+        run(&schema, "query NeverClean { allUsers(limit: -1) { id } }").await;
+        run(&schema, "{ allUsers { id } }").await;
         run(&schema, "{ allUsers(limit: -1) { id } }").await;
     });
     let text = recorder.handle().render();
@@ -56,6 +59,8 @@ fn operations_are_counted_by_name_or_first_field_with_their_outcome_and_latency(
     assert_eq!(requests(&text, "userById", "ok"), 1.0, "{text}");
     assert_eq!(requests(&text, "userByEmail", "ok"), 1.0, "{text}");
     assert_eq!(requests(&text, "allUsers", "error"), 1.0, "{text}");
+    assert_eq!(requests(&text, "(other)", "error"), 1.0, "{text}");
+    assert!(!text.contains("NeverClean"), "{text}");
     assert_eq!(
         sample(
             &text,
@@ -66,7 +71,7 @@ fn operations_are_counted_by_name_or_first_field_with_their_outcome_and_latency(
     );
     assert_eq!(
         sample(&text, "roster_graphql_errors_total{code=\"BAD_USER_INPUT\"}"),
-        1.0,
+        2.0,
         "{text}"
     );
 }
