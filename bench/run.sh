@@ -7,6 +7,11 @@
 # scale curve instead (benches/scale.rs; `--help` lists its options): 10k to 1M users, file
 # store and PostgreSQL, a Markdown table and target/bench-data/scale.png. About 40 minutes
 # with the three default sizes and a baseline.
+#
+# `bench/run.sh --subscribers [--sockets 255] [--per-socket 100] [--creates 50] [--binary PATH]...`
+# measures live subscriptions instead (benches/subscribers.rs): the server's CPU per create
+# and its memory per subscriber, with N sockets x M `userEvents` subscriptions; give two
+# binaries to compare builds in one run. About a minute per binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() {
@@ -25,5 +30,9 @@ if [ "${1:-}" = "--scale" ]; then
       || { as_root apt-get update -qq && as_root apt-get install -y fonts-dejavu-core >/dev/null; }
   fi
   exec cargo bench --bench scale -- "$@"
+fi
+if [ "${1:-}" = "--subscribers" ]; then
+  shift
+  exec cargo bench --bench subscribers -- "$@"
 fi
 exec cargo bench --bench suite -- "$@"

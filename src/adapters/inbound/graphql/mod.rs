@@ -21,6 +21,7 @@ mod parse_cache;
 mod persisted;
 mod pipeline;
 mod schema;
+mod shared_events;
 mod types;
 
 #[cfg(test)]
@@ -33,3 +34,4 @@ pub use logging::loggable;
 pub use metrics::{MAX_OPERATION_LABELS, describe as describe_metrics};
 pub use over_http::{Batch, OverHttp, SocketUrl};
 pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};
+pub use shared_events::{Delivery, ShareKey, ShareTicket, SharedEvents, SocketShares};
