@@ -56,16 +56,6 @@ impl Roster {
     /// `--database-url U`), logging at `RUST_LOG=log` to nowhere. The environment's
     /// `DATABASE_URL` and `USERS_JSON_PATH` are left out so that only the flags count.
     pub fn spawn<S: AsRef<OsStr>>(binary: &Path, store: &[S], log: &str) -> Self {
-        Self::spawn_with_env(binary, store, log, &[])
-    }
-
-    /// [`Roster::spawn`] with more environment variables.
-    pub fn spawn_with_env<S: AsRef<OsStr>>(
-        binary: &Path,
-        store: &[S],
-        log: &str,
-        env: &[(&str, &str)],
-    ) -> Self {
         let port = free_port();
         let spawned = Instant::now();
         let child = Command::new(binary)
@@ -74,7 +64,6 @@ impl Roster {
             .env_remove("DATABASE_URL")
             .env_remove("USERS_JSON_PATH")
             .env("RUST_LOG", log)
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
