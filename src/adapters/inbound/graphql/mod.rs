@@ -1,6 +1,7 @@
 //! The GraphQL driving adapter: schema, wire types, error mapping, field logging, the
 //! schema's description, request metrics, the request gate (limits, access, persisted
-//! queries) and what it must know of operations that came over plain HTTP.
+//! queries), what it must know of operations that came over plain HTTP, and the streams
+//! that WebSocket subscribers of one request share (`shared_events`).
 //!
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 

@@ -308,12 +308,6 @@ impl SharedEvents {
         }
     }
 
-    /// How many streams run now (for tests).
-    #[cfg(test)]
-    pub fn streams(&self) -> usize {
-        lock(&self.inner.streams).len()
-    }
-
     /// Puts the ticket's subscriber on the stream of its key, starting the stream (with
     /// `feed`) when there is none; the answer ends when the subscriber does.
     fn join(&self, ticket: &ShareTicket, feed: impl FnOnce() -> EventFeed) -> EventStream {
@@ -467,7 +461,7 @@ impl SharedStream {
         let mut places = lock(&self.places);
         places.retain(|_, slot| {
             let waiting = slot.waiting.load(Ordering::Relaxed);
-            let sent = if waiting >= MAX_BEHIND {
+            if waiting >= MAX_BEHIND {
                 let behind = u64::try_from(waiting).unwrap_or(u64::MAX);
                 let end = Delivery::End {
                     slot: slot.id,
@@ -483,8 +477,7 @@ impl SharedStream {
                     waiting: Arc::clone(&slot.waiting),
                 };
                 slot.socket.deliveries.send(event).is_ok()
-            };
-            sent
+            }
         });
         !places.is_empty()
     }
