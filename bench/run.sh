@@ -7,11 +7,21 @@
 # scale curve instead (benches/scale.rs; `--help` lists its options): 10k to 1M users, file
 # store and PostgreSQL, a Markdown table and target/bench-data/scale.png. About 40 minutes
 # with the three default sizes and a baseline.
+#
+# `bench/run.sh --subscribers [BINARY ...] [--sockets 255] [--per-socket 100] [--creates 50]`
+# measures live subscriptions instead (bench/subscribers.py, by default on the release
+# build): the server's CPU per create and its memory per subscriber, with N sockets x M
+# `userEvents` subscriptions; give two binaries to compare builds in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
+if [ "${1:-}" = "--subscribers" ]; then
+  shift
+  cargo build --release --locked --bin roster
+  exec python3 bench/subscribers.py "$@"
+fi
 if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk from Debian's packages" >&2
   as_root apt-get install -y wrk >/dev/null

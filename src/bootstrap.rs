@@ -145,6 +145,7 @@ async fn wire(
         max_body_bytes: exposure.max_body_bytes as usize,
         max_websockets: exposure.max_websockets as usize,
         max_websocket_operations: exposure.max_websocket_operations as usize,
+        max_subscriptions: exposure.max_subscriptions as usize,
         ws_init_timeout: exposure.ws_init_timeout,
         max_websockets_per_client: exposure.max_websockets_per_client as usize,
         ws_ping_interval: exposure.ws_ping_interval,

@@ -133,6 +133,12 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_MAX_WEBSOCKET_OPERATIONS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_websocket_operations: u32,
 
+    /// How many operations all WebSockets together may have running at once: nearly all are
+    /// subscriptions (a query or mutation ends when answered), each holding a few KB; more
+    /// are answered with an error (UNAVAILABLE) until one ends.
+    #[arg(long, env = "ROSTER_MAX_SUBSCRIPTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_subscriptions: u32,
+
     /// How long a WebSocket may take to send `connection_init` (then it is closed with 4408).
     #[arg(long, env = "ROSTER_WS_INIT_TIMEOUT", default_value = "10", value_parser = seconds)]
     pub ws_init_timeout: Duration,
@@ -453,6 +459,7 @@ mod tests {
         assert!(exposure.body_timeout <= Duration::from_secs(30));
         assert!(exposure.ws_init_timeout <= Duration::from_secs(10));
         assert_eq!(exposure.max_websockets_per_client, 32);
+        assert_eq!(exposure.max_subscriptions, 10_000);
         assert_eq!(exposure.ws_ping_interval, Duration::from_secs(15));
         assert_eq!(exposure.ws_pong_timeout, Duration::from_secs(15));
         assert_eq!(exposure.ws_message_timeout, Duration::from_secs(10));

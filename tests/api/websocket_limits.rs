@@ -365,3 +365,187 @@ async fn every_refusal_over_a_socket_leaves_a_log_line_with_its_code_and_request
     );
     assert!(codes.contains(&("m", "UNAUTHENTICATED")), "{codes:?}\n{stderr}");
 }
+
+/// Opens a socket, initialised, with `count` subscriptions `s0`, `s1`, … to `query`.
+async fn subscribed(app: &TestApp, query: &str, count: usize) -> Socket {
+    let mut socket = initialised(app).await;
+    for n in 0..count {
+        send_json(
+            &mut socket,
+            json!({ "id": format!("s{n}"), "type": "subscribe", "payload": { "query": query } }),
+        )
+        .await;
+    }
+    socket
+}
+
+/// Reads messages until `want` events (`next` without errors) have arrived; the others.
+async fn events_then_rest(socket: &mut Socket, want: usize) -> Vec<Value> {
+    let mut events = 0;
+    let mut rest = Vec::new();
+    while events < want {
+        let message = next_frame(socket).await.expect("a message").expect("not closed");
+        if message["type"] == "next" && message["payload"].get("errors").is_none() {
+            events += 1;
+        } else {
+            rest.push(message);
+        }
+    }
+    rest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_stops_reading_lags_alone_on_a_shared_stream() {
+    let users = crate::hostile::many_users(2_000);
+    let app = spawn_app_with_flags(&users, &[]).await;
+    // Big answers, so that the unread socket's buffers fill after some hundred events.
+    let aliases: Vec<String> = (0..40)
+        .map(|n| format!("u{n}: user {{ id name email }}"))
+        .collect();
+    let query = format!("subscription {{ userEvents {{ kind {} }} }}", aliases.join(" "));
+    let mut reader = subscribed(&app, &query, 1).await;
+    let mut sleeper = subscribed(&app, &query, 10).await;
+    // Both live: the reader hears a probe.
+    for attempt in 0.. {
+        app.create_ok("Probe", &format!("probe{attempt}@x.test")).await;
+        if tokio::time::timeout(Duration::from_millis(300), next_frame(&mut reader))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(attempt < 50, "the subscription never went live");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while tokio::time::timeout(Duration::from_millis(200), next_frame(&mut reader))
+        .await
+        .is_ok()
+    {}
+
+    // 2,000 updates in bursts of 500 (one burst over the store's buffer would lag everyone),
+    // each read whole by the reader before the next; the sleeper reads nothing.
+    for burst in 0..4 {
+        let updates: Vec<Value> = (burst * 500..(burst + 1) * 500)
+            .map(|n| json!({ "id": format!("id-{n}"), "email": format!("new{n}@example.com") }))
+            .collect();
+        let report = app.bulk_update(json!(updates)).await;
+        assert_eq!(report["updatedCount"], 500, "{report}");
+        let rest = events_then_rest(&mut reader, 500).await;
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+
+    // The sleeper wakes: what it was sent, then each subscription's end for falling behind.
+    let mut lagged = std::collections::BTreeSet::new();
+    let mut completed = std::collections::BTreeSet::new();
+    let mut heard = 0;
+    while completed.len() < 10 {
+        let message = next_frame(&mut sleeper)
+            .await
+            .expect("a message")
+            .expect("not closed");
+        let id = message["id"].as_str().expect("an id").to_owned();
+        match message["type"].as_str() {
+            Some("complete") => {
+                completed.insert(id);
+            }
+            Some("next") if message["payload"].get("errors").is_some() => {
+                assert_eq!(
+                    error_codes(&message["payload"]),
+                    ["SUBSCRIPTION_LAGGED"],
+                    "{message}"
+                );
+                lagged.insert(id);
+            }
+            Some("next") => heard += 1,
+            _ => panic!("{message}"),
+        }
+    }
+    assert_eq!(lagged, completed);
+    assert_eq!(lagged.len(), 10);
+    assert!(heard < 2_000 * 10, "the sleeper heard every event: {heard}");
+    eprintln!("the unread socket was sent {heard} events before it lagged");
+
+    // The reader goes on.
+    app.create_ok("After", "after@x.test").await;
+    let rest = events_then_rest(&mut reader, 1).await;
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cap_on_all_sockets_operations_refuses_with_unavailable_and_frees_on_complete_and_close() {
+    let app = spawn_app_with_flags(&json!([]), &["--max-subscriptions", "3"]).await;
+    let query = "subscription { userEvents { kind } }";
+    let first = subscribed(&app, query, 2).await;
+    let mut second = subscribed(&app, query, 1).await;
+    let subscribe = |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
+    send_json(&mut second, subscribe("over")).await;
+    let refusal = next_frame(&mut second).await.unwrap().unwrap();
+    assert_eq!(
+        (&refusal["type"], &refusal["id"]),
+        (&json!("error"), &json!("over")),
+        "{refusal}"
+    );
+    let errors = refusal["payload"].as_array().expect("errors");
+    assert_eq!(errors[0]["extensions"]["code"], "UNAVAILABLE", "{refusal}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("at most 3"),
+        "{refusal}"
+    );
+
+    // Ending one frees its place: the next runs, and hears events.
+    send_json(&mut second, json!({ "id": "s0", "type": "complete" })).await;
+    assert_eq!(
+        next_frame(&mut second).await.unwrap().unwrap(),
+        json!({ "type": "complete", "id": "s0" })
+    );
+    send_json(&mut second, subscribe("again")).await;
+    for attempt in 0.. {
+        app.create_ok("Probe", &format!("probe{attempt}@x.test")).await;
+        let heard = tokio::time::timeout(Duration::from_millis(300), next_frame(&mut second)).await;
+        if let Ok(message) = heard {
+            let message = message.unwrap().unwrap();
+            assert_eq!(
+                (&message["type"], &message["id"]),
+                (&json!("next"), &json!("again")),
+                "{message}"
+            );
+            break;
+        }
+        assert!(
+            attempt < 50,
+            "the subscription past the freed place never went live"
+        );
+    }
+    send_json(&mut second, subscribe("still-over")).await;
+    let refusal = loop {
+        let message = next_frame(&mut second).await.unwrap().unwrap();
+        if message["type"] != "next" {
+            break message;
+        }
+    };
+    assert_eq!(refusal["id"], "still-over", "{refusal}");
+
+    // Closing a socket frees its places.
+    drop(first);
+    let started = Instant::now();
+    for n in 0.. {
+        let id = format!("late{n}");
+        send_json(&mut second, subscribe(&id)).await;
+        // A subscription that runs says nothing until an event; a refused one is answered.
+        match tokio::time::timeout(Duration::from_millis(300), next_frame(&mut second)).await {
+            Err(_) => break,
+            Ok(message) => {
+                let message = message.unwrap().unwrap();
+                assert_eq!(
+                    (&message["type"], &message["id"]),
+                    (&json!("error"), &json!(id)),
+                    "{message}"
+                );
+            }
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the closed socket's places never freed"
+        );
+    }
+}

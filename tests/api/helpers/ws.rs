@@ -22,11 +22,20 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// Opens a graphql-transport-ws socket to `/graphql` of the server at `base`
 /// (`http://host:port`) with extra request headers; answers the upgrade response too.
 pub async fn connect(base: &str, headers: &[(&str, &str)]) -> Result<(Socket, Response), Error> {
+    connect_speaking(base, "graphql-transport-ws", headers).await
+}
+
+/// [`connect`] offering another subprotocol (`graphql-ws`, the legacy one).
+pub async fn connect_speaking(
+    base: &str,
+    protocol: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Socket, Response), Error> {
     let url = base.replace("http://", "ws://") + "/graphql";
     let mut request = url.into_client_request().unwrap();
     request
         .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
         request
@@ -81,6 +90,19 @@ pub async fn connect_acked(base: &str, headers: &[(&str, &str)]) -> (Socket, Res
     let ack = next_json(&mut socket).await;
     assert_eq!(ack["type"], "connection_ack", "{ack}");
     (socket, response)
+}
+
+/// The messages that arrive on `socket` until none has for `quiet`.
+pub async fn messages_until_quiet(socket: &mut Socket, quiet: Duration) -> Vec<Value> {
+    let mut messages = Vec::new();
+    while let Ok(frame) = tokio::time::timeout(quiet, next_frame(socket)).await {
+        match frame {
+            Some(Ok(message)) => messages.push(message),
+            Some(Err(code)) => panic!("the socket closed with {code}"),
+            None => panic!("the socket ended"),
+        }
+    }
+    messages
 }
 
 const EVENTS: &str =

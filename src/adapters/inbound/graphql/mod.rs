@@ -1,6 +1,7 @@
 //! The GraphQL driving adapter: schema, wire types, error mapping, field logging, the
 //! schema's description, request metrics, the request gate (limits, access, persisted
-//! queries) and what it must know of operations that came over plain HTTP.
+//! queries), what it must know of operations that came over plain HTTP, and the streams
+//! that WebSocket subscribers of one request share (`shared_events`).
 //!
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 
@@ -21,6 +22,7 @@ mod parse_cache;
 mod persisted;
 mod pipeline;
 mod schema;
+mod shared_events;
 mod typename;
 mod types;
 
@@ -34,3 +36,4 @@ pub use logging::loggable;
 pub use metrics::{MAX_OPERATION_LABELS, OPERATION_LABEL_IDLE, describe as describe_metrics};
 pub use over_http::{Batch, OverHttp, SocketUrl};
 pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};
+pub use shared_events::{Delivery, ShareKey, ShareTicket, SharedEvents, SocketShares};

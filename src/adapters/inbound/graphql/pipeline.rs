@@ -26,6 +26,7 @@ use super::errors;
 use super::gate::{Gate, GateRequest};
 use super::logging::FieldLogging;
 use super::metrics::{Measured, RequestMetrics};
+use super::shared_events;
 
 /// What every request shares: the gate's settings and caches, the metrics' labels.
 pub struct Pipeline {
@@ -87,6 +88,7 @@ impl Extension for PipelineRequest {
         self.log.remember(variables);
         let document = self.gate.parse(ctx, query, variables).await?;
         self.measured.parsed(&document);
+        shared_events::note_document(ctx.data_opt(), &document);
         Ok(document)
     }
 

@@ -15,6 +15,7 @@ use super::page::page_request;
 use super::parse_cache::ParseCache;
 use super::persisted::PersistedQueries;
 use super::pipeline::Pipeline;
+use super::shared_events::{self, SharedEvents};
 use super::types::{
     BulkUpdateEmailsPayload, CreateUserPayload, DeleteUserPayload, EmailUpdateInput, EventKind,
     PatchUserInput, PatchUserPayload, UpdateUserPayload, UserConnection, UserEventObject, UserInput,
@@ -59,8 +60,14 @@ pub fn build_schema(services: AppServices) -> RosterSchema {
 /// Builds the schema over the use cases with these settings, under one extension
 /// (`pipeline`: each extension costs every field a pass through it).
 pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> RosterSchema {
+    // Shared subscriptions run their request once on a schema without the pipeline: each
+    // subscriber has passed it on this one (`shared_events`).
+    let render = Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
+        .data(services.clone())
+        .finish();
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
+        .data(SharedEvents::new(render))
         .extension(Pipeline {
             gate: Gate {
                 limits: settings.limits,
@@ -353,7 +360,12 @@ impl SubscriptionRoot {
         if let Some(after) = after {
             return history::user_events_after(ctx, kinds, &after);
         }
-        let kinds = kinds.map(|kinds| kinds.into_iter().map(Into::into).collect());
+        let kinds: Option<Vec<crate::domain::UserEventKind>> =
+            kinds.map(|kinds| kinds.into_iter().map(Into::into).collect());
+        // Over a WebSocket, subscribers of the same request share one rendering of each event.
+        if let Some(shared) = shared_events::user_events(ctx, kinds.as_deref())? {
+            return Ok(shared);
+        }
         let feed = services(ctx)?.watch_user_events.execute(kinds);
         // The guard lives in the stream's state, so the subscriber count drops with it.
         let open = SubscriberGuard::new();

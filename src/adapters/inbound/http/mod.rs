@@ -25,6 +25,7 @@ pub mod server;
 mod websocket;
 mod websocket_frames;
 mod websocket_operations;
+mod websocket_runner;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,8 @@ pub struct HttpSettings {
     pub max_websockets: usize,
     /// How many operations one WebSocket may have running at once.
     pub max_websocket_operations: usize,
+    /// How many operations all WebSockets together may have running at once.
+    pub max_subscriptions: usize,
     /// How long a WebSocket may take to send `connection_init`.
     pub ws_init_timeout: Duration,
     /// How many WebSockets one client address may have open at once.

@@ -10,8 +10,12 @@
 //! (else close 4408, as graphql-transport-ws says) and may carry the token as
 //! `{"Authorization": "Bearer …"}` (a wrong or missing required one closes with 4403), and
 //! the socket closes with 1001 when the service shuts down. At most `max_operations` run
-//! at once on one socket (`websocket_operations.rs`); one more is answered with an error. Every operation goes through the
-//! schema, so the cost limits, the deadline and the write-token guard apply as on HTTP.
+//! at once on one socket, and `--max-subscriptions` on all of them (`websocket_operations.rs`);
+//! one more is answered with an error. Every operation goes through the schema, so the cost
+//! limits, the deadline and the write-token guard apply as on HTTP; each runs in a task of its
+//! own (`websocket_runner.rs`), and subscribers of the same `userEvents` request share one
+//! rendering of each event, which arrives as one delivery for all of the socket's operations
+//! on it and is written with one flush.
 //!
 //! A socket must also show it is alive and not stall the server: one silent for the ping
 //! interval (15 s by default) is sent a WebSocket ping, which clients answer on their own;
@@ -31,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::Data;
+use async_graphql::futures_util::stream::SplitSink;
 use async_graphql::futures_util::{SinkExt, StreamExt, future};
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use axum::extract::FromRequestParts;
@@ -47,9 +52,10 @@ use super::auth::{INVALID_TOKEN, InvalidToken, Tokens};
 use super::errors::{errors, unauthorized};
 use super::server::ClientAddress;
 use super::websocket_frames::FrameWatch;
-use super::websocket_operations::Operations;
+use super::websocket_operations::{AllOperations, Operations};
+use super::websocket_runner::{ClientOperation, Runner, shared_frame};
 use super::{AppState, HttpSettings};
-use crate::adapters::inbound::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema};
+use crate::adapters::inbound::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema, SocketShares};
 
 /// graphql-transport-ws: no `connection_init` in time.
 const INIT_TIMEOUT_CODE: u16 = 4408;
@@ -65,6 +71,10 @@ const POLICY_CODE: u16 = 1008;
 const PING_PAYLOAD: &[u8] = b"roster";
 /// Refusals waiting to be sent before the socket's further messages wait too.
 const REFUSALS_QUEUED: usize = 64;
+/// Operations' messages waiting to be sent before the operations wait too.
+const OUTPUTS_QUEUED: usize = 64;
+/// The most messages (or shared deliveries) gathered into one write and flush.
+const BATCH: usize = 64;
 /// How long a close frame may take to leave before the socket is simply dropped.
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long, after its close frame, the server reads and drops what the client still sends
@@ -84,6 +94,8 @@ pub struct WebSockets {
     keepalive: KeepaliveSettings,
     /// Operations one socket may have running at once.
     max_operations: usize,
+    /// The operations of every socket, against their cap.
+    all_operations: Arc<AllOperations>,
     init_timeout: Duration,
     /// The largest message a client may send.
     max_message_bytes: usize,
@@ -108,6 +120,7 @@ impl WebSockets {
                 message_timeout: settings.ws_message_timeout,
             },
             max_operations: settings.max_websocket_operations,
+            all_operations: Arc::new(AllOperations::new(settings.max_subscriptions)),
             init_timeout: settings.ws_init_timeout,
             max_message_bytes: settings.max_body_bytes,
             origins: settings
@@ -226,6 +239,8 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         );
     };
     let frames = parts.extensions.get::<Arc<FrameWatch>>().cloned();
+    // The request log's id of the upgrade, for the changes its operations make.
+    let request_id = crate::ports::change_source().request_id().map(str::to_owned);
     let client = parts.extensions.get::<ClientAddress>().copied();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
@@ -258,6 +273,8 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
         header_access,
         protocol,
         max_operations: sockets.max_operations,
+        all_operations: Arc::clone(&sockets.all_operations),
+        request_id,
         init_timeout: sockets.init_timeout,
         max_message_bytes: sockets.max_message_bytes,
         closing: sockets.closing.clone(),
@@ -284,6 +301,9 @@ struct Session {
     header_access: Access,
     protocol: WebSocketProtocols,
     max_operations: usize,
+    all_operations: Arc<AllOperations>,
+    /// The upgrade request's id.
+    request_id: Option<String>,
     init_timeout: Duration,
     max_message_bytes: usize,
     closing: watch::Receiver<bool>,
@@ -313,9 +333,26 @@ impl Session {
         let too_big = Arc::new(AtomicBool::new(false));
         let initialised = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicBool::new(false));
-        let operations = Arc::new(Operations::new(self.max_operations, self.protocol));
+        // The access `connection_init` settled on.
+        let access = Arc::new(Mutex::new(self.header_access));
+        let operations = Arc::new(Operations::new(
+            self.max_operations,
+            self.protocol,
+            Arc::clone(&self.all_operations),
+        ));
         // Refusals of operations past the cap, on their way to the client.
         let (refuse, mut refusals) = mpsc::channel::<String>(REFUSALS_QUEUED);
+        // Operations started and ended by the client, once initialised, for the runner.
+        let (route, mut routed) = mpsc::channel::<ClientOperation>(REFUSALS_QUEUED);
+        let (outputs, mut answers) = mpsc::channel(OUTPUTS_QUEUED);
+        let (shares, mut deliveries) = SocketShares::new();
+        let mut runner = Runner::new(
+            self.schema.clone(),
+            self.protocol,
+            self.request_id.clone(),
+            shares.clone(),
+            outputs,
+        );
 
         let started = Instant::now();
         // When the client last sent a whole frame, in nanoseconds since `started`.
@@ -330,6 +367,7 @@ impl Session {
             let operations = Arc::clone(&operations);
             let last_seen = Arc::clone(&last_seen);
             let client_close = Arc::clone(&client_close);
+            let initialised = Arc::clone(&initialised);
             stream
                 .inspect(move |message| {
                     last_seen.store(nanos_since(started), Ordering::Relaxed);
@@ -352,17 +390,28 @@ impl Session {
                         _ => None,
                     };
                     let refusal = bytes.as_ref().and_then(|bytes| operations.admit(bytes));
-                    let refuse = refuse.clone();
-                    async move {
-                        match refusal {
-                            None => bytes,
-                            Some(refusal) => {
-                                // Waits while the client is slow to read its refusals, so
-                                // it cannot pile them up; the loop below sends them.
-                                let _ = refuse.send(refusal).await;
-                                None
-                            }
+                    // Once initialised, operations are the runner's; before, the machine
+                    // refuses them.
+                    let operation = match (&refusal, &bytes) {
+                        (None, Some(bytes)) if initialised.load(Ordering::Relaxed) => {
+                            ClientOperation::read(bytes)
                         }
+                        _ => None,
+                    };
+                    let refuse = refuse.clone();
+                    let route = route.clone();
+                    async move {
+                        // Both wait while the client is slow to read, so it cannot pile
+                        // them up; the loop below sends the refusals and runs the operations.
+                        if let Some(refusal) = refusal {
+                            let _ = refuse.send(refusal).await;
+                            return None;
+                        }
+                        if let Some(operation) = operation {
+                            let _ = route.send(operation).await;
+                            return None;
+                        }
+                        bytes
                     }
                 })
         };
@@ -371,6 +420,7 @@ impl Session {
             let header_access = self.header_access;
             let initialised = Arc::clone(&initialised);
             let refused = Arc::clone(&refused);
+            let settled = Arc::clone(&access);
             move |payload: serde_json::Value| async move {
                 let access = match payload_authorization(&payload) {
                     None => Ok(header_access),
@@ -379,6 +429,7 @@ impl Session {
                 };
                 match access {
                     Ok(access) if tokens.policy().can_read(access) => {
+                        *settled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = access;
                         initialised.store(true, Ordering::Relaxed);
                         let mut data = Data::default();
                         data.insert(access);
@@ -446,6 +497,47 @@ impl Session {
                         break End::WriteFailed;
                     }
                 }
+                Some(operation) = routed.recv() => match operation {
+                    ClientOperation::Start { id, request } => {
+                        let access = *access.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        runner.start(id, *request, access);
+                    }
+                    ClientOperation::Stop { id } => {
+                        if let Some(text) = runner.stop(&id) {
+                            operations.sent(&text);
+                            if sink.send(Message::Text(text.into())).await.is_err() {
+                                break End::WriteFailed;
+                            }
+                        }
+                    }
+                },
+                Some(answer) = answers.recv() => {
+                    let mut texts = Vec::new();
+                    texts.extend(runner.output(answer));
+                    while texts.len() < BATCH {
+                        let Ok(answer) = answers.try_recv() else { break };
+                        texts.extend(runner.output(answer));
+                    }
+                    for text in &texts {
+                        operations.sent(text);
+                    }
+                    if !write_all(&mut sink, texts).await {
+                        break End::WriteFailed;
+                    }
+                }
+                Some(delivery) = deliveries.recv() => {
+                    // One delivery per stream and event, for all the socket's operations on it.
+                    let mut frames = Vec::new();
+                    let mut push = |head: &str, payload: &str| frames.push(shared_frame(head, payload));
+                    shares.receive(delivery, &mut push);
+                    for _ in 1..BATCH {
+                        let Ok(delivery) = deliveries.try_recv() else { break };
+                        shares.receive(delivery, &mut push);
+                    }
+                    if !write_all(&mut sink, frames).await {
+                        break End::WriteFailed;
+                    }
+                }
                 () = &mut init_deadline, if !initialised.load(Ordering::Relaxed) => {
                     break End::Close(INIT_TIMEOUT_CODE, "Connection initialisation timeout".to_owned());
                 }
@@ -474,6 +566,8 @@ impl Session {
                 }
             }
         };
+        // Ends every operation, and the socket's places on shared streams with them.
+        drop(runner);
         match end {
             End::Close(code, reason) => {
                 tracing::info!(close_code = code, %reason, "websocket closed");
@@ -490,6 +584,19 @@ impl Session {
             End::WriteFailed => tracing::info!("websocket dropped: an answer could not be written"),
         }
     }
+}
+
+/// Sends `texts` with one flush; whether they all went.
+async fn write_all(sink: &mut SplitSink<WebSocket, Message>, texts: Vec<String>) -> bool {
+    if texts.is_empty() {
+        return true;
+    }
+    for text in texts {
+        if sink.feed(Message::Text(text.into())).await.is_err() {
+            return false;
+        }
+    }
+    sink.flush().await.is_ok()
 }
 
 /// The keep-alive and message deadlines of every socket.

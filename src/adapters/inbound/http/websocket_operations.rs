@@ -7,12 +7,19 @@
 //! (graphql-ws) and ends with the client's `complete` or `stop`, or the server's `complete`
 //! or `error`. One past the cap is answered with an `error` for its id and never runs.
 //!
+//! Beside each socket's cap, one counts the operations of every socket together
+//! ([`AllOperations`], `--max-subscriptions`), so that many sockets cannot hold more memory
+//! than the service planned for: one past it is refused the same way, coded UNAVAILABLE (the
+//! client may try again later, or elsewhere). A place frees when its operation ends, on either
+//! side, or its socket closes.
+//!
 //! Refusals are logged as HTTP refusals are (in the upgrade request's span, so with its
 //! request id): one past the cap, and every answer that carries errors and no data (an
 //! operation refused before it ran: a missing token, a limit, a syntax error).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_graphql::http::WebSocketProtocols;
 use serde::Deserialize;
@@ -52,19 +59,55 @@ fn refusal_codes(payload: &serde_json::Value) -> Option<String> {
     Some(codes.join(","))
 }
 
+/// The operations every socket of the process has running, against their cap.
+pub struct AllOperations {
+    max: usize,
+    open: AtomicUsize,
+}
+
+impl AllOperations {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes a place, unless all are taken.
+    fn take(&self) -> bool {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.max).then_some(open + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, places: usize) {
+        self.open.fetch_sub(places, Ordering::AcqRel);
+    }
+}
+
 /// The operations running on one socket.
 pub struct Operations {
     max: usize,
     protocol: WebSocketProtocols,
     running: Mutex<HashSet<String>>,
+    all: Arc<AllOperations>,
 }
 
 impl Operations {
-    pub fn new(max: usize, protocol: WebSocketProtocols) -> Self {
+    pub fn new(max: usize, protocol: WebSocketProtocols, all: Arc<AllOperations>) -> Self {
         Self {
             max,
             protocol,
             running: Mutex::new(HashSet::new()),
+            all,
+        }
+    }
+
+    fn end(&self, running: &mut HashSet<String>, id: &str) {
+        if running.remove(id) {
+            self.all.give_back(1);
         }
     }
 
@@ -78,20 +121,27 @@ impl Operations {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match envelope.kind.as_str() {
-            "subscribe" | "start" if !running.contains(&id) && running.len() >= self.max => {
-                tracing::info!(
-                    operation_id = %crate::adapters::inbound::graphql::loggable(&id),
-                    code = ErrorCode::BadUserInput.as_str(),
-                    "websocket operation refused"
+            "subscribe" | "start" if running.contains(&id) => None,
+            "subscribe" | "start" if running.len() >= self.max => {
+                let message = format!(
+                    "A WebSocket may run at most {} operations at once; end one (send `complete`) or open another socket.",
+                    self.max
                 );
-                Some(self.refusal(&id))
+                Some(self.refusal(&id, ErrorCode::BadUserInput, message))
+            }
+            "subscribe" | "start" if !self.all.take() => {
+                let message = format!(
+                    "The service runs at most {} WebSocket operations at once (see --max-subscriptions); try again later.",
+                    self.all.max
+                );
+                Some(self.refusal(&id, ErrorCode::Unavailable, message))
             }
             "subscribe" | "start" => {
                 running.insert(id);
                 None
             }
             "complete" | "stop" => {
-                running.remove(&id);
+                self.end(&mut running, &id);
                 None
             }
             _ => None,
@@ -116,10 +166,11 @@ impl Operations {
             return;
         };
         if kind == "complete" || kind == "error" {
-            self.running
+            let mut running = self
+                .running
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&id);
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.end(&mut running, &id);
         }
         if let Some(codes) = refusal_codes(&payload) {
             tracing::info!(
@@ -130,13 +181,16 @@ impl Operations {
         }
     }
 
-    fn refusal(&self, id: &str) -> String {
+    /// The `error` message refusing operation `id`, logged.
+    fn refusal(&self, id: &str, code: ErrorCode, message: String) -> String {
+        tracing::info!(
+            operation_id = %crate::adapters::inbound::graphql::loggable(id),
+            code = code.as_str(),
+            "websocket operation refused"
+        );
         let error = json!({
-            "message": format!(
-                "A WebSocket may run at most {} operations at once; end one (send `complete`) or open another socket.",
-                self.max
-            ),
-            "extensions": { "code": ErrorCode::BadUserInput.as_str() },
+            "message": message,
+            "extensions": { "code": code.as_str() },
         });
         // graphql-transport-ws carries a list of errors, graphql-ws a single one.
         let payload = match self.protocol {
@@ -147,9 +201,23 @@ impl Operations {
     }
 }
 
+impl Drop for Operations {
+    fn drop(&mut self) {
+        let running = self
+            .running
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.all.give_back(running.len());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all() -> Arc<AllOperations> {
+        Arc::new(AllOperations::new(usize::MAX))
+    }
 
     fn subscribe(id: &str) -> Vec<u8> {
         json!({ "id": id, "type": "subscribe", "payload": { "query": "subscription { userEvents { kind } }" } })
@@ -159,7 +227,7 @@ mod tests {
 
     #[test]
     fn the_cap_counts_running_operations_whichever_side_ends_them() {
-        let operations = Operations::new(2, WebSocketProtocols::GraphQLWS);
+        let operations = Operations::new(2, WebSocketProtocols::GraphQLWS, all());
         assert_eq!(operations.admit(&subscribe("a")), None);
         assert_eq!(operations.admit(&subscribe("b")), None);
         let refusal: serde_json::Value =
@@ -193,7 +261,7 @@ mod tests {
 
     #[test]
     fn the_legacy_protocol_starts_and_stops_and_gets_a_single_error() {
-        let operations = Operations::new(1, WebSocketProtocols::SubscriptionsTransportWS);
+        let operations = Operations::new(1, WebSocketProtocols::SubscriptionsTransportWS, all());
         assert_eq!(
             operations.admit(br#"{"type":"start","id":"1","payload":{}}"#),
             None
@@ -210,5 +278,28 @@ mod tests {
             operations.admit(br#"{"type":"start","id":"2","payload":{}}"#),
             None
         );
+    }
+
+    #[test]
+    fn the_cap_of_all_sockets_refuses_with_unavailable_and_frees_on_end_and_close() {
+        let all = Arc::new(AllOperations::new(2));
+        let first = Operations::new(5, WebSocketProtocols::GraphQLWS, Arc::clone(&all));
+        let second = Operations::new(5, WebSocketProtocols::GraphQLWS, Arc::clone(&all));
+        assert_eq!(first.admit(&subscribe("a")), None);
+        assert_eq!(second.admit(&subscribe("a")), None);
+        let refusal: serde_json::Value =
+            serde_json::from_str(&second.admit(&subscribe("b")).expect("refused")).unwrap();
+        assert_eq!(refusal["id"], "b");
+        assert_eq!(refusal["payload"][0]["extensions"]["code"], "UNAVAILABLE");
+        // Only an operation that ran gives its place back.
+        second.admit(br#"{"type":"complete","id":"b"}"#);
+        assert!(first.admit(&subscribe("b")).is_some());
+        second.sent(r#"{"type":"complete","id":"a"}"#);
+        assert_eq!(first.admit(&subscribe("b")), None);
+        assert!(second.admit(&subscribe("c")).is_some());
+        drop(first);
+        assert_eq!(second.admit(&subscribe("c")), None);
+        assert_eq!(second.admit(&subscribe("d")), None);
+        assert!(second.admit(&subscribe("e")).is_some());
     }
 }
