@@ -5,7 +5,7 @@
 //! validation (through the cache), and the execution deadline. The rules themselves live in
 //! `limits`, `access`, `over_http`, `persisted` and `parse_cache`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{ExtensionContext, NextExecute, NextValidation};
@@ -13,6 +13,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerResult, Variables};
 
 use super::access::{Access, AccessPolicy};
+use super::answer_budget::{AnswerBudget, AnswerTicket};
 use super::errors::{ErrorCode, coded};
 use super::limits::{QueryLimits, check_text, shorten_syntax_error};
 use super::operation::chosen;
@@ -26,6 +27,8 @@ pub struct Gate {
     pub access: AccessPolicy,
     pub cache: ParseCache,
     pub persisted: PersistedQueries,
+    /// The memory answers may take at once, shared by every request.
+    pub answers: AnswerBudget,
 }
 
 impl Gate {
@@ -39,6 +42,8 @@ impl Gate {
             operation: Mutex::new(None),
             validation_key: Mutex::new(None),
             tokens: AtomicUsize::new(0),
+            answers: self.answers.clone(),
+            answer_cost: AtomicU64::new(0),
         }
     }
 }
@@ -55,6 +60,9 @@ pub struct GateRequest {
     validation_key: Mutex<Option<String>>,
     /// The query's tokens, counted before parsing, for a batch's shared limit.
     tokens: AtomicUsize,
+    answers: AnswerBudget,
+    /// The values the answer can hold, measured when parsing, reserved before execution.
+    answer_cost: AtomicU64,
 }
 
 impl GateRequest {
@@ -66,6 +74,14 @@ impl GateRequest {
             self.persisted.remember(hash, &request.query);
         }
         self.tokens.store(tokens, Ordering::Relaxed);
+        // The transport's ticket, if it brought one (it keeps the reservation until the
+        // answer is written); else one of the request's own.
+        if !request
+            .data
+            .contains_key(&std::any::TypeId::of::<Arc<AnswerTicket>>())
+        {
+            request.data.insert(Arc::new(AnswerTicket::default()));
+        }
         *self.operation.lock().unwrap_or_else(|p| p.into_inner()) = request.operation_name.clone();
         *self.validation_key.lock().unwrap_or_else(|p| p.into_inner()) = ParseCache::validation_key(&request);
         Ok(request)
@@ -100,6 +116,8 @@ impl GateRequest {
         if let Some(batch) = batch {
             batch.charge(&self.limits, &measure, scan)?;
         }
+        self.answers.admit(measure.cost)?;
+        self.answer_cost.store(measure.cost, Ordering::Relaxed);
         Ok(document)
     }
 
@@ -127,6 +145,16 @@ impl GateRequest {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
+        if let Some(ticket) = ctx.data_opt::<Arc<AnswerTicket>>() {
+            let cost = self.answer_cost.load(Ordering::Relaxed);
+            let reserved = self
+                .answers
+                .reserve(ticket, cost, self.limits.request_timeout)
+                .await;
+            if let Err(refused) = reserved {
+                return Response::from_errors(vec![refused]);
+            }
+        }
         let over_http = ctx.data_opt::<Arc<OverHttp>>();
         let shared = over_http.and_then(|http| {
             http.mark_executed();

@@ -4,6 +4,7 @@ use async_graphql::futures_util::stream;
 use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
 use super::access::AccessPolicy;
+use super::answer_budget::{AnswerBudget, AnswerBudgetSettings};
 use super::description::DESCRIPTION;
 use super::errors;
 use super::gate::Gate;
@@ -36,6 +37,8 @@ pub struct SchemaSettings {
     /// The most bytes each cache (parsed documents, validations, persisted queries' text)
     /// may hold.
     pub cache_bytes: usize,
+    /// The memory answers may take at once (`answer_budget`).
+    pub answers: AnswerBudgetSettings,
 }
 
 impl Default for SchemaSettings {
@@ -44,6 +47,7 @@ impl Default for SchemaSettings {
             limits: QueryLimits::default(),
             access: AccessPolicy::default(),
             cache_bytes: super::parse_cache::DEFAULT_BUDGET_BYTES,
+            answers: AnswerBudgetSettings::default(),
         }
     }
 }
@@ -64,6 +68,7 @@ pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> Ros
                 access: settings.access,
                 cache: ParseCache::with_budget(settings.cache_bytes),
                 persisted: PersistedQueries::with_budget(settings.cache_bytes),
+                answers: AnswerBudget::new(settings.answers),
             },
             metrics: RequestMetrics::default(),
         })
