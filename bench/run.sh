@@ -7,8 +7,17 @@
 # scale curve instead (benches/scale.rs; `--help` lists its options): 10k to 1M users, file
 # store and PostgreSQL, a Markdown table and target/bench-data/scale.png. About 40 minutes
 # with the three default sizes and a baseline.
+#
+# `bench/run.sh --answers [--clients 1,8,32,64,128] [--flags "..."]` runs the answer-memory
+# curve instead (bench/answer_memory.py): 100,000 users, 1 to 128 clients each fetching the
+# whole list, peak memory and /health latency per client count. About 5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--answers" ]; then
+  shift
+  cargo build --release --locked
+  exec python3 bench/answer_memory.py "$@"
+fi
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
