@@ -20,6 +20,7 @@
 //! HTTP the response body holds it and gives it back as its bytes go out, or all at once when
 //! the connection drops.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -280,6 +281,12 @@ impl AnswerTicket {
         }
     }
 
+    /// Whether the answer reserved anything: it is big enough to be worth moving off the
+    /// runtime's workers.
+    pub fn is_big(&self) -> bool {
+        self.covered.load(Ordering::Relaxed) > FREE_BYTES
+    }
+
     /// Hands the reservation to whoever writes the answer; the ticket charges nothing more.
     pub fn take(&self) -> Option<Reservation> {
         self.held.lock().unwrap_or_else(|p| p.into_inner()).take()
@@ -309,6 +316,19 @@ pub fn charge_text<'a>(ctx: &Context<'_>, text: &'a str) -> Result<&'a str, Erro
         ticket.charge(beyond.saturating_mul(2))?;
     }
     Ok(text)
+}
+
+/// Runs `work` (an operation's execution) where it cannot hold up the runtime: when `big`,
+/// on a multi-threaded runtime, its thread hands its other tasks to another worker for the
+/// time (a big answer is one long poll of hundreds of milliseconds, and two of them would
+/// otherwise leave `/health` waiting behind them).
+pub async fn off_the_workers<F: Future>(big: bool, work: F) -> F::Output {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if big && Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| Handle::current().block_on(work))
+    } else {
+        work.await
+    }
 }
 
 /// Part of the budget held for one answer: given back when dropped, or in part as the answer

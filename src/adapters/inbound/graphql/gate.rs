@@ -13,7 +13,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerResult, Variables};
 
 use super::access::{Access, AccessPolicy};
-use super::answer_budget::{AnswerBudget, AnswerTicket};
+use super::answer_budget::{AnswerBudget, AnswerTicket, off_the_workers};
 use super::errors::{ErrorCode, coded};
 use super::limits::{QueryLimits, check_text, shorten_syntax_error};
 use super::operation::chosen;
@@ -145,7 +145,8 @@ impl GateRequest {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        if let Some(ticket) = ctx.data_opt::<Arc<AnswerTicket>>() {
+        let ticket = ctx.data_opt::<Arc<AnswerTicket>>();
+        if let Some(ticket) = ticket {
             let cost = self.answer_cost.load(Ordering::Relaxed);
             let reserved = self
                 .answers
@@ -161,8 +162,9 @@ impl GateRequest {
             http.batch()
                 .map(|batch| batch.deadline(self.limits.request_timeout))
         });
-        self.limits
-            .with_deadline(operation_name, shared, next.run(ctx, operation_name))
-            .await
+        let run = self
+            .limits
+            .with_deadline(operation_name, shared, next.run(ctx, operation_name));
+        off_the_workers(ticket.is_some_and(|ticket| ticket.is_big()), run).await
     }
 }

@@ -55,7 +55,7 @@ pub async fn run(
             return exchange.relabel(unauthorized(message, false));
         }
         // Written at once: only the JSON of earlier operations waits for the later ones.
-        answers.push(outcome.write());
+        answers.push(outcome.written().await);
     }
     exchange.batch_answer(answers)
 }

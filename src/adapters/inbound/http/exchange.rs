@@ -104,9 +104,21 @@ impl Outcome {
         }
     }
 
+    /// [`Outcome::write`], for a big answer on a blocking thread: writing 100,000 users
+    /// takes tens of milliseconds the runtime's workers owe to other requests.
+    pub async fn written(self) -> Written {
+        if !self.ticket.is_big() {
+            return self.write();
+        }
+        match tokio::task::spawn_blocking(move || self.write()).await {
+            Ok(written) => written,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
     /// The answer as JSON within its bound, its tree dropped and its reservation shrunk to
     /// the text; an answer over its bound is replaced by the error that says so.
-    pub fn write(self) -> Written {
+    fn write(self) -> Written {
         let limit = self.ticket.bound().unwrap_or(u64::MAX);
         let chunks = Chunks::of(&self.answer(), limit);
         let ticket = Arc::clone(&self.ticket);
@@ -167,7 +179,7 @@ impl Exchange {
             StatusCode::OK
         };
         let wrong_method = outcome.wrong_method;
-        let written = outcome.write();
+        let written = outcome.written().await;
         let mut response = self.body(status, written.chunks, written.reservation.into_iter().collect());
         if wrong_method {
             response
