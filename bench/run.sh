@@ -12,8 +12,17 @@
 # measures live subscriptions instead (bench/subscribers.py, by default on the release
 # build): the server's CPU per create and its memory per subscriber, with N sockets x M
 # `userEvents` subscriptions; give two binaries to compare builds in one run.
+#
+# `bench/run.sh --answers [--clients 1,8,32,64,128] [--flags "..."]` runs the answer-memory
+# curve instead (bench/answer_memory.py): 100,000 users, 1 to 128 clients each fetching the
+# whole list, peak memory and /health latency per client count. About 5 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--answers" ]; then
+  shift
+  cargo build --release --locked
+  exec python3 bench/answer_memory.py "$@"
+fi
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }

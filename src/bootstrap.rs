@@ -10,7 +10,9 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::adapters::inbound::graphql::{QueryLimits, SchemaSettings, build_schema_with};
+use crate::adapters::inbound::graphql::{
+    AnswerBudgetSettings, QueryLimits, SchemaSettings, build_schema_with,
+};
 use crate::adapters::inbound::http::server::ServerSettings;
 use crate::adapters::inbound::http::{self, HttpSettings, Tokens};
 use crate::adapters::outbound::cache::{CACHE_TTL, CachedUserRepository};
@@ -91,6 +93,10 @@ fn schema_settings(exposure: &Exposure, tokens: &Tokens, on_database: bool) -> S
             .unwrap_or(usize::MAX)
             .saturating_mul(1024 * 1024),
         metrics_label_idle: exposure.metrics_label_idle,
+        answers: AnswerBudgetSettings {
+            max_bytes: u64::from(exposure.max_answer_memory_mib) * 1024 * 1024,
+            queue_timeout: exposure.answer_queue_timeout,
+        },
     }
 }
 

@@ -185,6 +185,20 @@ pub struct Exposure {
     #[arg(long, env = "ROSTER_QUERY_CACHE_MIB", default_value_t = 32)]
     pub query_cache_mib: u32,
 
+    /// How many MiB answers may take at once, being built or waiting to be written (each
+    /// reserves about 160 bytes per value its cost can hold; answers under 64 KiB reserve
+    /// nothing). Past it an operation waits up to --answer-queue-timeout, then is refused
+    /// `OVERLOADED` (HTTP 503 with `Retry-After`); one whose answer alone is larger is refused
+    /// `ANSWER_TOO_LARGE`. The default holds the largest answer --max-query-cost allows.
+    #[arg(long, env = "ROSTER_MAX_ANSWER_MEMORY_MIB", default_value_t = 256, value_name = "MIB",
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub max_answer_memory_mib: u32,
+
+    /// How long an operation may wait for room under --max-answer-memory-mib before it is
+    /// refused `OVERLOADED`.
+    #[arg(long, env = "ROSTER_ANSWER_QUEUE_TIMEOUT", default_value = "5", value_parser = seconds)]
+    pub answer_queue_timeout: Duration,
+
     /// A browser origin allowed to call the API (CORS) and open WebSockets, e.g.
     /// `https://app.example`; repeatable. CORS is off without one.
     #[arg(long = "cors-origin", env = "ROSTER_CORS_ORIGINS", value_delimiter = ',')]

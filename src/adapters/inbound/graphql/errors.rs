@@ -39,6 +39,10 @@ pub enum ErrorCode {
     Unavailable,
     /// An automatic persisted query's hash is not known (any more): send the query with it.
     PersistedQueryNotFound,
+    /// Answers already fill the memory they may use (`--max-answer-memory-mib`); try again.
+    Overloaded,
+    /// The answer would be, or grew, larger than one answer may be.
+    AnswerTooLarge,
 }
 
 impl ErrorCode {
@@ -59,6 +63,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::Unavailable => "UNAVAILABLE",
             Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::Overloaded => "OVERLOADED",
+            Self::AnswerTooLarge => "ANSWER_TOO_LARGE",
         }
     }
 

@@ -5,7 +5,7 @@
 //! validation (through the cache), and the execution deadline. The rules themselves live in
 //! `limits`, `access`, `over_http`, `persisted` and `parse_cache`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{ExtensionContext, NextExecute, NextValidation};
@@ -13,6 +13,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, Value, Variables};
 
 use super::access::{Access, AccessPolicy};
+use super::answer_budget::{AnswerBudget, AnswerTicket, off_the_workers};
 use super::errors::{ErrorCode, coded};
 use super::limits::{QueryLimits, check_text, parse_error};
 use super::operation::chosen;
@@ -27,6 +28,8 @@ pub struct Gate {
     pub access: AccessPolicy,
     pub cache: ParseCache,
     pub persisted: PersistedQueries,
+    /// The memory answers may take at once, shared by every request.
+    pub answers: AnswerBudget,
 }
 
 impl Gate {
@@ -41,6 +44,8 @@ impl Gate {
             validation_key: Mutex::new(None),
             tokens: AtomicUsize::new(0),
             unseen: Mutex::new(Vec::new()),
+            answers: self.answers.clone(),
+            answer_cost: AtomicU64::new(0),
         }
     }
 }
@@ -59,6 +64,9 @@ pub struct GateRequest {
     tokens: AtomicUsize,
     /// What validation cannot see wrong with the document's `__typename` fields.
     unseen: Mutex<Vec<ServerError>>,
+    answers: AnswerBudget,
+    /// The values the answer can hold, measured when parsing, reserved before execution.
+    answer_cost: AtomicU64,
 }
 
 impl GateRequest {
@@ -70,6 +78,14 @@ impl GateRequest {
             self.persisted.remember(hash, &request.query);
         }
         self.tokens.store(tokens, Ordering::Relaxed);
+        // The transport's ticket, if it brought one (it keeps the reservation until the
+        // answer is written); else one of the request's own.
+        if !request
+            .data
+            .contains_key(&std::any::TypeId::of::<Arc<AnswerTicket>>())
+        {
+            request.data.insert(Arc::new(AnswerTicket::default()));
+        }
         *self.operation.lock().unwrap_or_else(|p| p.into_inner()) = request.operation_name.clone();
         *self.validation_key.lock().unwrap_or_else(|p| p.into_inner()) = ParseCache::validation_key(&request);
         Ok(request)
@@ -104,6 +120,8 @@ impl GateRequest {
         if let Some(batch) = batch {
             batch.charge(&self.limits, &measure, scan)?;
         }
+        self.answers.admit(measure.cost)?;
+        self.answer_cost.store(measure.cost, Ordering::Relaxed);
         // Validation must see `__typename`'s directives (see `typename`).
         Ok(match typename::prepare(&document, &ctx.schema_env.registry) {
             Some((validated, unseen)) => {
@@ -148,16 +166,27 @@ impl GateRequest {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
+        let ticket = ctx.data_opt::<Arc<AnswerTicket>>();
+        if let Some(ticket) = ticket {
+            let cost = self.answer_cost.load(Ordering::Relaxed);
+            let reserved = self
+                .answers
+                .reserve(ticket, cost, self.limits.request_timeout)
+                .await;
+            if let Err(refused) = reserved {
+                return Response::from_errors(vec![refused]);
+            }
+        }
         let over_http = ctx.data_opt::<Arc<OverHttp>>();
         let shared = over_http.and_then(|http| {
             http.mark_executed();
             http.batch()
                 .map(|batch| batch.deadline(self.limits.request_timeout))
         });
-        let mut response = self
+        let run = self
             .limits
-            .with_deadline(operation_name, shared, next.run(ctx, operation_name))
-            .await;
+            .with_deadline(operation_name, shared, next.run(ctx, operation_name));
+        let mut response = off_the_workers(ticket.is_some_and(|ticket| ticket.is_big()), run).await;
         // async-graphql answers an operation whose every field was skipped (`@skip`,
         // `@include`) with null data; it selected nothing, so its data is an empty object.
         if response.data == Value::Null && response.errors.is_empty() {

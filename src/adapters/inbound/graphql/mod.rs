@@ -6,6 +6,7 @@
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 
 mod access;
+mod answer_budget;
 mod cost;
 mod description;
 mod errors;
@@ -30,6 +31,10 @@ mod types;
 mod tests;
 
 pub use access::{Access, AccessPolicy, NEEDS_A_TOKEN};
+pub use answer_budget::{
+    AnswerBudgetSettings, AnswerTicket, DEFAULT_MAX_ANSWER_MIB, DEFAULT_QUEUE_TIMEOUT, RETRY_AFTER_SECONDS,
+    Reservation,
+};
 pub use errors::ErrorCode;
 pub use limits::QueryLimits;
 pub use logging::loggable;

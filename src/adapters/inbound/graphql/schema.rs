@@ -4,6 +4,7 @@ use async_graphql::futures_util::stream;
 use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
 use super::access::AccessPolicy;
+use super::answer_budget::{AnswerBudget, AnswerBudgetSettings};
 use super::description::DESCRIPTION;
 use super::errors;
 use super::gate::Gate;
@@ -39,6 +40,8 @@ pub struct SchemaSettings {
     pub cache_bytes: usize,
     /// How long an operation's metrics label is kept without the operation being seen.
     pub metrics_label_idle: std::time::Duration,
+    /// The memory answers may take at once (`answer_budget`).
+    pub answers: AnswerBudgetSettings,
 }
 
 impl Default for SchemaSettings {
@@ -48,6 +51,7 @@ impl Default for SchemaSettings {
             access: AccessPolicy::default(),
             cache_bytes: super::parse_cache::DEFAULT_BUDGET_BYTES,
             metrics_label_idle: super::metrics::OPERATION_LABEL_IDLE,
+            answers: AnswerBudgetSettings::default(),
         }
     }
 }
@@ -74,6 +78,7 @@ pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> Ros
                 access: settings.access,
                 cache: ParseCache::with_budget(settings.cache_bytes),
                 persisted: PersistedQueries::with_budget(settings.cache_bytes),
+                answers: AnswerBudget::new(settings.answers),
             },
             metrics: RequestMetrics::with_idle(settings.metrics_label_idle),
         })

@@ -3,30 +3,33 @@
 
 use std::sync::Arc;
 
-use async_graphql::{ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+
+use super::answer_budget::charge_text;
 
 use crate::domain::pagination::{Cursor, Direction, OrderField, Page, UserOrder};
 use crate::domain::{
     BulkFailure, BulkFailureReason, BulkMode, BulkReport, User, UserEvent, UserEventKind, timestamp_text,
 };
 
-/// A user as clients see it.
+/// A user as clients see it. Its id, name and email, when longer than ordinary, are charged
+/// to the answer's share of the answer budget (`answer_budget`) before they are copied.
 pub struct UserObject(pub Arc<User>);
 
 /// A person on the list: an id, a name and a unique email.
 #[Object(name = "User")]
 impl UserObject {
     /// The user's id: a UUID for users made here, or whatever id the file gives.
-    async fn id(&self) -> ID {
-        ID(self.0.id().as_str().to_owned())
+    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
+        Ok(ID(charge_text(ctx, self.0.id().as_str())?.to_owned()))
     }
     /// The name, trimmed; never empty.
-    async fn name(&self) -> &str {
-        self.0.name()
+    async fn name(&self, ctx: &Context<'_>) -> Result<&str> {
+        charge_text(ctx, self.0.name())
     }
     /// The email address as given (trimmed); unique among users, ignoring case.
-    async fn email(&self) -> &str {
-        self.0.email()
+    async fn email(&self, ctx: &Context<'_>) -> Result<&str> {
+        charge_text(ctx, self.0.email())
     }
     /// When the user was created: RFC 3339 in UTC, or null when the file has no time.
     async fn created_at(&self) -> Option<String> {

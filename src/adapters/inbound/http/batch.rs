@@ -8,6 +8,8 @@
 //! (the request gate charges each operation to the batch's [`Batch`]). A mutation inside needs
 //! the write token like any other; a refusal for want of a token answers the whole batch 401.
 //! A malformed item, an empty batch or one over the size answers 400 and runs nothing.
+//! Each operation reserves its own share of the answer budget; one refused for want of room
+//! (`OVERLOADED`) is one item of the answer, the others still run.
 
 use std::sync::Arc;
 
@@ -46,13 +48,14 @@ pub async fn run(
         }
     }
     let batch = Arc::new(Batch::new());
-    let mut outcomes = Vec::with_capacity(requests.len());
+    let mut answers = Vec::with_capacity(requests.len());
     for request in requests {
         let outcome = exchange.execute(schema, request, Some(&batch)).await;
         if let Some(message) = outcome.unauthenticated() {
             return exchange.relabel(unauthorized(message, false));
         }
-        outcomes.push(outcome);
+        // Written at once: only the JSON of earlier operations waits for the later ones.
+        answers.push(outcome.written().await);
     }
-    exchange.batch_answer(&outcomes)
+    exchange.batch_answer(answers)
 }

@@ -10,20 +10,28 @@
 //! | a mutation or subscription over `GET` | 405, `Allow: POST` | 405, `Allow: POST` |
 //!
 //! Every request goes through the schema, whose request gate applies the limits, the
-//! deadline, the token rules and the metrics, exactly as for `POST /graphql`.
+//! deadline, the token rules, the answer budget and the metrics, exactly as for
+//! `POST /graphql`. An operation refused for want of room in the answer budget
+//! (`OVERLOADED`, before it ran) answers **503** with `Retry-After`. Each answer is written
+//! to JSON as soon as its operation is done and its tree of values dropped there; the body
+//! ([`AnswerBody`]) holds the answer's reservation until it is written.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_graphql::{ServerError, Value};
-use axum::Json;
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
 use super::accept::MediaType;
-use super::errors::unauthorized;
-use crate::adapters::inbound::graphql::{Access, Batch, ErrorCode, OverHttp, RosterSchema, SocketUrl};
+use super::answer_body::{AnswerBody, Chunks};
+use super::errors::{errors, unauthorized};
+use crate::adapters::inbound::graphql::{
+    Access, AnswerTicket, Batch, ErrorCode, OverHttp, RETRY_AFTER_SECONDS, Reservation, RosterSchema,
+    SocketUrl,
+};
 use crate::domain::{ChangeSource, Credential};
 
 /// One HTTP request's GraphQL context: how to answer, who asks, how it came.
@@ -39,6 +47,14 @@ pub struct Outcome {
     response: async_graphql::Response,
     executed: bool,
     wrong_method: bool,
+    /// The answer's share of the answer budget.
+    ticket: Arc<AnswerTicket>,
+}
+
+/// An answer written to JSON, its tree of values dropped, holding its reservation.
+pub struct Written {
+    chunks: Chunks,
+    reservation: Option<Reservation>,
 }
 
 /// A GraphQL response on the wire: `data` only when execution began (GraphQL spec,
@@ -56,7 +72,17 @@ struct Answer<'a> {
 impl Outcome {
     /// The message of a refusal for want of a token, if the operation got one.
     pub fn unauthenticated(&self) -> Option<&str> {
-        let code = Value::from(ErrorCode::Unauthenticated.as_str());
+        self.refusal(ErrorCode::Unauthenticated)
+    }
+
+    /// Whether the operation was refused, before it ran, for want of room in the budget.
+    fn overloaded(&self) -> bool {
+        !self.executed && self.refusal(ErrorCode::Overloaded).is_some()
+    }
+
+    /// The message of the first error coded `code`.
+    fn refusal(&self, code: ErrorCode) -> Option<&str> {
+        let code = Value::from(code.as_str());
         self.response
             .errors
             .iter()
@@ -77,6 +103,44 @@ impl Outcome {
             extensions: &self.response.extensions,
         }
     }
+
+    /// [`Outcome::write`], for a big answer on a blocking thread: writing 100,000 users
+    /// takes tens of milliseconds the runtime's workers owe to other requests.
+    pub async fn written(self) -> Written {
+        if !self.ticket.is_big() {
+            return self.write();
+        }
+        match tokio::task::spawn_blocking(move || self.write()).await {
+            Ok(written) => written,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
+    /// The answer as JSON within its bound, its tree dropped and its reservation shrunk to
+    /// the text; an answer over its bound is replaced by the error that says so.
+    fn write(self) -> Written {
+        let limit = self.ticket.bound().unwrap_or(u64::MAX);
+        let chunks = Chunks::of(&self.answer(), limit);
+        let ticket = Arc::clone(&self.ticket);
+        drop(self);
+        let chunks = chunks.unwrap_or_else(|_| {
+            let refused = ErrorCode::AnswerTooLarge.server_error(format!(
+                "The answer's JSON grew past {limit} bytes, what one answer may take (four times \
+                 its estimate, at most --max-answer-memory-mib). Ask for fewer users or fields."
+            ));
+            let answer = Answer {
+                data: None,
+                errors: &[refused],
+                extensions: &BTreeMap::new(),
+            };
+            Chunks::of(&answer, u64::MAX).unwrap_or_else(|_| Chunks::empty())
+        });
+        let mut reservation = ticket.take();
+        if let Some(reservation) = reservation.as_mut() {
+            reservation.shrink_to(chunks.len());
+        }
+        Written { chunks, reservation }
+    }
 }
 
 impl Exchange {
@@ -96,6 +160,17 @@ impl Exchange {
         if let Some(message) = outcome.unauthenticated() {
             return self.relabel(unauthorized(message, false));
         }
+        if outcome.overloaded() {
+            let message = outcome
+                .refusal(ErrorCode::Overloaded)
+                .unwrap_or_default()
+                .to_owned();
+            let mut response = errors(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Overloaded, message);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            return self.relabel(response);
+        }
         let status = if outcome.wrong_method {
             StatusCode::METHOD_NOT_ALLOWED
         } else if !outcome.executed && self.media == MediaType::GraphqlResponse {
@@ -103,8 +178,10 @@ impl Exchange {
         } else {
             StatusCode::OK
         };
-        let mut response = self.json(status, &outcome.answer());
-        if outcome.wrong_method {
+        let wrong_method = outcome.wrong_method;
+        let written = outcome.written().await;
+        let mut response = self.body(status, written.chunks, written.reservation.into_iter().collect());
+        if wrong_method {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
@@ -124,12 +201,17 @@ impl Exchange {
             over_http = over_http.in_batch(Arc::clone(batch));
         }
         let over_http = Arc::new(over_http);
-        let request = request.data(self.access).data(Arc::clone(&over_http));
+        let ticket = Arc::new(AnswerTicket::default());
+        let request = request
+            .data(self.access)
+            .data(Arc::clone(&over_http))
+            .data(Arc::clone(&ticket));
         let response = crate::ports::with_change_source(self.source(), schema.execute(request)).await;
         Outcome {
             response,
             executed: over_http.executed(),
             wrong_method: over_http.refused_for_its_method(),
+            ticket,
         }
     }
 
@@ -148,14 +230,31 @@ impl Exchange {
     }
 
     /// A batch's answer: 200 and one response per operation, in order.
-    pub fn batch_answer(&self, outcomes: &[Outcome]) -> Response {
-        let answers: Vec<Answer<'_>> = outcomes.iter().map(Outcome::answer).collect();
-        self.json(StatusCode::OK, &answers)
+    pub fn batch_answer(&self, answers: Vec<Written>) -> Response {
+        let mut chunks = Chunks::empty();
+        let mut reservations = Vec::with_capacity(answers.len());
+        chunks.push_static(b"[");
+        for (index, written) in answers.into_iter().enumerate() {
+            if index > 0 {
+                chunks.push_static(b",");
+            }
+            chunks.append(written.chunks);
+            reservations.extend(written.reservation);
+        }
+        chunks.push_static(b"]");
+        self.body(StatusCode::OK, chunks, reservations)
     }
 
-    /// `body` as JSON with this status, in the negotiated media type.
-    fn json(&self, status: StatusCode, body: &impl Serialize) -> Response {
-        self.relabel((status, Json(body)).into_response())
+    /// JSON `chunks` with this status, in the negotiated media type, holding `reservations`
+    /// until written.
+    fn body(&self, status: StatusCode, chunks: Chunks, reservations: Vec<Reservation>) -> Response {
+        let length = chunks.len();
+        let mut response = Response::new(Body::new(AnswerBody::new(chunks, reservations)));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        self.relabel(response)
     }
 
     /// Gives an answer (one of the HTTP layer's own errors too) the negotiated media type;

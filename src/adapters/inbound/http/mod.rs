@@ -5,12 +5,14 @@
 //!
 //! One file per route or concern: `graphql_post`, `graphql_get`, `exchange` (running a
 //! GraphQL request that came over HTTP and choosing its status and media type), `accept`
-//! (content negotiation), `batch`, `websocket` (with `websocket_operations`, the cap on
+//! (content negotiation), `answer_body` (an answer's JSON in chunks, holding its share of the
+//! answer budget until written), `batch`, `websocket` (with `websocket_operations`, the cap on
 //! operations, and `websocket_frames`, what the client's frames say), `health`, `metrics`,
 //! `auth` (bearer tokens), `errors` (the JSON error answers), `host` (one `Host` header),
 //! `request_log` (span, request id, log line and HTTP metrics of every request) and `server`.
 
 mod accept;
+mod answer_body;
 pub mod auth;
 mod batch;
 mod errors;
