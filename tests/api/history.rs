@@ -327,7 +327,7 @@ async fn a_subscription_after_a_revision_gets_every_later_change_once_while_othe
         let (_, _, event) = feed
             .next_event(Duration::from_secs(10))
             .await
-            .unwrap_or_else(|| panic!("only {} of {expected} events came", revisions.len()));
+            .unwrap_or_else(|| panic!("only {} of {expected} events came: {revisions:?}", revisions.len()));
         revisions.push(event["revision"].as_str().unwrap().parse::<u64>().unwrap());
     }
     for writer in writers {
@@ -388,6 +388,7 @@ crate::helpers::also_on_postgres!(
     create_update_and_delete_are_recorded_newest_first_with_request_id_and_credential,
     a_deleted_user_is_restored_and_an_update_rolled_back_as_new_restore_changes,
     a_purged_user_leaves_no_name_or_email_in_the_data_or_the_history,
+    a_subscription_after_a_revision_gets_every_later_change_once_while_others_write,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
