@@ -288,7 +288,7 @@ impl Owner {
             let mut notices = Vec::new();
             match event {
                 Event::Report(None) => return,
-                Event::Report(Some(report)) => self.report(report, &mut events, &mut acks),
+                Event::Report(Some(report)) => self.report(report, &mut acks),
                 Event::Notice(Some(Ok(notice))) => notices.push(notice),
                 Event::Notice(Some(Err(err))) => self.lost(&describe(&err)),
                 Event::Notice(None) => self.lost("the connection closed"),
@@ -299,7 +299,7 @@ impl Owner {
             while acks.len() < BATCH
                 && let Ok(report) = reports.try_recv()
             {
-                self.report(report, &mut events, &mut acks);
+                self.report(report, &mut acks);
             }
             if let Some(link) = &mut self.link {
                 while notices.len() < BATCH {
@@ -339,7 +339,7 @@ impl Owner {
         }
     }
 
-    fn report(&mut self, report: Report, events: &mut Vec<UserEvent>, acks: &mut Vec<oneshot::Sender<()>>) {
+    fn report(&mut self, report: Report, acks: &mut Vec<oneshot::Sender<()>>) {
         match report {
             Report::Committed {
                 tx,
