@@ -625,7 +625,9 @@ impl JournalReader {
     }
 
     /// The user's changes before `before`, newest first, at most `first`. Reads the whole
-    /// journal (keeping only `first` changes at a time): there is no index by user.
+    /// journal (keeping only `first` changes at a time): there is no index by user, which
+    /// would cost memory for every change kept. Only the lines that name the user (the
+    /// text `"user":"<id>"`) are parsed.
     pub(super) fn user_history(
         &self,
         id: &UserId,
@@ -637,7 +639,16 @@ impl JournalReader {
         if first == 0 {
             return Ok(Vec::new());
         }
-        for change in self.lines_from(|_| 0)? {
+        let marker = format!("\"user\":{}", serde_json::Value::from(id.as_str()));
+        let Some((file, len, ())) = self.open_at(|_| ())? else {
+            return Ok(Vec::new());
+        };
+        let changes = BufReader::with_capacity(1 << 16, file.take(len))
+            .split(b'\n')
+            .map_while(Result::ok)
+            .filter(|line| std::str::from_utf8(line).is_ok_and(|text| text.contains(&marker)))
+            .filter_map(|line| serde_json::from_slice::<Line>(&line).ok()?.into_change());
+        for change in changes {
             if change.revision >= before {
                 break;
             }
