@@ -15,11 +15,11 @@ use crate::adapters::inbound::http::server::ServerSettings;
 use crate::adapters::inbound::http::{self, HttpSettings, Tokens};
 use crate::adapters::outbound::cache::{CACHE_TTL, CachedUserRepository};
 use crate::adapters::outbound::json_file::{JsonFileUserRepository, OpenError, StoreOptions};
-use crate::domain::history::Retention;
 use crate::adapters::outbound::postgres::{ConnectError, PostgresOptions, PostgresUserRepository};
 use crate::adapters::outbound::system::{SystemClock, UuidV4Generator};
 use crate::app::AppServices;
 use crate::config::{Config, DatabaseUrl, Exposure, Secret};
+use crate::domain::history::Retention;
 use crate::ports::{ChangeJournal, UserRepository};
 
 /// Why the service could not start.

@@ -475,12 +475,21 @@ mod tests {
         let default = Config::from_flags(["--port", "1"]).unwrap();
         assert_eq!(default.history_retention, Duration::from_secs(90 * 86_400));
         assert_eq!(default.history_compaction_interval, Duration::from_secs(3_600));
-        for (text, seconds) in [("30d", 30 * 86_400), ("12h", 43_200), ("90m", 5_400), ("45s", 45), ("0", 0)] {
+        for (text, seconds) in [
+            ("30d", 30 * 86_400),
+            ("12h", 43_200),
+            ("90m", 5_400),
+            ("45s", 45),
+            ("0", 0),
+        ] {
             let config = Config::from_flags(["--history-retention", text]).unwrap();
             assert_eq!(config.history_retention, Duration::from_secs(seconds), "{text}");
         }
         for bad in ["", "d", "12", "1w", "-1d", "1.5h", "99999999999999d"] {
-            assert!(Config::from_flags(["--history-retention", bad]).is_err(), "{bad:?}");
+            assert!(
+                Config::from_flags(["--history-retention", bad]).is_err(),
+                "{bad:?}"
+            );
         }
         assert!(Config::from_flags(["--history-compaction-interval", "0"]).is_err());
     }

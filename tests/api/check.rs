@@ -231,7 +231,8 @@ fn the_history_beside_the_file_is_checked_line_by_line() {
         "[1, 2]".to_owned(),
         change(3),
         change(5),
-        r#"{"revision":6,"at":"2024-05-01T10:00:00Z","kind":"sideways","user":"a","source":{"kind":"api"}}"#.to_owned(),
+        r#"{"revision":6,"at":"2024-05-01T10:00:00Z","kind":"sideways","user":"a","source":{"kind":"api"}}"#
+            .to_owned(),
     ];
     let torn = r#"{"revision":7,"at":"2024"#;
     std::fs::write(

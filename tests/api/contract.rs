@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 
-use roster::domain::{
-    BulkMode, Change, ChangeOutcome, Email, EmailUpdate, Rejection, User, UserEventKind, UserId, UserName,
-};
 use roster::adapters::outbound::system::SystemClock;
 use roster::app::HistoryServices;
 use roster::domain::ChangeKind;
+use roster::domain::{
+    BulkMode, Change, ChangeOutcome, Email, EmailUpdate, Rejection, User, UserEventKind, UserId, UserName,
+};
 use roster::ports::{ChangeJournal, UserRepository};
 
 /// A store being opened.
@@ -82,7 +82,13 @@ pub async fn run_journal_contract(open: &OpenJournaled) {
     let after_second = journal.changes(Some(all[1].revision), 1).await.unwrap();
     assert_eq!(after_second.len(), 1);
     assert_eq!(after_second[0].revision, all[2].revision);
-    assert!(journal.changes(Some(all[3].revision), 10).await.unwrap().is_empty());
+    assert!(
+        journal
+            .changes(Some(all[3].revision), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(journal.oldest_revision().await.unwrap(), Some(all[0].revision));
 
     // One user's history: newest first, before a revision.
@@ -113,7 +119,10 @@ pub async fn run_journal_contract(open: &OpenJournaled) {
     assert_eq!(emails(repo.as_ref()).await.len(), 2);
     let latest = journal.changes(Some(all[3].revision), 10).await.unwrap();
     assert_eq!(
-        latest.iter().map(|c| (c.kind, c.user_id.as_str())).collect::<Vec<_>>(),
+        latest
+            .iter()
+            .map(|c| (c.kind, c.user_id.as_str()))
+            .collect::<Vec<_>>(),
         [(ChangeKind::Updated, "a"), (ChangeKind::Created, "b")]
     );
     assert!(services.restore.execute("a", "999999").await.is_err());
@@ -509,7 +518,12 @@ mod against {
     async fn the_json_file_stores_history_honours_the_contract() {
         run_journal_contract(&|folder: &Path| -> OpeningJournaled {
             let store = json_file(folder);
-            Box::pin(async move { (Arc::clone(&store) as Arc<dyn UserRepository>, store as Arc<dyn ChangeJournal>) })
+            Box::pin(async move {
+                (
+                    Arc::clone(&store) as Arc<dyn UserRepository>,
+                    store as Arc<dyn ChangeJournal>,
+                )
+            })
         })
         .await;
     }
@@ -525,8 +539,15 @@ mod against {
         run_journal_contract(&move |_: &Path| -> OpeningJournaled {
             let url = opener.url().to_owned();
             Box::pin(async move {
-                let store = Arc::new(PostgresUserRepository::connect(PostgresOptions::new(url)).await.unwrap());
-                (Arc::clone(&store) as Arc<dyn UserRepository>, store as Arc<dyn ChangeJournal>)
+                let store = Arc::new(
+                    PostgresUserRepository::connect(PostgresOptions::new(url))
+                        .await
+                        .unwrap(),
+                );
+                (
+                    Arc::clone(&store) as Arc<dyn UserRepository>,
+                    store as Arc<dyn ChangeJournal>,
+                )
             })
         })
         .await;

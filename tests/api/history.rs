@@ -104,7 +104,11 @@ async fn database_rows(url: &str) -> Vec<(String, String)> {
 /// Asserts that none of `words` is stored anywhere.
 async fn assert_nowhere(app: &TestApp, words: &[&str]) {
     let stored = everything_stored(app).await;
-    assert!(stored.iter().any(|(name, _)| name.contains("history") || name.contains("user_changes")));
+    assert!(
+        stored
+            .iter()
+            .any(|(name, _)| name.contains("history") || name.contains("user_changes"))
+    );
     for (name, text) in stored {
         for word in words {
             assert!(!text.contains(word), "{word:?} is still in {name}: {text}");
@@ -397,10 +401,12 @@ async fn a_subscription_after_a_revision_gets_every_later_change_once_while_othe
     let expected = 3 + 40;
     let mut revisions = Vec::new();
     while revisions.len() < expected {
-        let (_, _, event) = feed
-            .next_event(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("only {} of {expected} events came: {revisions:?}", revisions.len()));
+        let (_, _, event) = feed.next_event(Duration::from_secs(10)).await.unwrap_or_else(|| {
+            panic!(
+                "only {} of {expected} events came: {revisions:?}",
+                revisions.len()
+            )
+        });
         revisions.push(event["revision"].as_str().unwrap().parse::<u64>().unwrap());
     }
     for writer in writers {

@@ -169,10 +169,15 @@ impl Journal {
         }
         match atomic::remove_stale_temps(&self.path) {
             Ok(removed) if !removed.is_empty() => {
-                tracing::info!(count = removed.len(), "removed stale temporary files of the history");
+                tracing::info!(
+                    count = removed.len(),
+                    "removed stale temporary files of the history"
+                );
             }
             Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "could not look for stale temporary files of the history"),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not look for stale temporary files of the history")
+            }
         }
         let mut index = Index {
             generation: self.index.read().unwrap_or_else(|p| p.into_inner()).generation + 1,
@@ -408,9 +413,8 @@ impl Journal {
     /// to append.
     fn install(&mut self, temp: &Path, index: Index) -> io::Result<()> {
         let mut current = self.index.write().unwrap_or_else(|p| p.into_inner());
-        let file = fs::rename(temp, &self.path).and_then(|()| {
-            OpenOptions::new().read(true).append(true).open(&self.path)
-        });
+        let file = fs::rename(temp, &self.path)
+            .and_then(|()| OpenOptions::new().read(true).append(true).open(&self.path));
         let file = match file {
             Ok(file) => file,
             Err(err) => {
@@ -468,7 +472,9 @@ impl Journal {
             self.compact_at = Instant::now() + retention.every;
             let reader = self.reader();
             let keep = chrono::Duration::from_std(retention.keep).unwrap_or(chrono::Duration::MAX);
-            let cutoff = Utc::now().checked_sub_signed(keep).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let cutoff = Utc::now()
+                .checked_sub_signed(keep)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
             let spawned = std::thread::Builder::new()
                 .name("roster-history".into())
                 .spawn(move || reader.prepare_compaction(cutoff));
@@ -491,14 +497,8 @@ impl Journal {
     fn finish(&mut self, prepared: Prepared) -> io::Result<bool> {
         let current = {
             let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-            (index.generation == prepared.generation).then(|| {
-                (
-                    index.len,
-                    index.marks.clone(),
-                    index.since_mark,
-                    index.last,
-                )
-            })
+            (index.generation == prepared.generation)
+                .then(|| (index.len, index.marks.clone(), index.since_mark, index.last))
         };
         let Some((len, marks, since_mark, last)) = current else {
             fs::remove_file(&prepared.temp)?;
@@ -518,7 +518,9 @@ impl Journal {
         new_marks.extend(
             marks
                 .into_iter()
-                .filter(|(revision, offset)| *offset >= prepared.cut && Some(*revision) != prepared.first_kept)
+                .filter(|(revision, offset)| {
+                    *offset >= prepared.cut && Some(*revision) != prepared.first_kept
+                })
                 .map(|(revision, offset)| (revision, shift(offset))),
         );
         let index = Index {
@@ -593,10 +595,7 @@ impl JournalReader {
     }
 
     /// The committed lines from the offset `start` picks, parsed, in file order.
-    fn lines_from(
-        &self,
-        start: impl FnOnce(&Index) -> u64,
-    ) -> io::Result<impl Iterator<Item = UserChange>> {
+    fn lines_from(&self, start: impl FnOnce(&Index) -> u64) -> io::Result<impl Iterator<Item = UserChange>> {
         let reader = match self.open_at(start)? {
             Some((mut file, len, offset)) => {
                 file.seek(SeekFrom::Start(offset))?;
@@ -679,7 +678,9 @@ impl JournalReader {
                 break;
             }
             let dated = serde_json::from_slice::<Dated>(&line).ok();
-            let header = dated.as_ref().is_some_and(|d| d.kind.as_deref() == Some(COMPACTED));
+            let header = dated
+                .as_ref()
+                .is_some_and(|d| d.kind.as_deref() == Some(COMPACTED));
             let old = dated
                 .as_ref()
                 .and_then(|d| d.at.as_deref())
@@ -1012,7 +1013,12 @@ mod tests {
         journal.append(&[created("new1")], Utc::now()).unwrap();
         assert!(journal.finish(prepared).unwrap());
         let revisions = |reader: &JournalReader, after| -> Vec<u64> {
-            reader.changes(after, 10).unwrap().iter().map(|c| c.revision).collect()
+            reader
+                .changes(after, 10)
+                .unwrap()
+                .iter()
+                .map(|c| c.revision)
+                .collect()
         };
         assert_eq!(revisions(&reader, None), [601, 602]);
         for after in [0, 599, 600, 601] {
@@ -1021,9 +1027,20 @@ mod tests {
                 (after.max(600) + 1..=602).collect::<Vec<_>>()
             );
         }
-        assert_eq!(journal.append(&[created("new2")], Utc::now()).unwrap()[0].revision, 603);
-        assert!(reader.user_history(&UserId::new("old7"), None, 10).unwrap().is_empty());
-        assert_eq!(reader.user_history(&UserId::new("new1"), None, 10).unwrap()[0].revision, 602);
+        assert_eq!(
+            journal.append(&[created("new2")], Utc::now()).unwrap()[0].revision,
+            603
+        );
+        assert!(
+            reader
+                .user_history(&UserId::new("old7"), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            reader.user_history(&UserId::new("new1"), None, 10).unwrap()[0].revision,
+            602
+        );
 
         // Everything goes: only the header is left, and it carries the count on.
         let prepared = reader
@@ -1046,7 +1063,10 @@ mod tests {
         let mut journal = Journal::beside(&data);
         journal.open().unwrap();
         assert_eq!(journal.last_revision(), 603);
-        assert_eq!(journal.append(&[created("x")], Utc::now()).unwrap()[0].revision, 604);
+        assert_eq!(
+            journal.append(&[created("x")], Utc::now()).unwrap()[0].revision,
+            604
+        );
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

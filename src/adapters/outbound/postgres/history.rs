@@ -157,13 +157,17 @@ pub(super) async fn compact(
 pub(super) async fn compact_every(pool: deadpool_postgres::Pool, location: String, retention: Retention) {
     loop {
         let done = match pool.get().await {
-            Ok(client) => compact(&client, retention.keep).await.map_err(|err| describe(&err)),
+            Ok(client) => compact(&client, retention.keep)
+                .await
+                .map_err(|err| describe(&err)),
             Err(err) => Err(describe(&err)),
         };
         match done {
             Ok(0) => {}
             Ok(dropped) => tracing::info!(dropped, "compacted the history"),
-            Err(err) => tracing::warn!(database = %location, error = %err, "cannot compact the history; trying again later"),
+            Err(err) => {
+                tracing::warn!(database = %location, error = %err, "cannot compact the history; trying again later")
+            }
         }
         tokio::time::sleep(retention.every).await;
     }
