@@ -74,13 +74,13 @@ pub struct Config {
     /// `d` (`30d`, `12h`); `0` keeps nothing past the next compaction. Both stores drop
     /// older changes in the background, at start and every
     /// `--history-compaction-interval`.
-    #[arg(long, env = "ROSTER_HISTORY_RETENTION", default_value = "90d", global = true,
+    #[arg(long, env = "ROSTER_HISTORY_RETENTION", default_value = "90d",
           value_name = "DURATION", value_parser = retention)]
     pub history_retention: Duration,
 
     /// How often the change history drops the changes older than `--history-retention`
     /// (as `--history-retention`, `0` not allowed).
-    #[arg(long, env = "ROSTER_HISTORY_COMPACTION_INTERVAL", default_value = "1h", global = true,
+    #[arg(long, env = "ROSTER_HISTORY_COMPACTION_INTERVAL", default_value = "1h",
           value_name = "DURATION", value_parser = compaction_interval)]
     pub history_compaction_interval: Duration,
 
