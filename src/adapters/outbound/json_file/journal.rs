@@ -432,11 +432,11 @@ impl Journal {
 
     /// When the owner should next look at the compaction (start one, or finish one).
     pub(super) fn compaction_due(&self) -> Option<Instant> {
-        let retention = self.retention.filter(|_| self.enabled)?;
+        self.retention.filter(|_| self.enabled)?;
         Some(match &self.compacting {
             // Looked at again shortly: the owner wakes up for it.
             Some(_) => Instant::now() + Duration::from_millis(100),
-            None => self.compact_at.max(Instant::now() - retention.every),
+            None => self.compact_at,
         })
     }
 
