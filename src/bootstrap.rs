@@ -16,11 +16,12 @@ use crate::adapters::inbound::graphql::{
 use crate::adapters::inbound::http::server::ServerSettings;
 use crate::adapters::inbound::http::{self, HttpSettings, Tokens};
 use crate::adapters::outbound::cache::{CACHE_TTL, CachedUserRepository};
-use crate::adapters::outbound::json_file::{JsonFileUserRepository, OpenError};
+use crate::adapters::outbound::json_file::{JsonFileUserRepository, OpenError, StoreOptions};
 use crate::adapters::outbound::postgres::{ConnectError, PostgresOptions, PostgresUserRepository};
 use crate::adapters::outbound::system::{SystemClock, UuidV4Generator};
 use crate::app::AppServices;
 use crate::config::{Config, DatabaseUrl, Exposure, Secret};
+use crate::domain::history::Retention;
 use crate::ports::{ChangeJournal, UserRepository};
 
 /// Why the service could not start.
@@ -105,7 +106,16 @@ fn postgres_options(config: &Config, url: &DatabaseUrl) -> PostgresOptions {
     let mut options = PostgresOptions::new(url.as_str());
     options.start_wait = config.database_wait;
     options.pool_size = usize::from(config.database_pool);
+    options.retention = Some(retention(config));
     options
+}
+
+/// How long the history keeps a change, from the flags.
+fn retention(config: &Config) -> Retention {
+    Retention {
+        keep: config.history_retention,
+        every: config.history_compaction_interval,
+    }
 }
 
 /// What [`wire`] makes: the router, the bound listener, and the connection settings.
@@ -196,7 +206,11 @@ impl Application {
                     (store.clone(), store)
                 }
                 None => {
-                    let store = Arc::new(JsonFileUserRepository::open(&config.data_file)?);
+                    let options = StoreOptions {
+                        retention: Some(retention(&config)),
+                        ..StoreOptions::default()
+                    };
+                    let store = Arc::new(JsonFileUserRepository::open_with(&config.data_file, options)?);
                     (store.clone(), store)
                 }
             };

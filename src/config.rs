@@ -70,6 +70,20 @@ pub struct Config {
     )]
     pub database_wait: Duration,
 
+    /// How long the change history keeps a change: a number with a unit, `s`, `m`, `h` or
+    /// `d` (`30d`, `12h`); `0` keeps nothing past the next compaction. Both stores drop
+    /// older changes in the background, at start and every
+    /// `--history-compaction-interval`.
+    #[arg(long, env = "ROSTER_HISTORY_RETENTION", default_value = "90d",
+          value_name = "DURATION", value_parser = retention)]
+    pub history_retention: Duration,
+
+    /// How often the change history drops the changes older than `--history-retention`
+    /// (as `--history-retention`, `0` not allowed).
+    #[arg(long, env = "ROSTER_HISTORY_COMPACTION_INTERVAL", default_value = "1h",
+          value_name = "DURATION", value_parser = compaction_interval)]
+    pub history_compaction_interval: Duration,
+
     #[command(flatten)]
     pub exposure: Exposure,
 }
@@ -281,6 +295,41 @@ fn wait_seconds(text: &str) -> Result<Duration, String> {
     seconds(text)
 }
 
+/// A duration with a unit (`45s`, `90m`, `12h`, `30d`), or `0`.
+fn retention(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let unit_at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|at| *at > 0)
+        .ok_or_else(|| format!("{text:?} is not a duration like 30d, 12h, 90m or 45s"))?;
+    let (number, unit) = text.split_at(unit_at);
+    let scale: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|seconds| *seconds <= 100 * 365 * 86_400)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is more than a hundred years"))
+}
+
+/// A duration as [`retention`] reads it, but not zero.
+fn compaction_interval(text: &str) -> Result<Duration, String> {
+    match retention(text)? {
+        Duration::ZERO => Err("the interval must be more than 0".to_owned()),
+        interval => Ok(interval),
+    }
+}
+
 /// The shape of the log lines (docs/src/operations.md, Logs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -444,6 +493,30 @@ mod tests {
             Some(Task::Store(Command::Import { replace: true, .. }))
         ));
         assert!(config.database_url.is_some());
+    }
+
+    #[test]
+    fn the_history_retention_is_a_duration_with_a_unit_or_zero() {
+        let default = Config::from_flags(["--port", "1"]).unwrap();
+        assert_eq!(default.history_retention, Duration::from_secs(90 * 86_400));
+        assert_eq!(default.history_compaction_interval, Duration::from_secs(3_600));
+        for (text, seconds) in [
+            ("30d", 30 * 86_400),
+            ("12h", 43_200),
+            ("90m", 5_400),
+            ("45s", 45),
+            ("0", 0),
+        ] {
+            let config = Config::from_flags(["--history-retention", text]).unwrap();
+            assert_eq!(config.history_retention, Duration::from_secs(seconds), "{text}");
+        }
+        for bad in ["", "d", "12", "1w", "-1d", "1.5h", "99999999999999d"] {
+            assert!(
+                Config::from_flags(["--history-retention", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Config::from_flags(["--history-compaction-interval", "0"]).is_err());
     }
 
     #[test]

@@ -15,6 +15,15 @@ use super::events::{self, UserEvent, UserEventKind};
 use super::snapshot::UserSnapshot;
 use super::user::{User, UserId};
 
+/// How long a history keeps a change, and how often it drops the older ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Changes made longer ago than this go (zero: every change goes at each compaction).
+    pub keep: std::time::Duration,
+    /// How often older changes are dropped (after a first time at start).
+    pub every: std::time::Duration,
+}
+
 /// What a change did to its user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChangeKind {

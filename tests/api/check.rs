@@ -213,3 +213,56 @@ fn broken_json_is_placed_at_a_column_counted_from_one() {
         stdout(&output)
     );
 }
+
+#[test]
+fn the_history_beside_the_file_is_checked_line_by_line() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("users.json");
+    std::fs::write(&file, "[]").unwrap();
+    let change = |revision: u64| {
+        format!(
+            r#"{{"revision":{revision},"at":"2024-05-01T10:00:00.000000Z","kind":"created","user":"a","source":{{"kind":"api"}},"before":null,"after":{{"id":"a","name":"Ann","email":"ann@x.com"}}}}"#
+        )
+    };
+    let lines = [
+        r#"{"revision":2,"at":"2024-05-01T09:00:00.000000Z","kind":"compacted"}"#.to_owned(),
+        change(3),
+        "not json at all".to_owned(),
+        "[1, 2]".to_owned(),
+        change(3),
+        change(5),
+        r#"{"revision":6,"at":"2024-05-01T10:00:00Z","kind":"sideways","user":"a","source":{"kind":"api"}}"#
+            .to_owned(),
+    ];
+    let torn = r#"{"revision":7,"at":"2024"#;
+    std::fs::write(
+        dir.path().join("users.json.history"),
+        format!("{}\n{torn}", lines.join("\n")),
+    )
+    .unwrap();
+    let output = roster_check(&["check"], Some(&file));
+    let report = stdout(&output);
+    assert_eq!(code(&output), 1, "{report}");
+    let history = format!("{}.history", file.display());
+    for expected in [
+        format!("{history}:3: problem: not JSON"),
+        format!("{history}:4: problem: not an object"),
+        format!("{history}:5: problem: revision 3 after 3"),
+        format!("{history}:7: problem: not a change"),
+        format!("{history}:8: problem: the last line is torn"),
+    ] {
+        assert!(report.contains(&expected), "no {expected:?} in:\n{report}");
+    }
+    for clean in [":1:", ":2:", ":6:"] {
+        assert!(
+            !report.contains(&format!("{history}{clean}")),
+            "{clean} is fine:\n{report}"
+        );
+    }
+
+    // A clean history says so and leaves the exit code alone.
+    std::fs::write(dir.path().join("users.json.history"), format!("{}\n", change(1))).unwrap();
+    let output = roster_check(&["check"], Some(&file));
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    assert!(stdout(&output).contains(&format!("{history}: no problems in 1 changes")));
+}

@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 
+use roster::adapters::outbound::system::SystemClock;
+use roster::app::HistoryServices;
+use roster::domain::ChangeKind;
 use roster::domain::{
     BulkMode, Change, ChangeOutcome, Email, EmailUpdate, Rejection, User, UserEventKind, UserId, UserName,
 };
-use roster::ports::UserRepository;
+use roster::ports::{ChangeJournal, UserRepository};
 
 /// A store being opened.
 pub type Opening = Pin<Box<dyn Future<Output = Arc<dyn UserRepository>> + Send>>;
@@ -36,6 +39,106 @@ fn user(id: &str, email: &str) -> User {
 async fn emails(repo: &dyn UserRepository) -> Vec<String> {
     let snapshot = repo.snapshot().await.unwrap();
     snapshot.users().map(|u| u.email().to_owned()).collect()
+}
+
+/// A store with a history being opened.
+pub type OpeningJournaled =
+    Pin<Box<dyn Future<Output = (Arc<dyn UserRepository>, Arc<dyn ChangeJournal>)> + Send>>;
+
+/// Opens an adapter that keeps a history over a store kept in `folder`.
+pub type OpenJournaled = dyn Fn(&Path) -> OpeningJournaled + Send + Sync;
+
+/// Runs every clause of the history's contract against fresh stores made by `open`.
+pub async fn run_journal_contract(open: &OpenJournaled) {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, journal) = open(dir.path()).await;
+    let services = HistoryServices::new(Arc::clone(&repo), Arc::clone(&journal), Arc::new(SystemClock));
+    let create = |id: &str, email: &str| Change::Create(user(id, email));
+    repo.apply(create("a", "a@x.com")).await.unwrap();
+    repo.apply(create("b", "b@x.com")).await.unwrap();
+    repo.apply(Change::Update {
+        id: UserId::new("a"),
+        name: UserName::parse("A2").unwrap(),
+        email: Email::parse("a2@x.com").unwrap(),
+        at: Utc::now(),
+    })
+    .await
+    .unwrap();
+    repo.apply(Change::Delete { id: UserId::new("b") }).await.unwrap();
+
+    // Changes after a revision: oldest first, each revision greater, from any point.
+    let all = journal.changes(None, 100).await.unwrap();
+    let kinds: Vec<(ChangeKind, &str)> = all.iter().map(|c| (c.kind, c.user_id.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (ChangeKind::Created, "a"),
+            (ChangeKind::Created, "b"),
+            (ChangeKind::Updated, "a"),
+            (ChangeKind::Deleted, "b")
+        ]
+    );
+    assert!(all.windows(2).all(|w| w[0].revision < w[1].revision));
+    let after_second = journal.changes(Some(all[1].revision), 1).await.unwrap();
+    assert_eq!(after_second.len(), 1);
+    assert_eq!(after_second[0].revision, all[2].revision);
+    assert!(
+        journal
+            .changes(Some(all[3].revision), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(journal.oldest_revision().await.unwrap(), Some(all[0].revision));
+
+    // One user's history: newest first, before a revision.
+    let a = journal.user_history(&UserId::new("a"), None, 10).await.unwrap();
+    assert_eq!(
+        a.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        [ChangeKind::Updated, ChangeKind::Created]
+    );
+    assert_eq!(a[0].before.as_ref().unwrap().email(), "a@x.com");
+    assert_eq!(a[0].after.as_ref().unwrap().email(), "a2@x.com");
+    let older = journal
+        .user_history(&UserId::new("a"), Some(a[0].revision), 10)
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].kind, ChangeKind::Created);
+
+    // Restore after an update (rolled back) and after a delete (created again).
+    let rolled_back = services
+        .restore
+        .execute("a", &a[1].revision.to_string())
+        .await
+        .unwrap();
+    assert_eq!(rolled_back.email(), "a@x.com");
+    let b_created = all[1].revision.to_string();
+    let back = services.restore.execute("b", &b_created).await.unwrap();
+    assert_eq!(back.email(), "b@x.com");
+    assert_eq!(emails(repo.as_ref()).await.len(), 2);
+    let latest = journal.changes(Some(all[3].revision), 10).await.unwrap();
+    assert_eq!(
+        latest
+            .iter()
+            .map(|c| (c.kind, c.user_id.as_str()))
+            .collect::<Vec<_>>(),
+        [(ChangeKind::Updated, "a"), (ChangeKind::Created, "b")]
+    );
+    assert!(services.restore.execute("a", "999999").await.is_err());
+
+    // Purge: the user goes and every change of theirs keeps only its number and time.
+    assert!(journal.purge(&UserId::new("b")).await.unwrap());
+    assert!(repo.snapshot().await.unwrap().get(&UserId::new("b")).is_none());
+    let b = journal.user_history(&UserId::new("b"), None, 10).await.unwrap();
+    assert!(b.len() >= 4, "{b:?}");
+    for change in &b {
+        assert_eq!(change.kind, ChangeKind::Purged);
+        assert!(change.before.is_none() && change.after.is_none());
+    }
+    assert!(!journal.purge(&UserId::new("nobody")).await.unwrap());
+    let a = journal.user_history(&UserId::new("a"), None, 10).await.unwrap();
+    assert!(a.iter().all(|c| c.kind != ChangeKind::Purged));
 }
 
 /// Runs every clause of the contract against fresh stores made by `open`.
@@ -438,6 +541,48 @@ mod against {
             Box::pin(async move { store })
         })
         .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_json_file_stores_history_honours_the_contract() {
+        run_journal_contract(&|folder: &Path| -> OpeningJournaled {
+            let store = json_file(folder);
+            Box::pin(async move {
+                (
+                    Arc::clone(&store) as Arc<dyn UserRepository>,
+                    store as Arc<dyn ChangeJournal>,
+                )
+            })
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL"]
+    async fn the_postgres_stores_history_honours_the_contract() {
+        let Some(server) = test_server("the history's contract").await else {
+            return;
+        };
+        let database = Arc::new(ScratchDatabase::create(&server, "roster_contract").await.unwrap());
+        let opener = Arc::clone(&database);
+        run_journal_contract(&move |_: &Path| -> OpeningJournaled {
+            let url = opener.url().to_owned();
+            Box::pin(async move {
+                let store = Arc::new(
+                    PostgresUserRepository::connect(PostgresOptions::new(url))
+                        .await
+                        .unwrap(),
+                );
+                (
+                    Arc::clone(&store) as Arc<dyn UserRepository>,
+                    store as Arc<dyn ChangeJournal>,
+                )
+            })
+        })
+        .await;
+        if let Ok(database) = Arc::try_unwrap(database) {
+            database.remove().await.unwrap();
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

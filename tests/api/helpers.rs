@@ -70,6 +70,11 @@ pub async fn spawn_app_in(dir: TempDir) -> TestApp {
     start(dir).await
 }
 
+/// A service over whatever `dir` already holds, started with `flags`.
+pub async fn spawn_app_in_with(dir: TempDir, flags: &[&str]) -> TestApp {
+    start_with(dir, flags).await
+}
+
 /// The configuration of a test server over `data_file` on a free loopback port, with
 /// `extra` flags; the environment is ignored.
 pub fn test_config(data_file: &Path, extra: &[&str]) -> Config {

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::ws::Subscriber;
 use crate::helpers::{
-    TestApp, WATCH_DEADLINE, assert_no_errors, eventually, spawn_app, spawn_app_in, spawn_app_with_flags,
+    TestApp, WATCH_DEADLINE, assert_no_errors, eventually, spawn_app, spawn_app_in, spawn_app_in_with,
+    spawn_app_with_flags, spawn_replica, spawn_replica_with,
 };
 
 const HISTORY: &str = "query($id: ID!, $first: Int, $after: String) {
@@ -57,6 +58,81 @@ async fn gql_as(
     let answer: Value = request.send().await.unwrap().json().await.unwrap();
     assert_no_errors(&answer);
     answer
+}
+
+/// Every file of the app's folder (hidden ones, torn lines and temporary files
+/// included), and over PostgreSQL every row of every table, as text.
+async fn everything_stored(app: &TestApp) -> Vec<(String, String)> {
+    let mut stored: Vec<(String, String)> = crate::helpers::folder_entries(app.dir.path())
+        .into_iter()
+        .filter_map(|name| {
+            let bytes = std::fs::read(app.dir.path().join(&name)).ok()?;
+            Some((name, String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .collect();
+    if let Some(url) = &app.database_url {
+        stored.extend(database_rows(url).await);
+    }
+    stored
+}
+
+/// Every row of every table of the database's own schemas, as text, by table.
+async fn database_rows(url: &str) -> Vec<(String, String)> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let tables = client
+        .query(
+            "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables
+              WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut rows = Vec::new();
+    for table in tables {
+        let name: String = table.get(0);
+        let text: Option<String> = client
+            .query_one(&format!("SELECT string_agg(t::text, E'\\n') FROM {name} t"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        rows.push((name, text.unwrap_or_default()));
+    }
+    rows
+}
+
+/// Asserts that none of `words` is stored anywhere.
+async fn assert_nowhere(app: &TestApp, words: &[&str]) {
+    let stored = everything_stored(app).await;
+    assert!(
+        stored
+            .iter()
+            .any(|(name, _)| name.contains("history") || name.contains("user_changes"))
+    );
+    for (name, text) in stored {
+        for word in words {
+            assert!(!text.contains(word), "{word:?} is still in {name}: {text}");
+        }
+    }
+}
+
+async fn purge(app: &TestApp, id: &str) {
+    let answer = app
+        .gql(
+            "mutation($id: ID!) { purgeUser(id: $id) { ok message } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(answer["data"]["purgeUser"]["ok"], true, "{answer}");
+}
+
+async fn all_revisions(app: &TestApp) -> Vec<u64> {
+    changes(app, None, 1000).await["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(revision)
+        .collect()
 }
 
 fn revision(change: &Value) -> u64 {
@@ -267,7 +343,8 @@ async fn a_torn_last_line_is_set_aside_and_cut_off_at_start() {
     let good = r#"{"revision":7,"at":"2024-05-01T10:00:00.000000Z","kind":"created","user":"g","source":{"kind":"api","credential":"none"},"before":null,"after":{"id":"g","name":"Gil","email":"gil@x.test","createdAt":null,"updatedAt":null}}"#;
     let torn = r#"{"revision":8,"at":"2024-05-01T1"#;
     std::fs::write(dir.path().join("users.json.history"), format!("{good}\n{torn}")).unwrap();
-    let app = spawn_app_in(dir).await;
+    // Long enough to keep a change of 2024.
+    let app = spawn_app_in_with(dir, &["--history-retention", "36500d"]).await;
     let aside: Vec<String> = app
         .folder_entries()
         .into_iter()
@@ -324,10 +401,12 @@ async fn a_subscription_after_a_revision_gets_every_later_change_once_while_othe
     let expected = 3 + 40;
     let mut revisions = Vec::new();
     while revisions.len() < expected {
-        let (_, _, event) = feed
-            .next_event(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("only {} of {expected} events came", revisions.len()));
+        let (_, _, event) = feed.next_event(Duration::from_secs(10)).await.unwrap_or_else(|| {
+            panic!(
+                "only {} of {expected} events came: {revisions:?}",
+                revisions.len()
+            )
+        });
         revisions.push(event["revision"].as_str().unwrap().parse::<u64>().unwrap());
     }
     for writer in writers {
@@ -366,15 +445,7 @@ async fn a_purged_user_leaves_no_name_or_email_in_the_data_or_the_history() {
     }
     assert_eq!(history(&app, &other).await[0]["after"]["name"], "Tess");
     assert_eq!(app.all_users().await.len(), 1);
-    if app.database_url.is_none() {
-        for file in ["users.json", "users.json.history"] {
-            let text = std::fs::read_to_string(app.dir.path().join(file)).unwrap();
-            assert!(
-                !text.contains("Secret") && !text.contains("secret.test"),
-                "{file}: {text}"
-            );
-        }
-    }
+    assert_nowhere(&app, &["Secret", "secret.test"]).await;
     let again = app
         .gql(
             "mutation($id: ID!) { purgeUser(id: $id) { ok message } }",
@@ -384,10 +455,97 @@ async fn a_purged_user_leaves_no_name_or_email_in_the_data_or_the_history() {
     assert_eq!(again["data"]["purgeUser"]["ok"], false, "{again}");
 }
 
+/// Writes a user and purges another with the default retention, then starts again with a
+/// retention of one second once they are older than that; `restart` starts the second
+/// service.
+async fn compaction_case(first: TestApp, restart: impl AsyncFnOnce(TestApp) -> TestApp) {
+    let app = first;
+    let old = app.create_ok("Old Olga", "olga@old.test").await;
+    let secret = app.create_ok("Secret Sam", "sam@secret.test").await;
+    app.update_user(json!({ "id": secret, "name": "Secret Samuel", "email": "samuel@secret.test" }))
+        .await;
+    purge(&app, &secret).await;
+    let olga_created = history(&app, &old).await[0]["revision"].clone();
+    let last = *all_revisions(&app).await.last().unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let app = restart(app).await;
+    eventually(Duration::from_secs(10), "the old changes go", || async {
+        all_revisions(&app).await.is_empty()
+    })
+    .await;
+    assert!(history(&app, &old).await.is_empty());
+    let nia = app.create_ok("New Nia", "nia@new.test").await;
+    let kept = all_revisions(&app).await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0] > last, "revision {} after {last}", kept[0]);
+    assert_eq!(history(&app, &nia).await[0]["after"]["name"], "New Nia");
+    let gone = app
+        .gql(RESTORE, json!({ "id": old, "revision": olga_created }))
+        .await;
+    assert_eq!(gone["data"]["restoreUser"]["ok"], false, "{gone}");
+    assert!(
+        gone["data"]["restoreUser"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer kept"),
+        "{gone}"
+    );
+    assert_eq!(app.all_users().await.len(), 2);
+    assert_nowhere(&app, &["Secret", "secret.test"]).await;
+}
+
+#[tokio::test]
+async fn a_compaction_drops_the_old_changes_revisions_go_on_and_a_purge_stays_purged() {
+    let first = spawn_app().await;
+    compaction_case(first, async |app: TestApp| {
+        let keep = tempfile::tempdir().unwrap();
+        for file in ["users.json", "users.json.history"] {
+            std::fs::copy(app.dir.path().join(file), keep.path().join(file)).unwrap();
+        }
+        drop(app);
+        spawn_app_in_with(keep, &["--history-retention", "1s"]).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
+async fn a_compaction_on_postgres_drops_the_old_changes_revisions_go_on_and_a_purge_stays_purged() {
+    let Some(database) = crate::helpers::scratch_database("compaction of the history").await else {
+        return;
+    };
+    let first = spawn_replica(database.url()).await;
+    compaction_case(first, async |app: TestApp| {
+        drop(app);
+        spawn_replica_with(database.url(), &["--history-retention", "1s"]).await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_purge_removes_a_torn_history_line_that_held_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let tom = json!({ "id": "t", "name": "Torn Tom", "email": "tom@torn.test" });
+    std::fs::write(dir.path().join("users.json"), json!([tom]).to_string()).unwrap();
+    let torn = r#"{"revision":1,"at":"2024-05-01T10:00:00.000000Z","kind":"created","user":"t","source":{"kind":"api"},"before":null,"after":{"id":"t","name":"Torn Tom","email":"tom@tor"#;
+    std::fs::write(dir.path().join("users.json.history"), torn).unwrap();
+    let app = spawn_app_in(dir).await;
+    assert!(
+        app.folder_entries()
+            .iter()
+            .any(|name| name.starts_with("users.json.history.torn-")),
+        "{:?}",
+        app.folder_entries()
+    );
+    purge(&app, "t").await;
+    assert_nowhere(&app, &["Torn Tom", "tom@tor"]).await;
+}
+
 crate::helpers::also_on_postgres!(
     create_update_and_delete_are_recorded_newest_first_with_request_id_and_credential,
     a_deleted_user_is_restored_and_an_update_rolled_back_as_new_restore_changes,
     a_purged_user_leaves_no_name_or_email_in_the_data_or_the_history,
+    a_subscription_after_a_revision_gets_every_later_change_once_while_others_write,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -345,3 +345,75 @@ async fn a_second_export_at_info_prints_no_database_notice() {
         assert!(!stderr.contains("NOTICE"), "round {round}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL"]
+async fn an_import_is_recorded_in_the_history_user_by_user_as_source_import() {
+    let Some(database) = scratch_database("import recorded in the history").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, users: Value| {
+        let file = path(dir.path(), name);
+        std::fs::write(&file, users.to_string()).unwrap();
+        file
+    };
+    let first = write(
+        "first.json",
+        json!([{"id": "a", "name": "Ann", "email": "ann@x.com"},
+               {"id": "b", "name": "Bob", "email": "bob@x.com"},
+               {"id": "c", "name": "Cy", "email": "cy@x.com"}]),
+    );
+    assert_eq!(roster(&["import", &first], database.url()).await.0, Some(0));
+    let second = write(
+        "second.json",
+        json!([{"id": "a", "name": "Ann", "email": "ann@x.com"},
+               {"id": "b", "name": "Bobby", "email": "bob@x.com"},
+               {"id": "d", "name": "Di", "email": "di@x.com"}]),
+    );
+    assert_eq!(
+        roster(&["import", "--replace", &second], database.url()).await.0,
+        Some(0)
+    );
+    let app = spawn_replica(database.url()).await;
+    let answer = app
+        .gql(
+            "{ changes(first: 100) { nodes { revision kind userId source { kind }
+                before { name } after { name } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = answer["data"]["changes"]["nodes"].as_array().unwrap().clone();
+    let seen: Vec<(String, String, String, Value, Value)> = nodes
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_owned(),
+                c["userId"].as_str().unwrap().to_owned(),
+                c["source"]["kind"].as_str().unwrap().to_owned(),
+                c["before"]["name"].clone(),
+                c["after"]["name"].clone(),
+            )
+        })
+        .collect();
+    let change = |kind: &str, id: &str, before: Value, after: Value| {
+        (kind.to_owned(), id.to_owned(), "IMPORT".to_owned(), before, after)
+    };
+    assert_eq!(
+        seen,
+        [
+            change("CREATED", "a", Value::Null, json!("Ann")),
+            change("CREATED", "b", Value::Null, json!("Bob")),
+            change("CREATED", "c", Value::Null, json!("Cy")),
+            change("UPDATED", "b", json!("Bob"), json!("Bobby")),
+            change("CREATED", "d", Value::Null, json!("Di")),
+            change("DELETED", "c", json!("Cy"), Value::Null),
+        ],
+        "{answer}"
+    );
+    let revisions: Vec<u64> = nodes
+        .iter()
+        .map(|c| c["revision"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "{revisions:?}");
+}

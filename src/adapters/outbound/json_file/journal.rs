@@ -16,13 +16,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::atomic;
-use crate::domain::history::Unnumbered;
+use crate::domain::history::{Retention, Unnumbered};
 use crate::domain::{ChangeKind, ChangeSource, Credential, User, UserChange, UserId, timestamp_text};
 use crate::ports::{ChangeJournal, RepositoryError};
 
@@ -47,6 +49,9 @@ struct Index {
     len: u64,
     /// The last revision written (0: none yet).
     last: u64,
+    /// Moves each time the file is replaced (compacted, erased), so work prepared from an
+    /// earlier file is recognised as stale.
+    generation: u64,
 }
 
 impl Index {
@@ -75,6 +80,33 @@ pub(super) struct Journal {
     index: Arc<RwLock<Index>>,
     /// Off: changes are numbered in memory and nothing is written (benchmarks only).
     enabled: bool,
+    /// How long changes are kept, and how often older ones are dropped (`None`: kept for
+    /// ever).
+    retention: Option<Retention>,
+    /// When the next compaction starts.
+    compact_at: Instant,
+    /// The compaction being prepared off the owner's thread.
+    compacting: Option<JoinHandle<io::Result<Option<Prepared>>>>,
+}
+
+/// A compacted copy of the journal, written off the owner's thread up to `read_to`; the
+/// owner adds what was appended since and puts it in place.
+pub(super) struct Prepared {
+    temp: PathBuf,
+    generation: u64,
+    /// How much of the journal the copy covers.
+    read_to: u64,
+    /// Where the first kept line started in the journal.
+    cut: u64,
+    /// The header's length in the copy (the copy's lines start `header - cut` later than
+    /// the journal's).
+    header: u64,
+    /// The highest revision dropped: the header's.
+    dropped: u64,
+    /// The first kept line's revision, if any line was kept.
+    first_kept: Option<u64>,
+    /// How many changes were dropped.
+    count: usize,
 }
 
 /// The readers' side, held by the store's handle.
@@ -93,7 +125,16 @@ impl Journal {
             file: None,
             index: Arc::default(),
             enabled: true,
+            retention: None,
+            compact_at: Instant::now(),
+            compacting: None,
         }
+    }
+
+    /// The same journal, dropping changes older than `retention` (at start and then every
+    /// `retention.every`).
+    pub(super) fn retaining(self, retention: Option<Retention>) -> Self {
+        Self { retention, ..self }
     }
 
     /// A journal that writes nothing: changes are numbered from 1 at each start, and the
@@ -126,7 +167,22 @@ impl Journal {
         if !self.enabled {
             return Ok(());
         }
-        let mut index = Index::default();
+        match atomic::remove_stale_temps(&self.path) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(
+                    count = removed.len(),
+                    "removed stale temporary files of the history"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "could not look for stale temporary files of the history")
+            }
+        }
+        let mut index = Index {
+            generation: self.index.read().unwrap_or_else(|p| p.into_inner()).generation + 1,
+            ..Index::default()
+        };
         let file = match OpenOptions::new().read(true).append(true).open(&self.path) {
             Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound => self.create()?,
@@ -255,7 +311,8 @@ impl Journal {
 impl Journal {
     /// Rewrites the journal with every change of the user `id` reduced to its revision,
     /// time, id and source (kind purged), replacing it atomically with the same mode and
-    /// owner. Says whether any change of theirs was found.
+    /// owner, and removes the torn lines set aside that name them. Says whether any change
+    /// of theirs was found.
     ///
     /// # Errors
     /// When the journal cannot be read or replaced; it is then as it was.
@@ -263,11 +320,24 @@ impl Journal {
         if !self.enabled {
             return Ok(false);
         }
+        // A compaction being prepared copies the journal as it was: it is dropped, so
+        // nothing of the user can come back from it.
+        self.drop_compaction();
         let marker = format!("\"user\":{}", serde_json::Value::from(id.as_str()));
-        let (len, _) = self.reader().committed();
+        let (len, generation) = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            (index.len, index.generation)
+        };
         let mut found = false;
-        atomic::replace_file(&self.path, |out| {
+        let (temp, out) = self.new_temp()?;
+        let mut index = Index {
+            generation: generation + 1,
+            ..Index::default()
+        };
+        let written = (|| {
+            let mut out = io::BufWriter::with_capacity(1 << 16, out);
             let file = File::open(&self.path)?;
+            let mut offset = 0u64;
             for line in BufReader::with_capacity(1 << 16, file.take(len)).split(b'\n') {
                 let mut line = line?;
                 let purged = std::str::from_utf8(&line)
@@ -282,33 +352,252 @@ impl Journal {
                     parsed.after = None;
                     line = serde_json::to_vec(&parsed).map_err(io::Error::other)?;
                 }
+                if let Ok(Revision { revision }) = serde_json::from_slice::<Revision>(&line)
+                    && revision > index.last
+                {
+                    index.note(revision, offset);
+                }
                 out.write_all(&line)?;
                 out.write_all(b"\n")?;
+                offset += line.len() as u64 + 1;
             }
-            Ok(())
-        })?;
-        self.file = None;
-        self.open()?;
+            index.len = offset;
+            let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+            file.sync_all()
+        })();
+        if let Err(err) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(err);
+        }
+        self.install(&temp, index)?;
+        self.erase_torn(&marker);
         Ok(found)
+    }
+
+    /// Removes the torn lines set aside beside the journal that hold `marker` (a user's
+    /// id, which a line holds before the user's data).
+    fn erase_torn(&self, marker: &str) {
+        let mut prefix = self.path.file_name().unwrap_or_default().to_os_string();
+        prefix.push(".torn-");
+        let prefix = prefix.to_string_lossy().into_owned();
+        let Ok(entries) = fs::read_dir(atomic::folder_of(&self.path)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            let names = fs::read(entry.path()).is_ok_and(|bytes| {
+                bytes
+                    .windows(marker.len())
+                    .any(|window| window == marker.as_bytes())
+            });
+            if names {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => tracing::info!(path = %entry.path().display(),
+                        "removed a torn history line that held a purged user"),
+                    Err(err) => tracing::error!(path = %entry.path().display(), error = %err,
+                        "cannot remove a torn history line that holds a purged user"),
+                }
+            }
+        }
+    }
+
+    /// A new temporary file beside the journal, with its mode and owner.
+    fn new_temp(&self) -> io::Result<(PathBuf, File)> {
+        new_temp_beside(&self.path)
+    }
+
+    /// Puts `temp` in place of the journal and `index` in place of its index, at once for
+    /// readers (they open the file and read the index under the same lock), and reopens it
+    /// to append.
+    fn install(&mut self, temp: &Path, index: Index) -> io::Result<()> {
+        let mut current = self.index.write().unwrap_or_else(|p| p.into_inner());
+        let file = fs::rename(temp, &self.path)
+            .and_then(|()| OpenOptions::new().read(true).append(true).open(&self.path));
+        let file = match file {
+            Ok(file) => file,
+            Err(err) => {
+                let _ = fs::remove_file(temp);
+                return Err(err);
+            }
+        };
+        if let Err(err) = atomic::sync_folder(&atomic::folder_of(&self.path)) {
+            tracing::warn!(error = %err, "the history was replaced, but syncing its folder failed");
+        }
+        *current = index;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// When the owner should next look at the compaction (start one, or finish one).
+    pub(super) fn compaction_due(&self) -> Option<Instant> {
+        self.retention.filter(|_| self.enabled)?;
+        Some(match &self.compacting {
+            // Looked at again shortly: the owner wakes up for it.
+            Some(_) => Instant::now() + Duration::from_millis(100),
+            None => self.compact_at,
+        })
+    }
+
+    /// Starts a compaction when one is due, and puts a prepared one in place. Writers
+    /// wait only for the last step: what was appended meanwhile is copied, then the copy
+    /// is renamed over the journal.
+    pub(super) fn compact_step(&mut self) {
+        let Some(retention) = self.retention.filter(|_| self.enabled) else {
+            return;
+        };
+        if self.compacting.as_ref().is_some_and(JoinHandle::is_finished) {
+            let prepared = self.compacting.take().map(JoinHandle::join);
+            match prepared {
+                Some(Ok(Ok(Some(prepared)))) => {
+                    let (temp, count) = (prepared.temp.clone(), prepared.count);
+                    match self.finish(prepared) {
+                        Ok(true) => tracing::info!(dropped = count, "compacted the history"),
+                        Ok(false) => {}
+                        Err(err) => {
+                            let _ = fs::remove_file(&temp);
+                            tracing::error!(error = %err, kind = ?err.kind(), "cannot compact the history");
+                        }
+                    }
+                }
+                Some(Ok(Ok(None))) | None => {}
+                Some(Ok(Err(err))) => {
+                    tracing::error!(error = %err, kind = ?err.kind(), "cannot compact the history");
+                }
+                Some(Err(_)) => tracing::error!("compacting the history stopped on its thread"),
+            }
+        }
+        if self.compacting.is_none() && Instant::now() >= self.compact_at {
+            self.compact_at = Instant::now() + retention.every;
+            let reader = self.reader();
+            let keep = chrono::Duration::from_std(retention.keep).unwrap_or(chrono::Duration::MAX);
+            let cutoff = Utc::now()
+                .checked_sub_signed(keep)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let spawned = std::thread::Builder::new()
+                .name("roster-history".into())
+                .spawn(move || reader.prepare_compaction(cutoff));
+            match spawned {
+                Ok(handle) => self.compacting = Some(handle),
+                Err(err) => tracing::error!(error = %err, "cannot start compacting the history"),
+            }
+        }
+    }
+
+    /// Waits for a compaction being prepared and drops it.
+    fn drop_compaction(&mut self) {
+        if let Some(Ok(Ok(Some(prepared)))) = self.compacting.take().map(JoinHandle::join) {
+            let _ = fs::remove_file(&prepared.temp);
+        }
+    }
+
+    /// Adds what was appended since `prepared` was made, and puts it in place; says
+    /// whether it did (not when the journal was replaced meanwhile).
+    fn finish(&mut self, prepared: Prepared) -> io::Result<bool> {
+        let current = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            (index.generation == prepared.generation)
+                .then(|| (index.len, index.marks.clone(), index.since_mark, index.last))
+        };
+        let Some((len, marks, since_mark, last)) = current else {
+            fs::remove_file(&prepared.temp)?;
+            return Ok(false);
+        };
+        let mut out = OpenOptions::new().append(true).open(&prepared.temp)?;
+        let mut tail = File::open(&self.path)?;
+        tail.seek(SeekFrom::Start(prepared.read_to))?;
+        io::copy(&mut tail.take(len - prepared.read_to), &mut out)?;
+        out.sync_all()?;
+        drop(out);
+        let shift = |offset: u64| offset - prepared.cut + prepared.header;
+        let mut new_marks = vec![(prepared.dropped, 0)];
+        if let Some(first) = prepared.first_kept {
+            new_marks.push((first, prepared.header));
+        }
+        new_marks.extend(
+            marks
+                .into_iter()
+                .filter(|(revision, offset)| {
+                    *offset >= prepared.cut && Some(*revision) != prepared.first_kept
+                })
+                .map(|(revision, offset)| (revision, shift(offset))),
+        );
+        let index = Index {
+            marks: new_marks,
+            since_mark,
+            len: shift(len),
+            last,
+            generation: prepared.generation + 1,
+        };
+        self.install(&prepared.temp, index)?;
+        Ok(true)
     }
 }
 
+/// A new temporary file beside `path`, with its mode and owner.
+fn new_temp_beside(path: &Path) -> io::Result<(PathBuf, File)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = atomic::folder_of(path).join(format!(
+        ".{name}.roster-tmp-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+    let kept = fs::metadata(path).and_then(|original| {
+        atomic::keep_owner(&file, &original)?;
+        file.set_permissions(original.permissions())
+    });
+    match kept {
+        Ok(()) => Ok((temp, file)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok((temp, file)),
+        Err(err) => {
+            let _ = fs::remove_file(&temp);
+            Err(err)
+        }
+    }
+}
+
+/// The header a compaction leaves at the top of the journal: the highest revision it
+/// dropped, so revisions go on growing even when nothing else is left. Readers skip it.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    revision: u64,
+    at: String,
+    kind: String,
+}
+
+/// What a compaction reads of a line.
+#[derive(Deserialize)]
+struct Dated {
+    revision: u64,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// The kind of a compaction's header line.
+pub(super) const COMPACTED: &str = "compacted";
+
 impl JournalReader {
-    fn committed(&self) -> (u64, u64) {
+    /// The file and its committed length, with `start(index)`, all as of one moment: the
+    /// file cannot be replaced between the look at the index and the opening.
+    fn open_at<T>(&self, start: impl FnOnce(&Index) -> T) -> io::Result<Option<(File, u64, T)>> {
         let index = self.index.read().unwrap_or_else(|p| p.into_inner());
-        (index.len, index.last)
+        let at = start(&index);
+        match File::open(&self.path) {
+            Ok(file) => Ok(Some((file, index.len, at))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
-    /// The committed lines from `offset` on, parsed, in file order.
-    fn lines_from(&self, offset: u64) -> io::Result<impl Iterator<Item = UserChange>> {
-        let (len, _) = self.committed();
-        let file = match File::open(&self.path) {
-            Ok(file) => Some(file),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-            Err(err) => return Err(err),
-        };
-        let reader = match file {
-            Some(mut file) => {
+    /// The committed lines from the offset `start` picks, parsed, in file order.
+    fn lines_from(&self, start: impl FnOnce(&Index) -> u64) -> io::Result<impl Iterator<Item = UserChange>> {
+        let reader = match self.open_at(start)? {
+            Some((mut file, len, offset)) => {
                 file.seek(SeekFrom::Start(offset))?;
                 Some(BufReader::with_capacity(
                     1 << 16,
@@ -327,20 +616,17 @@ impl JournalReader {
     /// Changes after `after`, oldest first, at most `first`.
     pub(super) fn changes(&self, after: Option<u64>, first: usize) -> io::Result<Vec<UserChange>> {
         let after = after.unwrap_or(0);
-        let start = self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .start_after(after);
         Ok(self
-            .lines_from(start)?
+            .lines_from(|index| index.start_after(after))?
             .filter(|change| change.revision > after)
             .take(first)
             .collect())
     }
 
     /// The user's changes before `before`, newest first, at most `first`. Reads the whole
-    /// journal (keeping only `first` changes at a time): there is no index by user.
+    /// journal (keeping only `first` changes at a time): there is no index by user, which
+    /// would cost memory for every change kept. Only the lines that name the user (the
+    /// text `"user":"<id>"`) are parsed.
     pub(super) fn user_history(
         &self,
         id: &UserId,
@@ -352,7 +638,16 @@ impl JournalReader {
         if first == 0 {
             return Ok(Vec::new());
         }
-        for change in self.lines_from(0)? {
+        let marker = format!("\"user\":{}", serde_json::Value::from(id.as_str()));
+        let Some((file, len, ())) = self.open_at(|_| ())? else {
+            return Ok(Vec::new());
+        };
+        let changes = BufReader::with_capacity(1 << 16, file.take(len))
+            .split(b'\n')
+            .map_while(Result::ok)
+            .filter(|line| std::str::from_utf8(line).is_ok_and(|text| text.contains(&marker)))
+            .filter_map(|line| serde_json::from_slice::<Line>(&line).ok()?.into_change());
+        for change in changes {
             if change.revision >= before {
                 break;
             }
@@ -364,6 +659,80 @@ impl JournalReader {
             }
         }
         Ok(kept.into_iter().rev().collect())
+    }
+
+    /// Copies the journal without its leading changes made before `cutoff` (and any
+    /// earlier header) to a temporary file headed by the highest revision dropped. `None`
+    /// when there is nothing to drop.
+    fn prepare_compaction(&self, cutoff: DateTime<Utc>) -> io::Result<Option<Prepared>> {
+        let Some((file, len, generation)) = self.open_at(|index| index.generation)? else {
+            return Ok(None);
+        };
+        let mut reader = BufReader::with_capacity(1 << 16, file.take(len));
+        let mut line = Vec::new();
+        let (mut cut, mut dropped, mut count, mut first_kept) = (0u64, 0u64, 0usize, None);
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line)?;
+            if read == 0 {
+                break;
+            }
+            let dated = serde_json::from_slice::<Dated>(&line).ok();
+            let header = dated
+                .as_ref()
+                .is_some_and(|d| d.kind.as_deref() == Some(COMPACTED));
+            let old = dated
+                .as_ref()
+                .and_then(|d| d.at.as_deref())
+                .and_then(parse_time)
+                .is_none_or(|at| at < cutoff);
+            if !header && !old {
+                first_kept = dated.map(|d| d.revision);
+                break;
+            }
+            if let Some(dated) = &dated {
+                dropped = dropped.max(dated.revision);
+            }
+            count += usize::from(!header);
+            cut += read as u64;
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        let (temp, out) = new_temp_beside(&self.path)?;
+        let written = (|| {
+            let mut out = io::BufWriter::with_capacity(1 << 16, out);
+            let header = Header {
+                revision: dropped,
+                at: timestamp_text(Utc::now()),
+                kind: COMPACTED.to_owned(),
+            };
+            let mut text = serde_json::to_vec(&header).map_err(io::Error::other)?;
+            text.push(b'\n');
+            out.write_all(&text)?;
+            // The kept lines as they are, unparsed.
+            out.write_all(&line)?;
+            io::copy(&mut reader, &mut out)?;
+            let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+            file.sync_all()?;
+            Ok(text.len() as u64)
+        })();
+        match written {
+            Ok(header) => Ok(Some(Prepared {
+                temp,
+                generation,
+                read_to: len,
+                cut,
+                header,
+                dropped,
+                first_kept,
+                count,
+            })),
+            Err(err) => {
+                let _ = fs::remove_file(&temp);
+                Err(err)
+            }
+        }
     }
 }
 
@@ -621,6 +990,113 @@ mod tests {
         let history = reader.user_history(&UserId::new("u7"), None, 10).unwrap();
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].revision, 8);
+    }
+
+    #[test]
+    fn compaction_drops_the_old_changes_keeps_what_came_meanwhile_and_revisions_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("users.json");
+        fs::write(&data, "[]").unwrap();
+        let mut journal = Journal::beside(&data);
+        journal.open().unwrap();
+        let long_ago = Utc::now() - chrono::Duration::days(2);
+        let old: Vec<_> = (0..600).map(|n| created(&format!("old{n}"))).collect();
+        journal.append(&old, long_ago).unwrap();
+        journal.append(&[created("new0")], Utc::now()).unwrap();
+        let reader = journal.reader();
+        let prepared = reader
+            .prepare_compaction(Utc::now() - chrono::Duration::days(1))
+            .unwrap()
+            .expect("something to drop");
+        assert_eq!((prepared.count, prepared.dropped), (600, 600));
+        // Appended while the copy was made: kept.
+        journal.append(&[created("new1")], Utc::now()).unwrap();
+        assert!(journal.finish(prepared).unwrap());
+        let revisions = |reader: &JournalReader, after| -> Vec<u64> {
+            reader
+                .changes(after, 10)
+                .unwrap()
+                .iter()
+                .map(|c| c.revision)
+                .collect()
+        };
+        assert_eq!(revisions(&reader, None), [601, 602]);
+        for after in [0, 599, 600, 601] {
+            assert_eq!(
+                revisions(&reader, Some(after)),
+                (after.max(600) + 1..=602).collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(
+            journal.append(&[created("new2")], Utc::now()).unwrap()[0].revision,
+            603
+        );
+        assert!(
+            reader
+                .user_history(&UserId::new("old7"), None, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            reader.user_history(&UserId::new("new1"), None, 10).unwrap()[0].revision,
+            602
+        );
+
+        // Everything goes: only the header is left, and it carries the count on.
+        let prepared = reader
+            .prepare_compaction(Utc::now() + chrono::Duration::days(1))
+            .unwrap()
+            .expect("something to drop");
+        assert!(journal.finish(prepared).unwrap());
+        assert!(reader.changes(None, 10).unwrap().is_empty());
+        let text = fs::read_to_string(path_for(&data)).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("\"kind\":\"compacted\""), "{text}");
+        assert!(
+            reader
+                .prepare_compaction(Utc::now() + chrono::Duration::days(1))
+                .unwrap()
+                .is_none(),
+            "a header alone is not compacted again"
+        );
+        drop(journal);
+        let mut journal = Journal::beside(&data);
+        journal.open().unwrap();
+        assert_eq!(journal.last_revision(), 603);
+        assert_eq!(
+            journal.append(&[created("x")], Utc::now()).unwrap()[0].revision,
+            604
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains("roster-tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_compaction_prepared_before_a_purge_is_not_put_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("users.json");
+        fs::write(&data, "[]").unwrap();
+        let mut journal = Journal::beside(&data);
+        journal.open().unwrap();
+        journal
+            .append(&[created("a")], Utc::now() - chrono::Duration::days(2))
+            .unwrap();
+        journal.append(&[created("secret")], Utc::now()).unwrap();
+        let prepared = journal
+            .reader()
+            .prepare_compaction(Utc::now() - chrono::Duration::days(1))
+            .unwrap()
+            .unwrap();
+        let temp = prepared.temp.clone();
+        assert!(journal.erase(&UserId::new("secret")).unwrap());
+        assert!(!journal.finish(prepared).unwrap());
+        assert!(!temp.exists());
+        let text = fs::read_to_string(path_for(&data)).unwrap();
+        assert!(!text.contains("secret@x.com"), "{text}");
     }
 
     #[test]

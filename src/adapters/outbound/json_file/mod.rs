@@ -31,6 +31,7 @@ use async_trait::async_trait;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::adapters::outbound::users_file;
+use crate::domain::history::Retention;
 use crate::domain::{Change, ChangeOutcome, UserEvent, UserSnapshot};
 use crate::ports::{RepositoryError, StorageHealth, UserRepository};
 
@@ -75,6 +76,9 @@ pub struct StoreOptions {
     pub watch: bool,
     /// Whether to keep the change history beside the file (off only for benchmarks).
     pub history: bool,
+    /// How long the history keeps a change, and how often it drops older ones (`None`:
+    /// it keeps every change).
+    pub retention: Option<Retention>,
 }
 
 impl Default for StoreOptions {
@@ -84,6 +88,7 @@ impl Default for StoreOptions {
             check_every: owner::CHECK_EVERY,
             watch: true,
             history: true,
+            retention: None,
         }
     }
 }
@@ -183,7 +188,7 @@ impl JsonFileUserRepository {
         }));
         let events = broadcast::channel(EVENT_BUFFER).0;
         let journal = if options.history {
-            journal::Journal::beside(&target)
+            journal::Journal::beside(&target).retaining(options.retention)
         } else {
             journal::Journal::off(&target)
         };

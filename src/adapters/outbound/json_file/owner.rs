@@ -241,7 +241,10 @@ impl Owner {
     pub(super) fn run(mut self, queue: Receiver<Message>) {
         loop {
             self.index();
-            let due = self.check_every.saturating_sub(self.checked_at.elapsed());
+            let mut due = self.check_every.saturating_sub(self.checked_at.elapsed());
+            if let Some(at) = self.journal.compaction_due() {
+                due = due.min(at.saturating_duration_since(Instant::now()));
+            }
             let mut round = Round::default();
             match queue.recv_timeout(due) {
                 Ok(first) => round.take(first),
@@ -271,6 +274,9 @@ impl Owner {
             for (id, source, reply) in purges {
                 let _ = reply.send(self.purge(id, source));
             }
+            // Between rounds: a compaction prepared meanwhile is put in place, or one is
+            // started when due.
+            self.journal.compact_step();
             if let Some(cause) = cause {
                 self.checked_at = Instant::now();
                 let result = self.revalidate(cause).map_err(|err| {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use tokio_postgres::Row;
 
 use super::{PostgresUserRepository, describe};
+use crate::domain::history::Retention;
 use crate::domain::{Change, ChangeOutcome};
 use crate::domain::{ChangeKind, ChangeSource, Credential, User, UserChange, UserId};
 use crate::ports::{ChangeJournal, RepositoryError, UserRepository};
@@ -114,6 +115,63 @@ fn change_of(row: &Row) -> Result<UserChange, tokio_postgres::Error> {
 }
 
 const COLUMNS: &str = "revision, at, kind, user_id, before, after, source";
+
+/// How many changes one compaction statement drops at most, so it never holds many locks
+/// or runs long.
+const COMPACT_BATCH: i64 = 10_000;
+
+/// Drops the oldest changes while they are older than `keep`, a batch per statement (the
+/// first change younger than that ends it, so the history never has holes); answers how
+/// many went. The revision sequence is untouched: numbers are never used again.
+///
+/// # Errors
+/// The driver's error.
+pub(super) async fn compact(
+    client: &deadpool_postgres::Client,
+    keep: std::time::Duration,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached(
+            "WITH head AS (SELECT revision, at FROM user_changes ORDER BY revision LIMIT $2),
+                  young AS (SELECT min(revision) AS revision FROM head
+                             WHERE at >= clock_timestamp() - make_interval(secs => $1))
+             DELETE FROM user_changes WHERE revision IN (
+               SELECT revision FROM head
+                WHERE revision < coalesce((SELECT revision FROM young), 9223372036854775807))",
+        )
+        .await?;
+    let mut dropped = 0;
+    loop {
+        let went = client
+            .execute(&statement, &[&keep.as_secs_f64(), &COMPACT_BATCH])
+            .await?;
+        dropped += went;
+        if went < COMPACT_BATCH as u64 {
+            return Ok(dropped);
+        }
+    }
+}
+
+/// Compacts the history at `location` now and then every `retention.every`, for as long
+/// as the task runs.
+pub(super) async fn compact_every(pool: deadpool_postgres::Pool, location: String, retention: Retention) {
+    loop {
+        let done = match pool.get().await {
+            Ok(client) => compact(&client, retention.keep)
+                .await
+                .map_err(|err| describe(&err)),
+            Err(err) => Err(describe(&err)),
+        };
+        match done {
+            Ok(0) => {}
+            Ok(dropped) => tracing::info!(dropped, "compacted the history"),
+            Err(err) => {
+                tracing::warn!(database = %location, error = %err, "cannot compact the history; trying again later")
+            }
+        }
+        tokio::time::sleep(retention.every).await;
+    }
+}
 
 fn as_i64(n: impl TryInto<i64>) -> i64 {
     n.try_into().unwrap_or(i64::MAX)

@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("sql/0004_bulk_in_one_statement.sql"),
     ),
     (5, "user changes", include_str!("sql/0005_user_changes.sql")),
+    (
+        6,
+        "changes in commit order",
+        include_str!("sql/0006_changes_in_commit_order.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises migrations ("Roster" in ASCII).

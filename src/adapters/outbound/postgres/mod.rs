@@ -55,6 +55,9 @@ pub struct PostgresOptions {
     /// How often the copy is compared with the table, as a safety net for lost
     /// notifications.
     pub check_every: Duration,
+    /// How long the history keeps a change, and how often older ones go (`None`: every
+    /// change is kept).
+    pub retention: Option<crate::domain::history::Retention>,
 }
 
 impl PostgresOptions {
@@ -67,6 +70,7 @@ impl PostgresOptions {
             timeout: Duration::from_secs(5),
             pool_size: 16,
             check_every: Duration::from_secs(5),
+            retention: None,
         }
     }
 }
@@ -96,6 +100,8 @@ pub struct PostgresUserRepository {
     /// The owner's feed, held here only to subscribe to it.
     events: broadcast::Sender<UserEvent>,
     owner: JoinHandle<()>,
+    /// Drops old changes from the history now and then.
+    compactor: Option<JoinHandle<()>>,
     timeout: Duration,
 }
 
@@ -263,6 +269,9 @@ impl PostgresUserRepository {
         let (reports, inbox) = mpsc::unbounded_channel();
         let events = owner.feed();
         let owner = tokio::spawn(owner.run(inbox));
+        let compactor = options
+            .retention
+            .map(|retention| tokio::spawn(history::compact_every(pool.clone(), location.clone(), retention)));
         tracing::info!(database = %location, "using PostgreSQL");
         Ok(Self {
             pool,
@@ -271,6 +280,7 @@ impl PostgresUserRepository {
             published,
             events,
             owner,
+            compactor,
             timeout: options.timeout,
         })
     }
@@ -344,6 +354,9 @@ impl PostgresUserRepository {
 impl Drop for PostgresUserRepository {
     fn drop(&mut self) {
         self.owner.abort();
+        if let Some(compactor) = &self.compactor {
+            compactor.abort();
+        }
     }
 }
 

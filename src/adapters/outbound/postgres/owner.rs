@@ -12,6 +12,7 @@
 //! (as of the same snapshot, see [`Replica::totals_as_of`]) and reads everything again on a
 //! difference: the safety net the file store's periodic check is.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,6 +152,11 @@ pub struct Owner {
     check: Option<Check>,
     retry_at: Instant,
     retry_delay: Duration,
+    /// The events of this replica's own commits, applied ahead of their notifications, by
+    /// transaction: each is sent when its row's notification arrives, with the revision
+    /// the history gave it and in the stream's order (the order of the revisions), so a
+    /// feed that replays the history and then goes on live sees each change once, in order.
+    held: HashMap<u64, Vec<UserEvent>>,
 }
 
 enum Event {
@@ -245,6 +251,7 @@ impl Owner {
             check: None,
             retry_at: Instant::now(),
             retry_delay: RETRY_FIRST,
+            held: HashMap::new(),
         };
         owner.resync(Reload::Start).await?;
         Ok((owner, readers))
@@ -281,7 +288,7 @@ impl Owner {
             let mut notices = Vec::new();
             match event {
                 Event::Report(None) => return,
-                Event::Report(Some(report)) => self.report(report, &mut events, &mut acks),
+                Event::Report(Some(report)) => self.report(report, &mut acks),
                 Event::Notice(Some(Ok(notice))) => notices.push(notice),
                 Event::Notice(Some(Err(err))) => self.lost(&describe(&err)),
                 Event::Notice(None) => self.lost("the connection closed"),
@@ -292,7 +299,7 @@ impl Owner {
             while acks.len() < BATCH
                 && let Ok(report) = reports.try_recv()
             {
-                self.report(report, &mut events, &mut acks);
+                self.report(report, &mut acks);
             }
             if let Some(link) = &mut self.link {
                 while notices.len() < BATCH {
@@ -317,8 +324,9 @@ impl Owner {
                     self.health.last_reload = Some(Utc::now());
                 }
                 self.publish(events);
-            } else if self.health_view() != health {
-                self.publish(Vec::new());
+            } else if !events.is_empty() || self.health_view() != health {
+                // Own commits' events, released by their notifications.
+                self.publish(events);
             }
             for ack in acks {
                 let _ = ack.send(());
@@ -331,7 +339,7 @@ impl Owner {
         }
     }
 
-    fn report(&mut self, report: Report, events: &mut Vec<UserEvent>, acks: &mut Vec<oneshot::Sender<()>>) {
+    fn report(&mut self, report: Report, acks: &mut Vec<oneshot::Sender<()>>) {
         match report {
             Report::Committed {
                 tx,
@@ -341,7 +349,12 @@ impl Owner {
             } => {
                 self.health.write_error = None;
                 self.health.last_write = Some(at);
-                events.extend(self.replica.apply_own_commit(tx, changes, Utc::now()));
+                // Readers see the change at once; subscribers hear of it with its
+                // notification (see `held`).
+                let own = self.replica.apply_own_commit(tx, changes, Utc::now());
+                if !own.is_empty() {
+                    self.held.entry(tx).or_default().extend(own);
+                }
                 acks.push(done);
             }
             Report::Answered => self.health.write_error = None,
@@ -411,7 +424,23 @@ impl Owner {
                         reread = reread.or(Some(Reload::Ttl));
                     }
                 }
-                Ok(Notice::Row { tx, id, change, .. }) => {
+                Ok(Notice::Row {
+                    tx,
+                    id,
+                    change,
+                    journal,
+                    ..
+                }) => {
+                    if let Some(waiting) = self.held.get_mut(&tx) {
+                        if let Some(at) = waiting.iter().position(|event| *event.user.id() == id) {
+                            let mut event = waiting.remove(at);
+                            event.revision = journal;
+                            events.push(event);
+                        }
+                        if waiting.is_empty() {
+                            self.held.remove(&tx);
+                        }
+                    }
                     let change = match change {
                         Some(change) => Some(change),
                         None if self.replica.wants(tx) => match self.read_row(&id).await {
@@ -425,7 +454,12 @@ impl Owner {
                     };
                     events.extend(
                         self.replica
-                            .apply_notified(tx, change.into_iter().collect(), Utc::now()),
+                            .apply_notified(tx, change.into_iter().collect(), Utc::now())
+                            .into_iter()
+                            .map(|mut event| {
+                                event.revision = journal;
+                                event
+                            }),
                     );
                 }
             }
@@ -572,7 +606,11 @@ impl Owner {
         );
         tracing::warn!(error = %message, "serving the last snapshot; writes fail until the database is back");
         self.health.link_error = Some(message);
-        self.publish(Vec::new());
+        // Their notifications will not come: the own commits still waiting are announced
+        // now, without a revision (a feed gives such an event as it comes).
+        let mut waiting: Vec<(u64, Vec<UserEvent>)> = self.held.drain().collect();
+        waiting.sort_unstable_by_key(|(tx, _)| *tx);
+        self.publish(waiting.into_iter().flat_map(|(_, events)| events).collect());
         self.retry_at = Instant::now();
         self.retry_delay = RETRY_FIRST;
     }

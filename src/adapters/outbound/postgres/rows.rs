@@ -91,6 +91,9 @@ pub enum Notice {
         id: UserId,
         revision: i64,
         change: Option<RowChange>,
+        /// The revision the history gave the change (0 from a trigger older than the
+        /// history).
+        journal: u64,
     },
     /// Many rows changed at once (a `TRUNCATE`, an import): read the whole table again.
     Resync,
@@ -109,6 +112,9 @@ struct Payload {
     rev: Option<i64>,
     #[serde(default)]
     row: Option<RowPayload>,
+    /// The change's revision in `user_changes`.
+    #[serde(default)]
+    change: Option<u64>,
     #[serde(default)]
     tag: Option<String>,
 }
@@ -173,6 +179,7 @@ impl Notice {
             id,
             revision,
             change,
+            journal: payload.change.unwrap_or_default(),
         })
     }
 }
@@ -247,12 +254,13 @@ mod tests {
         assert_eq!(row.user.name(), "Ann");
         assert!(row.user.created_at().is_some() && row.user.updated_at().is_none());
 
-        let bare = Notice::parse(r#"{"op":"U","tx":"43","id":"a","rev":8}"#).unwrap();
+        let bare = Notice::parse(r#"{"op":"U","tx":"43","id":"a","rev":8,"change":12}"#).unwrap();
         assert!(matches!(
             bare,
             Notice::Row {
                 change: None,
                 revision: 8,
+                journal: 12,
                 ..
             }
         ));

@@ -307,6 +307,13 @@ pub async fn import(
         )
         .await?;
     let (users, hidden): (i64, i64) = (counts.try_get(0)?, counts.try_get(1)?);
+    // The users as they were, for the history to say what the import changed.
+    transaction
+        .batch_execute(
+            "CREATE TEMPORARY TABLE roster_import_before ON COMMIT DROP AS
+               SELECT u.id, roster_user_json(u) AS user_json, u.position FROM users u",
+        )
+        .await?;
     if users + hidden > 0 {
         if !replace {
             // A file the keys refuse is the first thing to hear about.
@@ -394,6 +401,7 @@ pub async fn import(
     if done % PROGRESS_STEP != 0 {
         progress(done);
     }
+    record_import(&transaction).await?;
     // New users are listed after every imported record.
     transaction
         .execute(
@@ -407,6 +415,29 @@ pub async fn import(
         .await?;
     transaction.commit().await?;
     Ok((done - hidden_records.len(), hidden_records.len()))
+}
+
+/// Records what the import did in the history, user by user, as the trigger (set aside
+/// meanwhile) would have: creations and updates in file order, then deletions, each with
+/// source IMPORT, numbered under the same lock as every change. A user the import left as
+/// it was has no change.
+async fn record_import(transaction: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    transaction
+        .batch_execute(
+            "SELECT pg_advisory_xact_lock(5940093377280361320);
+             INSERT INTO user_changes (kind, user_id, before, after, source)
+               SELECT CASE WHEN b.id IS NULL THEN 'created' ELSE 'updated' END, u.id, b.user_json,
+                      roster_user_json(u), '{\"kind\":\"import\"}'::jsonb
+                 FROM users u LEFT JOIN roster_import_before b ON b.id = u.id
+                WHERE b.id IS NULL OR b.user_json IS DISTINCT FROM roster_user_json(u)
+                ORDER BY u.position;
+             INSERT INTO user_changes (kind, user_id, before, after, source)
+               SELECT 'deleted', b.id, b.user_json, NULL, '{\"kind\":\"import\"}'::jsonb
+                 FROM roster_import_before b
+                WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = b.id)
+                ORDER BY b.position",
+        )
+        .await
 }
 
 /// One record as export reads it.

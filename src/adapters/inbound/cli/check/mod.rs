@@ -2,9 +2,11 @@
 //!
 //! A driving adapter of its own: it reads the file the JSON store would read and reports,
 //! with line and column, every record the service would hide, refuse or change (docs/src/guide.md).
+//! The change history beside the file is checked line by line too ([`history`]).
 //! It never writes. Exit codes: 0 clean (notes allowed), 1 problems, 2 when the file cannot
 //! be read or is not a JSON array.
 
+mod history;
 mod rules;
 mod scan;
 
@@ -40,8 +42,12 @@ pub fn run(path: &Path) -> ExitCode {
     let verdict = check(&bytes);
     let mut out = io::BufWriter::new(io::stdout().lock());
     // A closed pipe (`roster check | head`) only cuts the report short; the exit code stands.
+    // The history beside a file is checked too (standard input has none), reported first
+    // so the users file's summary stays the last line.
+    let history_problems = path != Path::new("-") && history::write_report(&mut out, path).unwrap_or(false);
     let _ = write_report(&mut out, &name, &verdict).and_then(|()| out.flush());
     match verdict {
+        Ok(_) if history_problems => ExitCode::from(1),
         Ok(report) if report.is_clean() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(_) => ExitCode::from(2),
