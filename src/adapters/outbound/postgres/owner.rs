@@ -12,7 +12,7 @@
 //! (as of the same snapshot, see [`Replica::totals_as_of`]) and reads everything again on a
 //! difference: the safety net the file store's periodic check is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -156,7 +156,16 @@ pub struct Owner {
     /// transaction: each is sent when its row's notification arrives, with the revision
     /// the history gave it and in the stream's order (the order of the revisions), so a
     /// feed that replays the history and then goes on live sees each change once, in order.
-    held: HashMap<u64, Vec<UserEvent>>,
+    /// The writer's acknowledgement waits with them: once a write returns, its event has
+    /// been announced, as on the file store.
+    held: HashMap<u64, Held>,
+}
+
+/// One own commit waiting for its notifications.
+struct Held {
+    events: VecDeque<UserEvent>,
+    done: oneshot::Sender<()>,
+    since: Instant,
 }
 
 enum Event {
@@ -288,7 +297,7 @@ impl Owner {
             let mut notices = Vec::new();
             match event {
                 Event::Report(None) => return,
-                Event::Report(Some(report)) => self.report(report, &mut acks),
+                Event::Report(Some(report)) => self.report(report, &mut events, &mut acks),
                 Event::Notice(Some(Ok(notice))) => notices.push(notice),
                 Event::Notice(Some(Err(err))) => self.lost(&describe(&err)),
                 Event::Notice(None) => self.lost("the connection closed"),
@@ -299,7 +308,7 @@ impl Owner {
             while acks.len() < BATCH
                 && let Ok(report) = reports.try_recv()
             {
-                self.report(report, &mut acks);
+                self.report(report, &mut events, &mut acks);
             }
             if let Some(link) = &mut self.link {
                 while notices.len() < BATCH {
@@ -307,7 +316,7 @@ impl Owner {
                         Ok(Ok(notice)) => notices.push(notice),
                         Ok(Err(err)) => {
                             let cause = describe(&err);
-                            self.apply_notices(std::mem::take(&mut notices), &mut events)
+                            self.apply_notices(std::mem::take(&mut notices), &mut events, &mut acks)
                                 .await;
                             self.lost(&cause);
                             break;
@@ -317,7 +326,7 @@ impl Owner {
                 }
             }
             let notified = !notices.is_empty();
-            let reread = self.apply_notices(notices, &mut events).await;
+            let reread = self.apply_notices(notices, &mut events, &mut acks).await;
             if self.replica.version() != version {
                 if notified {
                     Reload::Notify.count();
@@ -339,7 +348,12 @@ impl Owner {
         }
     }
 
-    fn report(&mut self, report: Report, acks: &mut Vec<oneshot::Sender<()>>) {
+    fn report(
+        &mut self,
+        report: Report,
+        events: &mut Vec<UserEvent>,
+        acks: &mut Vec<oneshot::Sender<()>>,
+    ) {
         match report {
             Report::Committed {
                 tx,
@@ -350,12 +364,23 @@ impl Owner {
                 self.health.write_error = None;
                 self.health.last_write = Some(at);
                 // Readers see the change at once; subscribers hear of it with its
-                // notification (see `held`).
+                // notification (see `held`); with no connection to hear it on, at once.
                 let own = self.replica.apply_own_commit(tx, changes, Utc::now());
-                if !own.is_empty() {
-                    self.held.entry(tx).or_default().extend(own);
+                if own.is_empty() {
+                    acks.push(done);
+                } else if self.link.is_none() {
+                    events.extend(own);
+                    acks.push(done);
+                } else {
+                    self.held.insert(
+                        tx,
+                        Held {
+                            events: own.into(),
+                            done,
+                            since: Instant::now(),
+                        },
+                    );
                 }
-                acks.push(done);
             }
             Report::Answered => self.health.write_error = None,
             Report::Failed(cause) => self.health.write_error = Some(cause),
@@ -413,6 +438,7 @@ impl Owner {
         &mut self,
         notices: Vec<Notification>,
         events: &mut Vec<UserEvent>,
+        acks: &mut Vec<oneshot::Sender<()>>,
     ) -> Option<Reload> {
         let mut reread = None;
         for notification in notices {
@@ -432,13 +458,17 @@ impl Owner {
                     ..
                 }) => {
                     if let Some(waiting) = self.held.get_mut(&tx) {
-                        if let Some(at) = waiting.iter().position(|event| *event.user.id() == id) {
-                            let mut event = waiting.remove(at);
+                        // Notifications come in the order of the events: the match is
+                        // nearly always the first.
+                        let found = waiting.events.iter().position(|event| *event.user.id() == id);
+                        if let Some(mut event) = found.and_then(|at| waiting.events.remove(at)) {
                             event.revision = journal;
                             events.push(event);
                         }
-                        if waiting.is_empty() {
-                            self.held.remove(&tx);
+                        if waiting.events.is_empty()
+                            && let Some(released) = self.held.remove(&tx)
+                        {
+                            acks.push(released.done);
                         }
                     }
                     let change = match change {
@@ -503,6 +533,7 @@ impl Owner {
 
     /// Sends a consistency check, unless one is still on its way.
     async fn tick(&mut self) {
+        self.release_overdue();
         if let Some(check) = &mut self.check {
             check.age += 1;
             if check.age >= 3 {
@@ -594,6 +625,33 @@ impl Owner {
         }
     }
 
+    /// Announces, without a revision, own commits whose notifications are overdue by a
+    /// whole check period while the connection otherwise delivers (a notification the
+    /// server could not send): their writers must not wait for ever.
+    fn release_overdue(&mut self) {
+        let overdue: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(_, held)| held.since.elapsed() >= self.check_every)
+            .map(|(tx, _)| *tx)
+            .collect();
+        if overdue.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            transactions = overdue.len(),
+            "announced own commits whose notifications did not come"
+        );
+        let mut events = Vec::new();
+        for tx in overdue {
+            if let Some(held) = self.held.remove(&tx) {
+                events.extend(held.events);
+                let _ = held.done.send(());
+            }
+        }
+        self.publish(events);
+    }
+
     /// Marks the connection lost; the next turn of the loop reconnects.
     fn lost(&mut self, cause: &str) {
         if self.link.take().is_none() {
@@ -608,9 +666,18 @@ impl Owner {
         self.health.link_error = Some(message);
         // Their notifications will not come: the own commits still waiting are announced
         // now, without a revision (a feed gives such an event as it comes).
-        let mut waiting: Vec<(u64, Vec<UserEvent>)> = self.held.drain().collect();
+        let mut waiting: Vec<(u64, Held)> = self.held.drain().collect();
         waiting.sort_unstable_by_key(|(tx, _)| *tx);
-        self.publish(waiting.into_iter().flat_map(|(_, events)| events).collect());
+        let mut events = Vec::new();
+        let mut acks = Vec::new();
+        for (_, held) in waiting {
+            events.extend(held.events);
+            acks.push(held.done);
+        }
+        self.publish(events);
+        for ack in acks {
+            let _ = ack.send(());
+        }
         self.retry_at = Instant::now();
         self.retry_delay = RETRY_FIRST;
     }
