@@ -1,6 +1,7 @@
 //! Integration tests: the real service over real HTTP, each with its own temp folder.
 
 mod allocator;
+mod answer_cache;
 mod architecture;
 mod behaviour;
 mod browser;

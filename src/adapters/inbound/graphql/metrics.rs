@@ -197,6 +197,13 @@ fn count_request(operation: String, outcome: &'static str) {
     metrics::counter!(REQUESTS, "operation" => operation, "outcome" => outcome).increment(1);
 }
 
+/// Counts an answer the answer cache gave again: an `ok` operation under the `operation`
+/// label its first answer was counted under, with its latency.
+pub fn count_cached(operation: &str, elapsed: std::time::Duration) {
+    metrics::histogram!(DURATION, "operation" => operation.to_owned()).record(elapsed);
+    count_request(operation.to_owned(), "ok");
+}
+
 /// Records a streamed operation (the WebSocket) when its stream ends or is dropped.
 struct StreamTally {
     labels: Arc<Labels>,
@@ -260,6 +267,11 @@ impl Measured {
                 response
             })
             .boxed()
+    }
+
+    /// The operation label this request is counted under (the answer cache keeps it).
+    pub fn label(&self) -> String {
+        lock(&self.state).operation_label(&self.labels)
     }
 
     /// Notes the operation name the request asked for.

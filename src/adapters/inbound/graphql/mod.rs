@@ -5,6 +5,7 @@
 //! Resolvers translate between the wire and the use cases and decide nothing themselves.
 
 mod access;
+mod answer_cache;
 mod cost;
 mod description;
 mod errors;
@@ -27,9 +28,10 @@ mod types;
 mod tests;
 
 pub use access::{Access, AccessPolicy, NEEDS_A_TOKEN};
+pub use answer_cache::{AnswerCache, Attempt as AnswerAttempt};
 pub use errors::ErrorCode;
 pub use limits::QueryLimits;
-pub use logging::loggable;
+pub use logging::{loggable, noting_fields};
 pub use metrics::{MAX_OPERATION_LABELS, describe as describe_metrics};
 pub use over_http::{Batch, OverHttp, SocketUrl};
 pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};

@@ -4,6 +4,7 @@ use async_graphql::futures_util::stream;
 use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
 use super::access::AccessPolicy;
+use super::answer_cache::AnswerCache;
 use super::description::DESCRIPTION;
 use super::errors;
 use super::gate::Gate;
@@ -33,8 +34,8 @@ pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct SchemaSettings {
     pub limits: QueryLimits,
     pub access: AccessPolicy,
-    /// The most bytes each cache (parsed documents, validations, persisted queries' text)
-    /// may hold.
+    /// The most bytes each cache (parsed documents, validations, persisted queries' text,
+    /// answers) may hold.
     pub cache_bytes: usize,
 }
 
@@ -58,6 +59,7 @@ pub fn build_schema(services: AppServices) -> RosterSchema {
 pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> RosterSchema {
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
+        .data(AnswerCache::with_budget(settings.cache_bytes))
         .extension(Pipeline {
             gate: Gate {
                 limits: settings.limits,

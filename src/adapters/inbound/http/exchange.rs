@@ -23,7 +23,9 @@ use serde::Serialize;
 
 use super::accept::MediaType;
 use super::errors::unauthorized;
-use crate::adapters::inbound::graphql::{Access, Batch, ErrorCode, OverHttp, RosterSchema, SocketUrl};
+use crate::adapters::inbound::graphql::{
+    Access, AnswerAttempt, Batch, ErrorCode, OverHttp, RosterSchema, SocketUrl,
+};
 use crate::domain::{ChangeSource, Credential};
 
 /// One HTTP request's GraphQL context: how to answer, who asks, how it came.
@@ -92,7 +94,12 @@ impl Exchange {
 
     /// Runs one operation and answers it.
     pub async fn run(&self, schema: &RosterSchema, request: async_graphql::Request) -> Response {
-        let outcome = self.execute(schema, request, None).await;
+        // A read answered before on the same snapshot is answered again (graphql::AnswerCache).
+        let cached = AnswerAttempt::begin(schema, &request, self.access, self.get).await;
+        if let Some(body) = cached.hit() {
+            return self.relabel((StatusCode::OK, body).into_response());
+        }
+        let outcome = self.execute(schema, cached.watch(request), None).await;
         if let Some(message) = outcome.unauthenticated() {
             return self.relabel(unauthorized(message, false));
         }
@@ -103,6 +110,12 @@ impl Exchange {
         } else {
             StatusCode::OK
         };
+        let kept = (status == StatusCode::OK && !outcome.wrong_method)
+            .then(|| cached.keep(outcome.executed, &outcome.response, &outcome.answer()))
+            .flatten();
+        if let Some(body) = kept {
+            return self.relabel((status, body).into_response());
+        }
         let mut response = self.json(status, &outcome.answer());
         if outcome.wrong_method {
             response
