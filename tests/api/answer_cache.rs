@@ -38,12 +38,20 @@ async fn post_with(app: &TestApp, query: &str, token: Option<&str>) -> (u16, Val
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+const HITS: &str = "roster_answer_cache_hits_total";
+
 #[tokio::test]
 async fn a_write_makes_the_next_read_fresh() {
     let app = spawn_app_with_users(&two_users()).await;
+    let hits = sample(&app, HITS).await;
     for _ in 0..3 {
         assert_eq!(names(&app.gql(NAMES, json!({})).await), ["Ada", "Bob"]);
     }
+    // The recorder is shared with every other test's server: at least these two hits.
+    assert!(
+        sample(&app, HITS).await >= hits + 2.0,
+        "the repeated read was not answered again"
+    );
     app.create_ok("Cy", "cy@example.com").await;
     assert_eq!(names(&app.gql(NAMES, json!({})).await), ["Ada", "Bob", "Cy"]);
     let renamed = app
@@ -176,6 +184,7 @@ async fn an_answer_given_again_is_counted_like_the_first() {
     for _ in 0..4 {
         assert_eq!(names(&app.gql(&query, json!({})).await), ["Ada", "Bob"]);
     }
+    assert!(sample(&app, HITS).await >= 3.0);
     let ok = format!("roster_graphql_requests_total{{operation=\"{name}\",outcome=\"ok\"}}");
     let latencies = format!("roster_graphql_request_duration_seconds_count{{operation=\"{name}\"}}");
     assert_eq!(sample(&app, &ok).await, 4.0);
@@ -192,4 +201,38 @@ async fn the_history_is_read_afresh_every_time() {
     app.create_ok("Cy", "cy@example.com").await;
     let after = count(&app.gql(query, json!({})).await);
     assert_eq!(after, before.map(|n| n + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_is_one_log_line_with_its_fields_also_when_answered_again() {
+    use crate::helpers::spawned::{RosterProcess, serve_command, strip_ansi};
+    let dir = tempfile::tempdir().unwrap();
+    let data_file = dir.path().join("users.json");
+    std::fs::write(&data_file, serde_json::to_vec(&two_users()).unwrap()).unwrap();
+    let mut command = serve_command(&data_file);
+    command.env("RUST_LOG", "info");
+    let server = RosterProcess::spawn(command).await;
+    for _ in 0..2 {
+        let answer = server
+            .gql("{ allUsers(limit: 1) { name } }", json!({}))
+            .await
+            .expect("POST /graphql");
+        assert_eq!(names(&answer), ["Ada"]);
+    }
+    let (status, stderr) = server.terminate().await;
+    assert!(status.success(), "{status}; stderr:\n{stderr}");
+    let stderr = strip_ansi(&stderr);
+    let request_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains(" request ") || line.contains(": request"))
+        .filter(|line| line.contains("/graphql"))
+        .collect();
+    assert_eq!(request_lines.len(), 2, "{stderr}");
+    for line in request_lines {
+        assert!(line.contains("fields=allUsers{limit: 1}"), "{line}");
+    }
+    assert!(
+        !stderr.contains("graphql field"),
+        "a read logged a field line:\n{stderr}"
+    );
 }

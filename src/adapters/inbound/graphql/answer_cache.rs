@@ -23,7 +23,8 @@
 //!
 //! An answer given again is still a request like any other: the HTTP layer logs and counts
 //! it, its operation is counted (`roster_graphql_requests_total`, outcome `ok`) under the
-//! label it had, and its fields are on its log line.
+//! label it had, and its fields are on its log line; `roster_answer_cache_hits_total`
+//! counts the answers given again.
 //!
 //! The cache is bounded in bytes (the query caches' budget, `--query-cache-mib`): each
 //! entry is charged its key, its answer and its log text; one that would pass the budget
@@ -43,6 +44,14 @@ use super::parse_cache::MAX_KEY_BYTES;
 use super::schema::RosterSchema;
 use crate::app::AppServices;
 use crate::domain::UserSnapshot;
+
+/// Answers given again from the cache.
+const HITS: &str = "roster_answer_cache_hits_total";
+
+/// Describes the cache's metric (its HELP line).
+pub fn describe_metrics() {
+    metrics::describe_counter!(HITS, "GraphQL answers given again from the answer cache.");
+}
 
 /// What an entry is charged besides its key, answer and log text.
 const ENTRY_OVERHEAD_BYTES: usize = 128;
@@ -220,6 +229,7 @@ impl<'a> Attempt<'a> {
         let answer = cache.entries_of(snapshot).answers.get(key).cloned()?;
         note_fields(&answer.fields);
         count_cached(&answer.label, self.started.elapsed());
+        metrics::counter!(HITS).increment(1);
         Some(answer.body.clone())
     }
 

@@ -56,6 +56,7 @@ pub fn describe() {
         "Time to answer a GraphQL query or mutation, by operation."
     );
     metrics::describe_counter!(ERRORS, "GraphQL errors sent to clients, by extensions.code.");
+    super::answer_cache::describe_metrics();
     metrics::describe_gauge!(SUBSCRIBERS, "Subscriptions open right now.");
     // Shown as 0 from the start rather than missing until the first subscription.
     metrics::gauge!(SUBSCRIBERS).increment(0.0);

@@ -55,11 +55,7 @@ struct PipelineRequest {
 #[async_trait::async_trait]
 impl Extension for PipelineRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let response = self.measured.request(next.run(ctx)).await;
-        if let Some(ticket) = ctx.data_opt::<Arc<Ticket>>() {
-            ticket.counted(self.measured.label());
-        }
-        response
+        self.measured.request(next.run(ctx)).await
     }
 
     fn subscribe<'s>(
@@ -112,7 +108,12 @@ impl Extension for PipelineRequest {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        self.gate.execute(ctx, operation_name, next).await
+        let response = self.gate.execute(ctx, operation_name, next).await;
+        // The request's own data (the ticket) is in reach from here on, not in `request`.
+        if let Some(ticket) = ctx.data_opt::<Arc<Ticket>>() {
+            ticket.counted(self.measured.label());
+        }
+        response
     }
 
     async fn resolve(
