@@ -16,6 +16,13 @@
 # `bench/run.sh --answers [--clients 1,8,32,64,128] [--flags "..."]` runs the answer-memory
 # curve instead (bench/answer_memory.py): 100,000 users, 1 to 128 clients each fetching the
 # whole list, peak memory and /health latency per client count. About 5 minutes.
+#
+# `bench/run.sh --reads [--baseline PATH] [--rounds N] [--seconds S]` runs only the read
+# bench (benches/reads.rs): `allUsers(limit: 10)` at 10k users against Roster at
+# RUST_LOG=info and warn, a bare axum route (benches/bare_route.rs) and a minimal
+# async-graphql server (benches/minimal_graphql.rs) in alternating rounds, and a fuzzy
+# search; medians and their ratios. `--baseline` adds another roster build (say, main's)
+# to the same rounds. About 2 minutes with the defaults, 3 with a baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--answers" ]; then
@@ -44,5 +51,14 @@ if [ "${1:-}" = "--scale" ]; then
       || { as_root apt-get update -qq && as_root apt-get install -y fonts-dejavu-core >/dev/null; }
   fi
   exec cargo bench --bench scale -- "$@"
+fi
+if [ "${1:-}" = "--reads" ]; then
+  shift
+  # The reference servers are bench targets too: build them and find their executables.
+  built=$(cargo bench --locked --no-run --bench bare_route --bench minimal_graphql \
+    --message-format=json 2>/dev/null | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
+  bare=$(echo "$built" | grep '/bare_route-')
+  minimal=$(echo "$built" | grep '/minimal_graphql-')
+  exec cargo bench --locked --bench reads -- --bare "$bare" --minimal "$minimal" "$@"
 fi
 exec cargo bench --bench suite -- "$@"

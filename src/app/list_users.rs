@@ -102,6 +102,17 @@ impl ListUsers {
         let snapshot = self.repo.snapshot().await?;
         Ok(snapshot.select(&filter, offset, limit))
     }
+
+    /// The list a read would see now, taken exactly as [`ListUsers::execute`] takes it (so
+    /// a store that looks again when its view gets old still does): a new snapshot after
+    /// every change, for a driving adapter to tell whether what it answered before still
+    /// holds.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn snapshot(&self) -> Result<Arc<crate::domain::UserSnapshot>, RepositoryError> {
+        self.repo.snapshot().await
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod allocator;
 mod answer_budget;
+mod answer_cache;
 mod architecture;
 mod behaviour;
 mod browser;

@@ -1,6 +1,12 @@
-//! Field logging (docs/src/operations.md, Logs): one `info` line per top-level field with its
-//! arguments, the names of the fields a client asked for and the values it gave them; nested
-//! fields at `debug`; resolver errors with their field.
+//! Field logging (docs/src/operations.md, Logs): every top-level field with its arguments, the
+//! names of the fields a client asked for and the values it gave them; nested fields at
+//! `debug`; resolver errors with their field.
+//!
+//! A query's top-level fields over HTTP go on the request's own line (`fields=allUsers{limit:
+//! 10}`) rather than a line each: a read is then one line, and a line cost about as much as
+//! the rest of a cached read. The HTTP layer collects them with [`noting_fields`]. A
+//! mutation's fields, and every field of an operation over the WebSocket (which outlives
+//! its upgrade request's line), keep an `info` line each (`graphql field`).
 //!
 //! Arguments are logged with variables substituted, so `createUser(userData: $u)` logs
 //! the values actually used: a [`FieldLogging`] lives as long as its request (inside the
@@ -9,7 +15,9 @@
 //! messages are cut the same way. Line and paragraph separators and bidirectional controls
 //! are written escaped, so a value cannot fake a line or reorder one.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::Mutex;
 
 use async_graphql::extensions::ResolveInfo;
@@ -65,6 +73,44 @@ fn reorders_or_breaks_lines(ch: char) -> bool {
     matches!(ch, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+tokio::task_local! {
+    /// The top-level query fields of the HTTP request running on this task, for its line.
+    static NOTED: RefCell<String>;
+}
+
+/// Runs `request` (one HTTP request) noting its queries' top-level fields with their
+/// arguments, and gives them beside its output (empty when there were none).
+pub async fn noting_fields<F: Future>(request: F) -> (F::Output, String) {
+    NOTED
+        .scope(RefCell::new(String::new()), async move {
+            let output = request.await;
+            let noted = NOTED.try_with(RefCell::take).unwrap_or_default();
+            (output, noted)
+        })
+        .await
+}
+
+/// Adds `fields` (as [`FieldLogging`] notes them) to the request line, when this task runs
+/// an HTTP request and `info` is on; false when there is no such line.
+pub fn note_fields(fields: &str) -> bool {
+    NOTED
+        .try_with(|noted| {
+            if !fields.is_empty() && tracing::enabled!(tracing::Level::INFO) {
+                let mut noted = noted.borrow_mut();
+                if !noted.is_empty() {
+                    noted.push_str("; ");
+                }
+                noted.push_str(fields);
+            }
+        })
+        .is_ok()
+}
+
+/// Whether this task runs an HTTP request whose line takes its queries' fields.
+fn on_request_line() -> bool {
+    NOTED.try_with(|_| ()).is_ok()
+}
+
 /// The per-request logger.
 #[derive(Default)]
 pub struct FieldLogging {
@@ -97,14 +143,25 @@ impl FieldLogging {
         }
     }
 
-    /// Logs a field about to resolve: a top-level one at `info` with its arguments, any other
-    /// at `debug`.
-    pub fn field(&self, info: &ResolveInfo<'_>) {
+    /// Logs a field about to resolve: a top-level one at `info` with its arguments (a query's
+    /// over HTTP on the request line, see [`noting_fields`]), any other at `debug`. Gives what
+    /// it noted for the request line (empty when nothing), so a cached answer can note it
+    /// again.
+    pub fn field(&self, info: &ResolveInfo<'_>) -> String {
         if info.path_node.parent.is_none() && !info.is_for_introspection {
+            if info.parent_type == "Query" && on_request_line() {
+                if !tracing::enabled!(tracing::Level::INFO) {
+                    return String::new();
+                }
+                let noted = format!("{}{}", info.name, self.describe_arguments(info));
+                note_fields(&noted);
+                return noted;
+            }
             tracing::info!(field = %info.name, args = %self.describe_arguments(info), "graphql field");
         } else {
             tracing::debug!(field = %info.name, path = %info.path_node, "graphql field");
         }
+        String::new()
     }
 
     /// Logs a field that failed, with its error cut short.

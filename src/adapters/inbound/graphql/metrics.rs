@@ -64,6 +64,7 @@ pub fn describe() {
         "Time to answer a GraphQL query or mutation, by operation."
     );
     metrics::describe_counter!(ERRORS, "GraphQL errors sent to clients, by extensions.code.");
+    super::answer_cache::describe_metrics();
     metrics::describe_gauge!(SUBSCRIBERS, "Subscriptions open right now.");
     // Shown as 0 from the start rather than missing until the first subscription.
     metrics::gauge!(SUBSCRIBERS).increment(0.0);
@@ -231,6 +232,13 @@ fn count_request(operation: String, outcome: &'static str) {
     metrics::counter!(REQUESTS, "operation" => operation, "outcome" => outcome).increment(1);
 }
 
+/// Counts an answer the answer cache gave again: an `ok` operation under the `operation`
+/// label its first answer was counted under, with its latency.
+pub fn count_cached(operation: &str, elapsed: std::time::Duration) {
+    metrics::histogram!(DURATION, "operation" => operation.to_owned()).record(elapsed);
+    count_request(operation.to_owned(), "ok");
+}
+
 /// Records a streamed operation (the WebSocket) when its stream ends or is dropped.
 struct StreamTally {
     labels: Arc<Labels>,
@@ -294,6 +302,11 @@ impl Measured {
                 response
             })
             .boxed()
+    }
+
+    /// The operation label this request is counted under (the answer cache keeps it).
+    pub fn label(&self) -> String {
+        lock(&self.state).operation_label(&self.labels, false)
     }
 
     /// Notes the operation name the request asked for, and whether it came persisted.

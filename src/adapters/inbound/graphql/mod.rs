@@ -7,6 +7,7 @@
 
 mod access;
 mod answer_budget;
+mod answer_cache;
 mod cost;
 mod description;
 mod errors;
@@ -35,9 +36,10 @@ pub use answer_budget::{
     AnswerBudgetSettings, AnswerTicket, DEFAULT_MAX_ANSWER_MIB, DEFAULT_QUEUE_TIMEOUT, RETRY_AFTER_SECONDS,
     Reservation,
 };
+pub use answer_cache::{AnswerCache, Attempt as AnswerAttempt};
 pub use errors::ErrorCode;
 pub use limits::QueryLimits;
-pub use logging::loggable;
+pub use logging::{loggable, noting_fields};
 pub use metrics::{MAX_OPERATION_LABELS, OPERATION_LABEL_IDLE, describe as describe_metrics};
 pub use over_http::{Batch, OverHttp, SocketUrl};
 pub use schema::{RosterSchema, SchemaSettings, build_schema, build_schema_with, schema_sdl};

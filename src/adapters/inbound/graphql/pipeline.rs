@@ -6,7 +6,8 @@
 //! live where their rules are: the request gate (`gate`: persisted queries, text bounds,
 //! tokens, parsing, transport rules, cost limits, validation, the deadline), the request
 //! metrics and error codes (`metrics`), the field log (`logging`) and the schema's
-//! description (`description`).
+//! description (`description`). It also tells the answer cache (`answer_cache`) what an
+//! operation resolved and how it was counted.
 //!
 //! Order within each hook: metrics outermost (they see every error with its final code),
 //! then the log, then the gate, which parses the document itself.
@@ -21,6 +22,7 @@ use async_graphql::futures_util::stream::BoxStream;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables};
 
+use super::answer_cache::Ticket;
 use super::description;
 use super::errors;
 use super::gate::{Gate, GateRequest};
@@ -108,7 +110,12 @@ impl Extension for PipelineRequest {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        self.gate.execute(ctx, operation_name, next).await
+        let response = self.gate.execute(ctx, operation_name, next).await;
+        // The request's own data (the ticket) is in reach from here on, not in `request`.
+        if let Some(ticket) = ctx.data_opt::<Arc<Ticket>>() {
+            ticket.counted(self.measured.label());
+        }
+        response
     }
 
     async fn resolve(
@@ -122,7 +129,11 @@ impl Extension for PipelineRequest {
         }
         // The name borrows the query document, not `info`, so it outlives the call below.
         let (field, definition) = (info.name, info.field);
-        self.log.field(&info);
+        let top_level = info.path_node.parent.is_none();
+        let noted = self.log.field(&info);
+        if top_level && let Some(ticket) = ctx.data_opt::<Arc<Ticket>>() {
+            ticket.field(info.parent_type, field, noted);
+        }
         let result = next.run(ctx, info).await.map_err(|mut error| {
             errors::code_field_error(&mut error, definition);
             error

@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, Object, Result, Schema, Subscription};
 
 use super::access::AccessPolicy;
 use super::answer_budget::{AnswerBudget, AnswerBudgetSettings};
+use super::answer_cache::AnswerCache;
 use super::description::DESCRIPTION;
 use super::errors;
 use super::gate::Gate;
@@ -35,8 +36,8 @@ pub type RosterSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub struct SchemaSettings {
     pub limits: QueryLimits,
     pub access: AccessPolicy,
-    /// The most bytes each cache (parsed documents, validations, persisted queries' text)
-    /// may hold.
+    /// The most bytes each cache (parsed documents, validations, persisted queries' text,
+    /// answers) may hold.
     pub cache_bytes: usize,
     /// How long an operation's metrics label is kept without the operation being seen.
     pub metrics_label_idle: std::time::Duration,
@@ -72,6 +73,7 @@ pub fn build_schema_with(services: AppServices, settings: SchemaSettings) -> Ros
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(services)
         .data(SharedEvents::new(render))
+        .data(AnswerCache::with_budget(settings.cache_bytes))
         .extension(Pipeline {
             gate: Gate {
                 limits: settings.limits,

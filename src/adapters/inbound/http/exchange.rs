@@ -22,15 +22,15 @@ use std::sync::Arc;
 use async_graphql::{ServerError, Value};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::accept::MediaType;
 use super::answer_body::{AnswerBody, Chunks};
 use super::errors::{errors, unauthorized};
 use crate::adapters::inbound::graphql::{
-    Access, AnswerTicket, Batch, ErrorCode, OverHttp, RETRY_AFTER_SECONDS, Reservation, RosterSchema,
-    SocketUrl,
+    Access, AnswerAttempt, AnswerTicket, Batch, ErrorCode, OverHttp, RETRY_AFTER_SECONDS, Reservation,
+    RosterSchema, SocketUrl,
 };
 use crate::domain::{ChangeSource, Credential};
 
@@ -156,7 +156,12 @@ impl Exchange {
 
     /// Runs one operation and answers it.
     pub async fn run(&self, schema: &RosterSchema, request: async_graphql::Request) -> Response {
-        let outcome = self.execute(schema, request, None).await;
+        // A read answered before on the same snapshot is answered again (graphql::AnswerCache).
+        let cached = AnswerAttempt::begin(schema, &request, self.access, self.get).await;
+        if let Some(body) = cached.hit() {
+            return self.relabel((StatusCode::OK, body).into_response());
+        }
+        let outcome = self.execute(schema, cached.watch(request), None).await;
         if let Some(message) = outcome.unauthenticated() {
             return self.relabel(unauthorized(message, false));
         }
@@ -179,6 +184,15 @@ impl Exchange {
             StatusCode::OK
         };
         let wrong_method = outcome.wrong_method;
+        // A small read is kept for the next ask; a big answer (one that reserved from the
+        // memory budget) is only ever written as it goes.
+        if status == StatusCode::OK
+            && !wrong_method
+            && !outcome.ticket.is_big()
+            && let Some(body) = cached.keep(outcome.executed, &outcome.response, &outcome.answer())
+        {
+            return self.relabel((status, body).into_response());
+        }
         let written = outcome.written().await;
         let mut response = self.body(status, written.chunks, written.reservation.into_iter().collect());
         if wrong_method {

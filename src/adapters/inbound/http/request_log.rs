@@ -6,7 +6,16 @@
 //! line), otherwise a new UUID. The request runs inside a span carrying that id, so every
 //! line it logs (this module's request line, the GraphQL field lines, resolver errors)
 //! can be found together; the id is returned in `X-Request-Id`.
+//!
+//! A query's top-level fields are on the request line (`fields=allUsers{limit: 10}`), so a
+//! read logs one line (`graphql::logging`). What a line costs is most of what logging costs
+//! a read, so the line is built without allocating for a short path, and new ids come from
+//! a counter scrambled under a random key drawn once ([`new_id`]) rather than from a system
+//! call for fresh randomness per request.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -14,6 +23,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
+
+use crate::adapters::inbound::graphql::noting_fields;
 
 /// The header that carries a request's id, both ways.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,15 +60,41 @@ fn incoming_id(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `path`, cut at [`MAX_LOGGED_PATH`] bytes with the full length noted.
-fn loggable_path(path: &str) -> String {
+fn loggable_path(path: &str) -> Cow<'_, str> {
     if path.len() <= MAX_LOGGED_PATH {
-        return path.to_owned();
+        return Cow::Borrowed(path);
     }
     let mut cut = MAX_LOGGED_PATH;
     while !path.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}… ({} bytes)", &path[..cut], path.len())
+    Cow::Owned(format!("{}… ({} bytes)", &path[..cut], path.len()))
+}
+
+/// A new request id: a version 4 UUID made of a process-wide counter scrambled under a key
+/// drawn from the system once. Ids never repeat within a process (the scrambling is a
+/// bijection of the counter) and differ between processes (the key); they are labels for
+/// finding a request's lines, not secrets, so they need no fresh randomness each.
+fn new_id() -> String {
+    static KEY: OnceLock<(u64, u64)> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (high, low) = *KEY.get_or_init(|| {
+        let random = uuid::Uuid::new_v4().as_u64_pair();
+        (random.0, random.1 | 1)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    // splitmix64's finaliser: a bijection of u64, so distinct counters give distinct ids.
+    let mut z = n.wrapping_mul(low).wrapping_add(high);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&high.to_le_bytes());
+    bytes[8..].copy_from_slice(&z.to_le_bytes());
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// A method as a metric label: the standard ones by name, anything a client invents as
@@ -90,10 +127,11 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = match incoming_id(request.headers()) {
         Some(id) => id.to_owned(),
-        None => uuid::Uuid::new_v4().to_string(),
+        None => new_id(),
     };
     let method = request.method().clone();
-    let path = loggable_path(request.uri().path());
+    // A `Uri` shares its bytes: cloning it copies no text.
+    let uri = request.uri().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -107,18 +145,18 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         request_id: Some(id.clone()),
         credential: crate::domain::Credential::None,
     };
-    let mut response =
-        crate::ports::with_change_source(source, next.run(request).instrument(span.clone())).await;
+    let run = crate::ports::with_change_source(source, next.run(request).instrument(span.clone()));
+    let (mut response, fields) = noting_fields(run).await;
     let status = response.status();
     let elapsed = started.elapsed();
     span.in_scope(|| {
-        tracing::info!(
-            %method,
-            %path,
-            status = status.as_u16(),
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "request"
-        );
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        let path = loggable_path(uri.path());
+        if fields.is_empty() {
+            tracing::info!(%method, %path, status = status.as_u16(), latency_ms, "request");
+        } else {
+            tracing::info!(%method, %path, status = status.as_u16(), latency_ms, %fields, "request");
+        }
     });
     record(&method, route.as_deref(), status, elapsed);
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -162,6 +200,17 @@ mod tests {
         let logged = loggable_path(&long);
         assert!(logged.ends_with(&format!("… ({} bytes)", long.len())), "{logged}");
         assert!(logged.len() < MAX_LOGGED_PATH + 20, "{logged}");
+    }
+
+    #[test]
+    fn new_ids_are_version_4_uuids_that_do_not_repeat() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(20) {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 4, "{id}");
+            assert!(incoming_id(&with_id(id.as_bytes())).is_some(), "{id}");
+        }
     }
 
     #[test]
