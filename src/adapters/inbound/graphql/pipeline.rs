@@ -112,7 +112,10 @@ impl Extension for PipelineRequest {
     ) -> Response {
         let response = self.gate.execute(ctx, operation_name, next).await;
         // The request's own data (the ticket) is in reach from here on, not in `request`.
-        if let Some(ticket) = ctx.data_opt::<Arc<Ticket>>() {
+        // Only a clean answer is kept, and only a clean answer earns a label slot.
+        if response.errors.is_empty()
+            && let Some(ticket) = ctx.data_opt::<Arc<Ticket>>()
+        {
             ticket.counted(self.measured.label());
         }
         response

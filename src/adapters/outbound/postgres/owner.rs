@@ -348,12 +348,7 @@ impl Owner {
         }
     }
 
-    fn report(
-        &mut self,
-        report: Report,
-        events: &mut Vec<UserEvent>,
-        acks: &mut Vec<oneshot::Sender<()>>,
-    ) {
+    fn report(&mut self, report: Report, events: &mut Vec<UserEvent>, acks: &mut Vec<oneshot::Sender<()>>) {
         match report {
             Report::Committed {
                 tx,
