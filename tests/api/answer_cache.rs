@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::helpers::spawned::{RosterProcess, serve_command};
 use crate::helpers::{TestApp, WATCH_DEADLINE, eventually, spawn_app_with_flags, spawn_app_with_users};
 
 const NAMES: &str = "{ allUsers { name } }";
@@ -239,4 +240,49 @@ async fn a_read_is_one_log_line_with_its_fields_also_when_answered_again() {
         !stderr.contains("graphql field"),
         "a read logged a field line:\n{stderr}"
     );
+}
+
+/// The answer cache's hits as a process's own `/metrics` say.
+async fn own_hits(process: &RosterProcess) -> f64 {
+    let text = process
+        .client
+        .get(format!("{}/metrics", process.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{HITS} ")))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
+}
+
+#[tokio::test]
+async fn a_search_estimated_big_but_answered_small_is_kept_too() {
+    // A search over 2,000 users is estimated as if it matched them all, so it reserves from
+    // the memory budget and is written in chunks; the few it finds are still kept.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_file = dir.path().join("users.json");
+    let users: Vec<Value> = (0..2_000)
+        .map(|n| {
+            let name = if n % 100 == 0 {
+                format!("Needle {n}")
+            } else {
+                format!("Hay {n}")
+            };
+            json!({ "id": n.to_string(), "name": name, "email": format!("u{n}@example.com") })
+        })
+        .collect();
+    std::fs::write(&data_file, Value::Array(users).to_string()).expect("the data file");
+    // Its own process: the hit counter is then this server's alone.
+    let process = RosterProcess::spawn(serve_command(&data_file)).await;
+    let query = r#"{ allUsers(search: "needle") { id name email createdAt } }"#;
+    let first = process.gql(query, json!({})).await.expect("an answer");
+    let found = first["data"]["allUsers"].as_array().map(Vec::len);
+    assert_eq!(found, Some(20), "{first}");
+    assert_eq!(own_hits(&process).await, 0.0);
+    let again = process.gql(query, json!({})).await.expect("an answer");
+    assert_eq!(again, first);
+    assert_eq!(own_hits(&process).await, 1.0, "the search was run again");
 }

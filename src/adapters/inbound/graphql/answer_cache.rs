@@ -250,21 +250,45 @@ impl<'a> Attempt<'a> {
         response: &async_graphql::Response,
         answer: &impl serde::Serialize,
     ) -> Option<Bytes> {
-        let (cache, key, snapshot) = self.keyed.as_ref()?;
-        if !executed || !response.errors.is_empty() {
+        if !self.wants(executed, response) {
             return None;
         }
+        let body = Bytes::from(serde_json::to_vec(answer).ok()?);
+        self.store(body.clone());
+        Some(body)
+    }
+
+    /// Whether the answer may be kept: a cacheable request, `executed`, `response`
+    /// without errors, only snapshot reads.
+    pub fn wants(&self, executed: bool, response: &async_graphql::Response) -> bool {
+        if self.keyed.is_none() || !executed || !response.errors.is_empty() {
+            return false;
+        }
+        let seen = self.ticket.lock();
+        seen.fields_seen && !seen.changes_or_history && seen.label.is_some()
+    }
+
+    /// The most bytes one kept answer may take with its key: an eighth of the budget.
+    pub fn entry_limit(&self) -> usize {
+        self.keyed.as_ref().map_or(0, |(cache, _, _)| cache.budget / 8)
+    }
+
+    /// Keeps `body`, the answer serialised elsewhere, for a request [`Attempt::wants`]
+    /// said may be kept; an answer over [`Attempt::entry_limit`] is not kept.
+    pub fn store(&self, body: Bytes) {
+        let Some((cache, key, snapshot)) = self.keyed.as_ref() else {
+            return;
+        };
         let (label, fields) = {
             let seen = self.ticket.lock();
-            if !seen.fields_seen || seen.changes_or_history {
-                return None;
-            }
-            (seen.label.clone()?, seen.fields.clone())
+            let Some(label) = seen.label.clone() else {
+                return;
+            };
+            (label, seen.fields.clone())
         };
-        let body = Bytes::from(serde_json::to_vec(answer).ok()?);
         let bytes = key.len() + body.len() + label.len() + fields.len() + ENTRY_OVERHEAD_BYTES;
         if bytes > cache.budget / 8 {
-            return Some(body);
+            return;
         }
         let mut entries = cache.lock();
         // Kept only while the store still shows the snapshot it was read from.
@@ -275,16 +299,11 @@ impl<'a> Attempt<'a> {
                 entries.answers.clear();
                 entries.charged = 0;
             }
-            let kept = Arc::new(Answer {
-                body: body.clone(),
-                label,
-                fields,
-            });
+            let kept = Arc::new(Answer { body, label, fields });
             if entries.answers.insert(key.clone(), kept).is_none() {
                 entries.charged += bytes;
             }
         }
-        Some(body)
     }
 }
 

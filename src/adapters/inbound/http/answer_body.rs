@@ -54,6 +54,16 @@ impl Chunks {
         self.len
     }
 
+    /// The whole text in one piece (a copy: for short answers).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut whole = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        for chunk in &self.done {
+            whole.extend_from_slice(chunk);
+        }
+        whole.extend_from_slice(&self.current);
+        Bytes::from(whole)
+    }
+
     /// Adds `chunks` after these (their limit is not checked again).
     pub fn append(&mut self, chunks: Chunks) {
         self.len += chunks.len;

@@ -184,16 +184,20 @@ impl Exchange {
             StatusCode::OK
         };
         let wrong_method = outcome.wrong_method;
-        // A small read is kept for the next ask; a big answer (one that reserved from the
-        // memory budget) is only ever written as it goes.
-        if status == StatusCode::OK
-            && !wrong_method
+        let keep =
+            status == StatusCode::OK && !wrong_method && cached.wants(outcome.executed, &outcome.response);
+        // A read estimated small is serialised once into what is kept; one that reserved from
+        // the memory budget is written in chunks as always, and kept when it came out small.
+        if keep
             && !outcome.ticket.is_big()
             && let Some(body) = cached.keep(outcome.executed, &outcome.response, &outcome.answer())
         {
             return self.relabel((status, body).into_response());
         }
         let written = outcome.written().await;
+        if keep && written.chunks.len() <= cached.entry_limit() as u64 {
+            cached.store(written.chunks.to_bytes());
+        }
         let mut response = self.body(status, written.chunks, written.reservation.into_iter().collect());
         if wrong_method {
             response
