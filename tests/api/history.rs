@@ -279,6 +279,37 @@ async fn a_deleted_user_is_restored_and_an_update_rolled_back_as_new_restore_cha
 }
 
 #[tokio::test]
+async fn a_bulk_update_of_emails_is_undone_user_by_user() {
+    let app = spawn_app().await;
+    let ada = app.create_ok("Ada", "ada@x.test").await;
+    let bob = app.create_ok("Bob", "bob@x.test").await;
+    let bulk = app
+        .gql(
+            r#"mutation($u: [EmailUpdateInput!]!) { bulkUpdateEmails(updates: $u) { ok updatedCount } }"#,
+            json!({ "u": [{ "id": ada, "email": "wrong1@x.test" }, { "id": bob, "email": "wrong2@x.test" }] }),
+        )
+        .await;
+    assert_eq!(bulk["data"]["bulkUpdateEmails"]["updatedCount"], 2, "{bulk}");
+    for (id, email) in [(&ada, "ada@x.test"), (&bob, "bob@x.test")] {
+        let changes = history(&app, id).await;
+        assert_eq!(changes[0]["kind"], "UPDATED", "{changes:?}");
+        let created = changes[1]["revision"].clone();
+        let answer = app.gql(RESTORE, json!({ "id": id, "revision": created })).await;
+        let payload = &answer["data"]["restoreUser"];
+        assert_eq!(payload["ok"], true, "{answer}");
+        assert_eq!(payload["user"]["email"], email, "{answer}");
+    }
+    let mut emails: Vec<String> = app
+        .all_users()
+        .await
+        .iter()
+        .map(|user| user["email"].as_str().unwrap().to_owned())
+        .collect();
+    emails.sort();
+    assert_eq!(emails, ["ada@x.test", "bob@x.test"]);
+}
+
+#[tokio::test]
 async fn a_hand_edit_is_recorded_user_by_user_as_a_file_edit() {
     let app = spawn_app().await;
     let id = app.create_ok("Cy", "cy@x.test").await;
@@ -378,12 +409,13 @@ async fn a_subscription_after_a_revision_gets_every_later_change_once_while_othe
         json!({ "after": start.to_string() }),
     )
     .await;
-    let writers: Vec<_> = (0..4)
+    // 1,000 concurrent creates: 20 writers of 50.
+    let writers: Vec<_> = (0..20)
         .map(|w| {
             let client = app.client.clone();
             let url = app.url("/graphql");
             tokio::spawn(async move {
-                for n in 0..10 {
+                for n in 0..50 {
                     let email = format!("w{w}-{n}@x.test");
                     let query = format!(
                         "mutation {{ createUser(userData: {{name: \"W\", email: \"{email}\"}}) {{ ok }} }}"
@@ -398,7 +430,7 @@ async fn a_subscription_after_a_revision_gets_every_later_change_once_while_othe
             })
         })
         .collect();
-    let expected = 3 + 40;
+    let expected = 3 + 1_000;
     let mut revisions = Vec::new();
     while revisions.len() < expected {
         let (_, _, event) = feed.next_event(Duration::from_secs(10)).await.unwrap_or_else(|| {
@@ -544,6 +576,7 @@ async fn a_purge_removes_a_torn_history_line_that_held_the_user() {
 crate::helpers::also_on_postgres!(
     create_update_and_delete_are_recorded_newest_first_with_request_id_and_credential,
     a_deleted_user_is_restored_and_an_update_rolled_back_as_new_restore_changes,
+    a_bulk_update_of_emails_is_undone_user_by_user,
     a_purged_user_leaves_no_name_or_email_in_the_data_or_the_history,
     a_subscription_after_a_revision_gets_every_later_change_once_while_others_write,
 );
@@ -613,15 +646,37 @@ async fn roster_history_prints_a_files_changes_and_one_users_newest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kill_9_mid_storm_loses_no_acknowledged_change_from_the_history() {
-    use crate::helpers::spawned::{RosterProcess, create_storm};
+    use crate::helpers::spawned::RosterProcess;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("users.json");
+    storm_case(|| RosterProcess::start(&path)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL"]
+async fn a_kill_9_mid_storm_on_postgres_loses_no_acknowledged_change_from_the_history() {
+    use crate::helpers::spawned::RosterProcess;
+    let Some(database) = crate::helpers::scratch_database("kill -9 storm and the history").await else {
+        return;
+    };
+    storm_case(|| RosterProcess::start_on_database(database.url())).await;
+}
+
+/// Three rounds of concurrent creates, each cut by `kill -9`, then: every acknowledged
+/// create is in the history once, in revision order, and the history's users are exactly
+/// the stored ones (replaying it from empty gives them).
+async fn storm_case<F, Fut>(start: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = crate::helpers::spawned::RosterProcess>,
+{
+    use crate::helpers::spawned::create_storm;
     use std::collections::HashSet;
     use std::sync::{Arc, Mutex};
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("users.json");
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     for round in 0..3 {
-        let mut roster = RosterProcess::start(&path).await;
+        let mut roster = start().await;
         let clients = create_storm(&roster.base, round, 6, &acknowledged);
         tokio::time::sleep(Duration::from_millis(200 + 150 * round as u64)).await;
         roster.kill9().await;
@@ -629,7 +684,7 @@ async fn a_kill_9_mid_storm_loses_no_acknowledged_change_from_the_history() {
             client.await.unwrap();
         }
     }
-    let roster = RosterProcess::start(&path).await;
+    let roster = start().await;
     let mut recorded = HashSet::new();
     let mut last = 0;
     let mut after: Option<String> = None;
@@ -649,7 +704,8 @@ async fn a_kill_9_mid_storm_loses_no_acknowledged_change_from_the_history() {
             assert!(revision > last, "revision {revision} after {last}");
             last = revision;
             assert_eq!(change["kind"], "CREATED");
-            recorded.insert(change["after"]["email"].as_str().unwrap().to_owned());
+            let email = change["after"]["email"].as_str().unwrap().to_owned();
+            assert!(recorded.insert(email.clone()), "{email} recorded twice");
         }
         if page["pageInfo"]["hasNextPage"] != true {
             break;
@@ -660,4 +716,6 @@ async fn a_kill_9_mid_storm_loses_no_acknowledged_change_from_the_history() {
     assert!(!acked.is_empty());
     let lost: Vec<_> = acked.iter().filter(|email| !recorded.contains(*email)).collect();
     assert!(lost.is_empty(), "acknowledged but not in the history: {lost:?}");
+    let stored: HashSet<String> = roster.emails().await.into_iter().collect();
+    assert_eq!(recorded, stored, "the history's users are not the stored ones");
 }
