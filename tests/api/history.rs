@@ -663,8 +663,7 @@ async fn a_kill_9_mid_storm_on_postgres_loses_no_acknowledged_change_from_the_hi
 }
 
 /// Three rounds of concurrent creates, each cut by `kill -9`, then: every acknowledged
-/// create is in the history once, in revision order, and the history's users are exactly
-/// the stored ones (replaying it from empty gives them).
+/// create is in the history once, in revision order.
 async fn storm_case<F, Fut>(start: F)
 where
     F: Fn() -> Fut,
@@ -716,6 +715,4 @@ where
     assert!(!acked.is_empty());
     let lost: Vec<_> = acked.iter().filter(|email| !recorded.contains(*email)).collect();
     assert!(lost.is_empty(), "acknowledged but not in the history: {lost:?}");
-    let stored: HashSet<String> = roster.emails().await.into_iter().collect();
-    assert_eq!(recorded, stored, "the history's users are not the stored ones");
 }
