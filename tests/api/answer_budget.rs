@@ -116,18 +116,7 @@ async fn concurrent_answers_past_the_budget_wait_then_are_refused_overloaded_whi
 
 /// The bytes of answers reserved right now, as the process's `/metrics` says.
 async fn reserved(process: &RosterProcess) -> f64 {
-    let text = process
-        .client
-        .get(format!("{}/metrics", process.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix("roster_answer_memory_reserved_bytes "))
-        .map_or(0.0, |value| value.trim().parse().expect("a number"))
+    process.metric("roster_answer_memory_reserved_bytes").await
 }
 
 #[tokio::test]

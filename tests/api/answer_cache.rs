@@ -44,7 +44,7 @@ const HITS: &str = "roster_answer_cache_hits_total";
 #[tokio::test]
 async fn a_write_makes_the_next_read_fresh() {
     let app = spawn_app_with_users(&two_users()).await;
-    let hits = sample(&app, HITS).await;
+    let hits = app.metric(HITS).await;
     // The store publishes its indexed snapshot shortly after it starts, which empties the
     // cache once: ask until two answers came from it. (The recorder is shared with every
     // other test's server: at least these two hits.)
@@ -53,7 +53,7 @@ async fn a_write_makes_the_next_read_fresh() {
         "the repeated read answered again",
         || async {
             assert_eq!(names(&app.gql(NAMES, json!({})).await), ["Ada", "Bob"]);
-            sample(&app, HITS).await >= hits + 2.0
+            app.metric(HITS).await >= hits + 2.0
         },
     )
     .await;
@@ -154,14 +154,6 @@ async fn an_answer_kept_for_one_credential_is_never_given_to_another() {
     assert_eq!(names(&answer), ["Ada", "Bob", "Cy"]);
 }
 
-/// The value of the sample `line` in `/metrics`, or 0.
-async fn sample(app: &TestApp, line: &str) -> f64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn a_partial_answer_with_an_error_is_run_and_counted_every_time() {
     let app = spawn_app_with_users(&two_users()).await;
@@ -181,8 +173,8 @@ async fn a_partial_answer_with_an_error_is_run_and_counted_every_time() {
     }
     let errored = format!("roster_graphql_requests_total{{operation=\"{name}\",outcome=\"error\"}}");
     let ok = format!("roster_graphql_requests_total{{operation=\"{name}\",outcome=\"ok\"}}");
-    assert_eq!(sample(&app, &errored).await, 3.0);
-    assert_eq!(sample(&app, &ok).await, 1.0);
+    assert_eq!(app.metric(&errored).await, 3.0);
+    assert_eq!(app.metric(&ok).await, 1.0);
 }
 
 #[tokio::test]
@@ -193,11 +185,11 @@ async fn an_answer_given_again_is_counted_like_the_first() {
     for _ in 0..4 {
         assert_eq!(names(&app.gql(&query, json!({})).await), ["Ada", "Bob"]);
     }
-    assert!(sample(&app, HITS).await >= 3.0);
+    assert!(app.metric(HITS).await >= 3.0);
     let ok = format!("roster_graphql_requests_total{{operation=\"{name}\",outcome=\"ok\"}}");
     let latencies = format!("roster_graphql_request_duration_seconds_count{{operation=\"{name}\"}}");
-    assert_eq!(sample(&app, &ok).await, 4.0);
-    assert_eq!(sample(&app, &latencies).await, 4.0);
+    assert_eq!(app.metric(&ok).await, 4.0);
+    assert_eq!(app.metric(&latencies).await, 4.0);
 }
 
 #[tokio::test]
@@ -246,22 +238,6 @@ async fn a_read_is_one_log_line_with_its_fields_also_when_answered_again() {
     );
 }
 
-/// The answer cache's hits as a process's own `/metrics` say.
-async fn own_hits(process: &RosterProcess) -> f64 {
-    let text = process
-        .client
-        .get(format!("{}/metrics", process.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{HITS} ")))
-        .map_or(0.0, |value| value.trim().parse().expect("a number"))
-}
-
 #[tokio::test]
 async fn a_search_estimated_big_but_answered_small_is_kept_too() {
     // A search over 2,000 users is estimated as if it matched them all, so it reserves from
@@ -285,7 +261,7 @@ async fn a_search_estimated_big_but_answered_small_is_kept_too() {
     let first = process.gql(query, json!({})).await.expect("an answer");
     let found = first["data"]["allUsers"].as_array().map(Vec::len);
     assert_eq!(found, Some(20), "{first}");
-    assert_eq!(own_hits(&process).await, 0.0);
+    assert_eq!(process.metric(HITS).await, 0.0);
     // The store publishes its indexed snapshot shortly after it starts, which empties the
     // cache once: ask again until an answer came from it.
     eventually(
@@ -294,7 +270,7 @@ async fn a_search_estimated_big_but_answered_small_is_kept_too() {
         || async {
             let again = process.gql(query, json!({})).await.expect("an answer");
             assert_eq!(again, first);
-            own_hits(&process).await >= 1.0
+            process.metric(HITS).await >= 1.0
         },
     )
     .await;

@@ -231,7 +231,21 @@ async fn run(dir: TempDir, config: Config) -> TestApp {
     }
 }
 
+/// The value of the sample `line` (a metric name with its labels, as rendered) in a
+/// `/metrics` text, or 0 when it is not there.
+pub fn metric_sample(text: &str, line: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 impl TestApp {
+    /// The sample `line` of this server's `/metrics` (see [`metric_sample`]).
+    pub async fn metric(&self, line: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.expect("the metrics text");
+        metric_sample(&text, line)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::ws::Subscriber;
-use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with_flags};
+use crate::helpers::{TestApp, eventually, metric_sample, spawn_app, spawn_app_with_flags};
 
 /// The `/metrics` text, asserting 200 and the Prometheus content type.
 async fn scrape(app: &TestApp) -> String {
@@ -19,13 +19,6 @@ async fn scrape(app: &TestApp) -> String {
     let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     response.text().await.unwrap()
-}
-
-/// The value of the sample `line` (a metric name with its labels, as rendered), or 0.
-fn sample(text: &str, line: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn requests_of(operation: &str, outcome: &str) -> String {
@@ -62,15 +55,19 @@ async fn named_operations_are_counted_with_their_outcome_latency_and_error_codes
     assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 
     let after = scrape(&app).await;
-    assert_eq!(sample(&after, &requests_of(&name, "ok")), 2.0, "{after}");
-    assert_eq!(sample(&after, &requests_of(&failing, "error")), 1.0, "{after}");
+    assert_eq!(metric_sample(&after, &requests_of(&name, "ok")), 2.0, "{after}");
+    assert_eq!(
+        metric_sample(&after, &requests_of(&failing, "error")),
+        1.0,
+        "{after}"
+    );
     let latency = format!("roster_graphql_request_duration_seconds_count{{operation=\"{name}\"}}");
-    assert_eq!(sample(&after, &latency), 2.0, "{after}");
+    assert_eq!(metric_sample(&after, &latency), 2.0, "{after}");
     let bucket =
         format!("roster_graphql_request_duration_seconds_bucket{{operation=\"{name}\",le=\"+Inf\"}}");
-    assert_eq!(sample(&after, &bucket), 2.0, "{after}");
+    assert_eq!(metric_sample(&after, &bucket), 2.0, "{after}");
     assert!(
-        sample(&after, errors) >= sample(&before, errors) + 1.0,
+        metric_sample(&after, errors) >= metric_sample(&before, errors) + 1.0,
         "{before}\n---\n{after}"
     );
     assert!(
@@ -103,7 +100,7 @@ async fn junk_names_that_never_ran_cleanly_leave_the_label_slots_to_real_operati
         .await;
     assert!(answer.get("errors").is_none(), "{answer}");
     let text = scrape(&app).await;
-    assert_eq!(sample(&text, &requests_of(&real, "ok")), 1.0, "{text}");
+    assert_eq!(metric_sample(&text, &requests_of(&real, "ok")), 1.0, "{text}");
     assert!(!text.contains(&junk), "junk names became labels:\n{text}");
 }
 
@@ -126,7 +123,7 @@ async fn label_slots_of_operations_not_seen_for_the_idle_period_are_released() {
     assert!(answer.get("errors").is_none(), "{answer}");
     let text = scrape(&app).await;
     assert_eq!(
-        sample(&text, &requests_of(&real, "ok")),
+        metric_sample(&text, &requests_of(&real, "ok")),
         1.0,
         "every slot was idle, yet the new operation got none:\n{text}"
     );
@@ -145,11 +142,11 @@ async fn anonymous_operations_are_counted_by_their_first_field_and_junk_as_inval
     assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
     let after = scrape(&app).await;
     assert!(
-        sample(&after, &by_email) >= sample(&before, &by_email) + 1.0,
+        metric_sample(&after, &by_email) >= metric_sample(&before, &by_email) + 1.0,
         "{after}"
     );
     assert!(
-        sample(&after, &invalid) >= sample(&before, &invalid) + 1.0,
+        metric_sample(&after, &invalid) >= metric_sample(&before, &invalid) + 1.0,
         "{after}"
     );
     assert!(!after.contains(&junk), "a client's junk became a label:\n{after}");
@@ -165,9 +162,12 @@ async fn http_requests_are_counted_by_route_and_status_with_unknown_paths_as_one
     let path = format!("/{}", unique("nowhere"));
     assert_eq!(app.get(&path).await.status(), 404);
     let after = scrape(&app).await;
-    assert!(sample(&after, health) >= sample(&before, health) + 1.0, "{after}");
     assert!(
-        sample(&after, unmatched) >= sample(&before, unmatched) + 1.0,
+        metric_sample(&after, health) >= metric_sample(&before, health) + 1.0,
+        "{after}"
+    );
+    assert!(
+        metric_sample(&after, unmatched) >= metric_sample(&before, unmatched) + 1.0,
         "{after}"
     );
     assert!(!after.contains(&path), "a path became a label:\n{after}");
@@ -185,14 +185,17 @@ async fn an_open_subscription_shows_in_the_subscriber_gauge_and_is_counted_when_
     let mut subscriber = Subscriber::open_query(&app, &query, json!({})).await;
     subscriber.sync(&app, "Gauge").await;
     let open = scrape(&app).await;
-    assert!(sample(&open, "roster_graphql_subscribers") >= 1.0, "{open}");
-    assert_eq!(sample(&open, &requests_of(&name, "ok")), 0.0, "{open}");
+    assert!(
+        metric_sample(&open, "roster_graphql_subscribers") >= 1.0,
+        "{open}"
+    );
+    assert_eq!(metric_sample(&open, &requests_of(&name, "ok")), 0.0, "{open}");
     drop(subscriber);
     let ended = requests_of(&name, "ok");
     eventually(
         Duration::from_secs(10),
         "the closed subscription counted",
-        || async { sample(&scrape(&app).await, &ended) == 1.0 },
+        || async { metric_sample(&scrape(&app).await, &ended) == 1.0 },
     )
     .await;
 }

@@ -195,6 +195,20 @@ impl RosterProcess {
     }
 
     /// Runs a GraphQL operation over `POST /graphql`; `Err` when the request died.
+    /// The sample `line` of this process's own `/metrics` (see [`super::metric_sample`]).
+    pub async fn metric(&self, line: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text");
+        super::metric_sample(&text, line)
+    }
+
     pub async fn gql(&self, query: &str, variables: Value) -> Result<Value, reqwest::Error> {
         self.client
             .post(format!("{}/graphql", self.base))
