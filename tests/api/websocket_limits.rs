@@ -475,8 +475,21 @@ async fn a_socket_that_stops_reading_lags_alone_on_a_shared_stream() {
 async fn the_cap_on_all_sockets_operations_refuses_with_unavailable_and_frees_on_complete_and_close() {
     let app = spawn_app_with_flags(&json!([]), &["--max-subscriptions", "3"]).await;
     let query = "subscription { userEvents { kind } }";
+    // Each socket's subscribes are taken in its own order, the sockets' in any: wait until
+    // the first two run before the second socket asks, so that the third place is its own.
+    let running = |count: f64| {
+        let app = &app;
+        async move {
+            crate::helpers::eventually(PATIENCE, "the subscriptions run", || async {
+                app.metric("roster_graphql_subscribers").await == count
+            })
+            .await;
+        }
+    };
     let first = subscribed(&app, query, 2).await;
+    running(2.0).await;
     let mut second = subscribed(&app, query, 1).await;
+    running(3.0).await;
     let subscribe = |id: &str| json!({ "id": id, "type": "subscribe", "payload": { "query": query } });
     send_json(&mut second, subscribe("over")).await;
     let refusal = next_frame(&mut second).await.unwrap().unwrap();

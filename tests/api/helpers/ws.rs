@@ -53,8 +53,11 @@ pub async fn open_socket(app: &TestApp, headers: &[(&str, &str)]) -> Result<Sock
 /// The next text frame as JSON, or the close frame's code; `None` when the socket ends.
 /// Fails after [`PATIENCE`].
 pub async fn next_frame(socket: &mut Socket) -> Option<Result<Value, u16>> {
+    // One deadline for the whole wait: pings and pongs arrive in between and must not
+    // restart it, or a socket that only pings would be waited on for ever.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let frame = tokio::time::timeout(PATIENCE, socket.next())
+        let frame = tokio::time::timeout_at(deadline, socket.next())
             .await
             .expect("a frame in time")?;
         match frame {
