@@ -663,7 +663,8 @@ async fn a_kill_9_mid_storm_on_postgres_loses_no_acknowledged_change_from_the_hi
 }
 
 /// Three rounds of concurrent creates, each cut by `kill -9`, then: every acknowledged
-/// create is in the history once, in revision order.
+/// create is in the history once, in revision order, and the history holds exactly the
+/// stored users.
 async fn storm_case<F, Fut>(start: F)
 where
     F: Fn() -> Fut,
@@ -715,4 +716,7 @@ where
     assert!(!acked.is_empty());
     let lost: Vec<_> = acked.iter().filter(|email| !recorded.contains(*email)).collect();
     assert!(lost.is_empty(), "acknowledged but not in the history: {lost:?}");
+    // Replaying the history (creates only) from empty gives the stored users.
+    let stored: HashSet<String> = roster.emails().await.into_iter().collect();
+    assert_eq!(recorded, stored, "the history's users are not the stored ones");
 }

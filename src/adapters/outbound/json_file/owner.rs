@@ -372,6 +372,13 @@ impl Owner {
         self.stamp = stamp;
         let snapshot = document.snapshot();
         self.document = Some(document);
+        if cause == ReloadCause::Start {
+            // The last change set in the history may be one a crash kept from the file.
+            self.journal
+                .settle_last_batch(&snapshot)
+                .map_err(StoreError::io("settle the history beside", &self.path))?;
+            self.revision = self.journal.last_revision();
+        }
         let events = if cause == ReloadCause::Start {
             Events::Diff
         } else {
@@ -544,14 +551,44 @@ impl Owner {
                 return Ok(outcomes);
             }
             // If someone replaced the file while we were writing ours, start over from
-            // theirs rather than rename ours over it.
+            // theirs rather than rename ours over it. Otherwise the history is appended,
+            // durably, before the file is replaced: a change is in the file only once it
+            // is in the history (a crash in between is settled at the next start).
             let expected = self.stamp;
+            let journal = &mut self.journal;
+            let mark = journal.mark();
+            let mut numbered = None;
+            let mut unrecorded = None;
             let written = atomic::replace_file_if(
                 target,
                 |out| document.render_to(out),
-                |_| Ok(Stamp::of(target)? == expected),
+                |_| {
+                    if Stamp::of(target)? != expected {
+                        return Ok(false);
+                    }
+                    let appended = journal.append(&batch, Utc::now()).inspect_err(|err| {
+                        unrecorded = Some(io::Error::new(err.kind(), err.to_string()));
+                    })?;
+                    numbered = Some(appended);
+                    Ok(true)
+                },
                 self.hooks.sync_folder,
             );
+            if written.is_err()
+                && numbered.is_some()
+                && let Err(err) = self.journal.undo(mark)
+            {
+                tracing::error!(error = %err, kind = ?err.kind(),
+                    "cannot take back the history of a change the data file did not take; the next start will");
+            }
+            if let Some(err) = unrecorded {
+                // The document holds the batch, the file does not: read it again.
+                self.document = None;
+                return Err(StoreError::io(
+                    "append the change to the history beside",
+                    &self.path,
+                )(err));
+            }
             match written {
                 Ok(Some(replaced)) => {
                     let snapshot = document.snapshot();
@@ -570,7 +607,12 @@ impl Owner {
                             folder.display()
                         )
                     });
-                    let events = self.record(&batch);
+                    self.revision = self.journal.last_revision();
+                    let events = numbered
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(UserChange::event)
+                        .collect();
                     self.publish(Some(snapshot), Events::Known(events));
                     metrics::histogram!("roster_store_write_duration_seconds")
                         .record(locked_at.elapsed().as_secs_f64());

@@ -6,6 +6,10 @@
 //! - Revisions only grow: the next is the last line's revision + 1, across restarts.
 //! - A crash can only leave the last line torn (no newline, or not JSON). Opening finds it,
 //!   copies it beside the journal (`.history.torn-<time>`) and truncates it away.
+//! - The first line of each group commit says how many lines the commit wrote (`batch`);
+//!   the commit is appended before the data file is replaced, so a crash in between leaves
+//!   a last commit the data file may not hold, which start-up sets aside
+//!   ([`last_batch`]).
 //! - Nothing of the history stays in memory but a sparse index (the byte offset of every
 //!   [`INDEX_EVERY`]th line) and the committed length; readers read the file itself, only
 //!   up to that length, so they never see a line being written.
@@ -27,6 +31,9 @@ use super::atomic;
 use crate::domain::history::{Retention, Unnumbered};
 use crate::domain::{ChangeKind, ChangeSource, Credential, User, UserChange, UserId, timestamp_text};
 use crate::ports::{ChangeJournal, RepositoryError};
+use last_batch::LastBatch;
+
+mod last_batch;
 
 /// One index entry per this many lines.
 pub(super) const INDEX_EVERY: usize = 256;
@@ -64,6 +71,15 @@ impl Index {
         self.last = revision;
     }
 
+    /// Forgets every line from byte `offset` on; `last` is the revision before them.
+    fn cut(&mut self, offset: u64, last: u64) {
+        self.marks.retain(|(_, at)| *at < offset);
+        // The next line starts a mark, wherever the last one was.
+        self.since_mark = INDEX_EVERY;
+        self.len = offset;
+        self.last = last;
+    }
+
     /// The offset to start reading at to find the first line after revision `after`.
     fn start_after(&self, after: u64) -> u64 {
         let at = self.marks.partition_point(|(revision, _)| *revision <= after);
@@ -87,6 +103,16 @@ pub(super) struct Journal {
     compact_at: Instant,
     /// The compaction being prepared off the owner's thread.
     compacting: Option<JoinHandle<io::Result<Option<Prepared>>>>,
+    /// The last group commit the opening scan found, until start-up has settled it.
+    last_batch: Option<LastBatch>,
+}
+
+/// Where the journal stood before an append, to go back to if the append's change set
+/// does not land in the data file.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Mark {
+    len: u64,
+    last: u64,
 }
 
 /// A compacted copy of the journal, written off the owner's thread up to `read_to`; the
@@ -128,6 +154,7 @@ impl Journal {
             retention: None,
             compact_at: Instant::now(),
             compacting: None,
+            last_batch: None,
         }
     }
 
@@ -191,6 +218,7 @@ impl Journal {
         let mut reader = BufReader::with_capacity(1 << 16, &file);
         let mut offset = 0u64;
         let mut line = Vec::new();
+        let mut last_batch: Option<LastBatch> = None;
         loop {
             line.clear();
             let read = reader.read_until(b'\n', &mut line)?;
@@ -199,7 +227,12 @@ impl Journal {
             }
             let whole = line.last() == Some(&b'\n');
             match serde_json::from_slice::<Revision>(&line) {
-                Ok(Revision { revision }) if whole && revision > index.last => {
+                Ok(Revision { revision, batch }) if whole && revision > index.last => {
+                    last_batch = match (batch, last_batch) {
+                        (Some(lines), _) => Some(LastBatch::starting(offset, index.last, lines)),
+                        (None, Some(open)) => Some(open.and_one_more()),
+                        (None, None) => None,
+                    };
                     index.note(revision, offset);
                 }
                 Ok(_) if whole => {
@@ -210,7 +243,7 @@ impl Journal {
                     // by readers, and kept.
                     let rest = reader.fill_buf()?.is_empty();
                     if rest && (!whole || parsed.is_err()) {
-                        self.set_torn_aside(&file, offset, &line)?;
+                        self.set_aside(&file, offset, &line, Aside::Torn)?;
                         break;
                     }
                     tracing::warn!(path = %self.path.display(), offset, "an unreadable history line is skipped");
@@ -220,8 +253,17 @@ impl Journal {
             index.len = offset;
         }
         drop(reader);
+        // A group commit cut short: its data file was never replaced (that comes after the
+        // whole commit is durable), so none of its changes happened.
+        if let Some(unfinished) = last_batch.filter(|batch| !batch.is_whole()) {
+            let tail = read_range(&file, unfinished.offset, index.len)?;
+            self.set_aside(&file, unfinished.offset, &tail, Aside::Unfinished)?;
+            index.cut(unfinished.offset, unfinished.before);
+            last_batch = None;
+        }
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = index;
         self.file = Some(file);
+        self.last_batch = last_batch;
         Ok(())
     }
 
@@ -240,8 +282,8 @@ impl Journal {
         Ok(file)
     }
 
-    /// Copies the torn tail starting at `offset` beside the journal, then cuts it off.
-    fn set_torn_aside(&self, file: &File, offset: u64, tail: &[u8]) -> io::Result<()> {
+    /// Copies the `tail` starting at `offset` beside the journal, then cuts it off.
+    fn set_aside(&self, file: &File, offset: u64, tail: &[u8], why: Aside) -> io::Result<()> {
         let mut name = self.path.file_name().unwrap_or_default().to_os_string();
         name.push(format!(".torn-{}", Utc::now().format("%Y%m%dT%H%M%S%.6fZ")));
         let copy = atomic::folder_of(&self.path).join(name);
@@ -250,8 +292,46 @@ impl Journal {
         out.sync_all()?;
         file.set_len(offset)?;
         file.sync_all()?;
-        tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
-            "the history's last line was torn (a crash while writing it); copied it aside and cut it off");
+        match why {
+            Aside::Torn => {
+                tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
+                "the history's last line was torn (a crash while writing it); copied it aside and cut it off")
+            }
+            Aside::Unfinished => {
+                tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
+                "the history's last change set was cut short by a crash and never reached the data file; copied it aside and cut it off")
+            }
+            Aside::NotInTheFile => {
+                tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
+                "the history's last change set never reached the data file (a crash before the file was replaced; it was never acknowledged); copied it aside and cut it off")
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the journal stands, for [`Journal::undo`].
+    pub(super) fn mark(&self) -> Mark {
+        let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+        Mark {
+            len: index.len,
+            last: index.last,
+        }
+    }
+
+    /// Takes back what was appended since `mark`: its change set did not land.
+    ///
+    /// # Errors
+    /// When the journal cannot be cut back (its lines then stay, and are settled at the
+    /// next start).
+    pub(super) fn undo(&mut self, mark: Mark) -> io::Result<()> {
+        if let Some(file) = &self.file {
+            file.set_len(mark.len)?;
+            file.sync_data()?;
+        }
+        self.index
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .cut(mark.len, mark.last);
         Ok(())
     }
 
@@ -289,9 +369,12 @@ impl Journal {
             .file
             .as_mut()
             .ok_or_else(|| io::Error::other("the history is not open"))?;
-        for change in &numbered {
+        for (n, change) in numbered.iter().enumerate() {
             offsets.push((change.revision, start + buffer.len() as u64));
-            serde_json::to_writer(&mut buffer, &Line::from(change)).map_err(io::Error::other)?;
+            let mut line = Line::from(change);
+            // The commit's first line says how many lines it wrote.
+            line.batch = (n == 0).then_some(numbered.len());
+            serde_json::to_writer(&mut buffer, &line).map_err(io::Error::other)?;
             buffer.push(b'\n');
         }
         let written = file.write_all(&buffer).and_then(|()| file.sync_data());
@@ -352,7 +435,7 @@ impl Journal {
                     parsed.after = None;
                     line = serde_json::to_vec(&parsed).map_err(io::Error::other)?;
                 }
-                if let Ok(Revision { revision }) = serde_json::from_slice::<Revision>(&line)
+                if let Ok(Revision { revision, .. }) = serde_json::from_slice::<Revision>(&line)
                     && revision > index.last
                 {
                     index.note(revision, offset);
@@ -777,10 +860,33 @@ impl ChangeJournal for super::JsonFileUserRepository {
     }
 }
 
-/// Only the revision of a line, to build the index without building users.
+/// Only the revision of a line (and, on a group commit's first line, how many lines the
+/// commit wrote), to build the index without building users.
 #[derive(Deserialize)]
 struct Revision {
     revision: u64,
+    #[serde(default)]
+    batch: Option<usize>,
+}
+
+/// Why lines at the end of the journal are set aside.
+#[derive(Clone, Copy)]
+enum Aside {
+    /// A last line a crash tore.
+    Torn,
+    /// A group commit a crash cut short.
+    Unfinished,
+    /// A whole group commit whose data file was never replaced.
+    NotInTheFile,
+}
+
+/// The bytes of `file` from `start` to `end`.
+fn read_range(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(start))?;
+    reader.take(end.saturating_sub(start)).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// One line of the journal.
@@ -794,6 +900,9 @@ struct Line {
     source: SourceLine,
     before: Option<UserLine>,
     after: Option<UserLine>,
+    /// On the first line of a group commit: how many lines the commit wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch: Option<usize>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -805,7 +914,7 @@ struct SourceLine {
     credential: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
 struct UserLine {
     id: String,
     name: String,
@@ -890,6 +999,7 @@ impl From<&UserChange> for Line {
             },
             before: change.before.as_deref().map(UserLine::from),
             after: change.after.as_deref().map(UserLine::from),
+            batch: None,
         }
     }
 }
