@@ -662,22 +662,102 @@ async fn a_kill_9_mid_storm_on_postgres_loses_no_acknowledged_change_from_the_hi
     storm_case(|| RosterProcess::start_on_database(database.url())).await;
 }
 
-/// Three rounds of concurrent creates, each cut by `kill -9`, then: every acknowledged
-/// create is in the history once, in revision order, and the history holds exactly the
-/// stored users.
+/// A change a storm client was told had happened.
+#[derive(Clone, Debug)]
+enum Acked {
+    Created { id: String },
+    Renamed { id: String, name: String },
+    Deleted { id: String },
+}
+
+/// Starts `clients` tasks that, until the server stops answering, each create a user,
+/// rename them, and delete every third, pushing each change answered `ok: true`.
+fn mutation_storm(
+    base: &str,
+    round: usize,
+    clients: usize,
+    acknowledged: &std::sync::Arc<std::sync::Mutex<Vec<Acked>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|client| {
+            let (base, acknowledged) = (base.to_owned(), std::sync::Arc::clone(acknowledged));
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let ask = |query: &'static str, variables: Value| {
+                    let request = http
+                        .post(format!("{base}/graphql"))
+                        .json(&json!({ "query": query, "variables": variables }));
+                    async move { request.send().await.ok()?.json::<Value>().await.ok() }
+                };
+                for n in 0.. {
+                    let email = format!("r{round}-c{client}-{n}@crash.test");
+                    let Some(answer) = ask(
+                        "mutation($u: UserInput!) { createUser(userData: $u) { ok user { id } } }",
+                        json!({ "u": { "name": "Crash", "email": email } }),
+                    )
+                    .await
+                    else {
+                        break;
+                    };
+                    let created = &answer["data"]["createUser"];
+                    if created["ok"] != true {
+                        continue;
+                    }
+                    let id = created["user"]["id"].as_str().unwrap().to_owned();
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push(Acked::Created { id: id.clone() });
+                    let name = format!("Renamed {n}");
+                    let Some(answer) = ask(
+                        "mutation($u: UserInput!) { updateUser(userData: $u) { ok } }",
+                        json!({ "u": { "id": id, "name": name } }),
+                    )
+                    .await
+                    else {
+                        break;
+                    };
+                    if answer["data"]["updateUser"]["ok"] == true {
+                        acknowledged
+                            .lock()
+                            .unwrap()
+                            .push(Acked::Renamed { id: id.clone(), name });
+                    }
+                    if n % 3 != 0 {
+                        continue;
+                    }
+                    let Some(answer) = ask(
+                        "mutation($id: ID!) { deleteUser(id: $id) { ok } }",
+                        json!({ "id": id }),
+                    )
+                    .await
+                    else {
+                        break;
+                    };
+                    if answer["data"]["deleteUser"]["ok"] == true {
+                        acknowledged.lock().unwrap().push(Acked::Deleted { id });
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Three rounds of concurrent creates, renames and deletes, each cut by `kill -9`, then:
+/// every acknowledged change is in the history exactly once, revisions only grow, and
+/// replaying the history from empty gives the stored users.
 async fn storm_case<F, Fut>(start: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = crate::helpers::spawned::RosterProcess>,
 {
-    use crate::helpers::spawned::create_storm;
-    use std::collections::HashSet;
+    use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let acknowledged = Arc::new(Mutex::new(Vec::<Acked>::new()));
     for round in 0..3 {
         let mut roster = start().await;
-        let clients = create_storm(&roster.base, round, 6, &acknowledged);
+        let clients = mutation_storm(&roster.base, round, 6, &acknowledged);
         tokio::time::sleep(Duration::from_millis(200 + 150 * round as u64)).await;
         roster.kill9().await;
         for client in clients {
@@ -685,14 +765,18 @@ where
         }
     }
     let roster = start().await;
-    let mut recorded = HashSet::new();
+    // Replayed from empty: id -> (name, email).
+    let mut replayed: HashMap<String, (String, String)> = HashMap::new();
+    // How often each (kind, id, name after) is recorded.
+    let mut recorded: HashMap<(String, String, String), usize> = HashMap::new();
     let mut last = 0;
     let mut after: Option<String> = None;
     loop {
         let answer = roster
             .gql(
                 "query($after: String) { changes(after: $after, first: 1000) {
-                    nodes { revision kind after { email } } pageInfo { hasNextPage endCursor } } }",
+                    nodes { revision kind userId after { name email } }
+                    pageInfo { hasNextPage endCursor } } }",
                 json!({ "after": after }),
             )
             .await
@@ -703,9 +787,26 @@ where
             let revision = revision(change);
             assert!(revision > last, "revision {revision} after {last}");
             last = revision;
-            assert_eq!(change["kind"], "CREATED");
-            let email = change["after"]["email"].as_str().unwrap().to_owned();
-            assert!(recorded.insert(email.clone()), "{email} recorded twice");
+            let id = change["userId"].as_str().unwrap().to_owned();
+            let kind = change["kind"].as_str().unwrap().to_owned();
+            let name = change["after"]["name"].as_str().unwrap_or_default().to_owned();
+            match kind.as_str() {
+                "CREATED" => {
+                    let email = change["after"]["email"].as_str().unwrap().to_owned();
+                    let before = replayed.insert(id.clone(), (name.clone(), email));
+                    assert!(before.is_none(), "{id} created twice");
+                }
+                "UPDATED" => {
+                    let email = change["after"]["email"].as_str().unwrap().to_owned();
+                    let before = replayed.insert(id.clone(), (name.clone(), email));
+                    assert!(before.is_some(), "{id} updated before it was created");
+                }
+                "DELETED" => {
+                    assert!(replayed.remove(&id).is_some(), "{id} deleted but not there");
+                }
+                other => panic!("a storm makes no {other} change"),
+            }
+            *recorded.entry((kind, id, name)).or_default() += 1;
         }
         if page["pageInfo"]["hasNextPage"] != true {
             break;
@@ -713,10 +814,40 @@ where
         after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
     }
     let acked = acknowledged.lock().unwrap().clone();
-    assert!(!acked.is_empty());
-    let lost: Vec<_> = acked.iter().filter(|email| !recorded.contains(*email)).collect();
-    assert!(lost.is_empty(), "acknowledged but not in the history: {lost:?}");
-    // Replaying the history (creates only) from empty gives the stored users.
-    let stored: HashSet<String> = roster.emails().await.into_iter().collect();
-    assert_eq!(recorded, stored, "the history's users are not the stored ones");
+    assert!(
+        acked.iter().any(|a| matches!(a, Acked::Deleted { .. })),
+        "{acked:?}"
+    );
+    for change in &acked {
+        let key = match change {
+            Acked::Created { id } => ("CREATED", id.as_str(), "Crash"),
+            Acked::Renamed { id, name } => ("UPDATED", id.as_str(), name.as_str()),
+            Acked::Deleted { id } => ("DELETED", id.as_str(), ""),
+        };
+        let key = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
+        assert_eq!(
+            recorded.get(&key).copied().unwrap_or(0),
+            1,
+            "acknowledged {change:?}, recorded {:?} times",
+            recorded.get(&key)
+        );
+    }
+    let answer = roster
+        .gql("{ allUsers { id name email } }", json!({}))
+        .await
+        .unwrap();
+    assert_no_errors(&answer);
+    let stored: HashMap<String, (String, String)> = answer["data"]["allUsers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| {
+            let text = |key: &str| user[key].as_str().unwrap().to_owned();
+            (text("id"), (text("name"), text("email")))
+        })
+        .collect();
+    assert_eq!(
+        replayed, stored,
+        "replaying the history does not give the stored users"
+    );
 }
