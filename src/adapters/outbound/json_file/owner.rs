@@ -553,41 +553,48 @@ impl Owner {
             // If someone replaced the file while we were writing ours, start over from
             // theirs rather than rename ours over it. Otherwise the history is appended,
             // durably, before the file is replaced: a change is in the file only once it
-            // is in the history (a crash in between is settled at the next start).
+            // is in the history (a crash in between is settled at the next start). The
+            // history is synced on a thread of its own while the new file is written and
+            // synced, so that the two syncs overlap rather than follow each other.
             let expected = self.stamp;
             let journal = &mut self.journal;
             let mark = journal.mark();
-            let mut numbered = None;
-            let mut unrecorded = None;
-            let written = atomic::replace_file_if(
-                target,
-                |out| document.render_to(out),
-                |_| {
-                    if Stamp::of(target)? != expected {
-                        return Ok(false);
-                    }
-                    let appended = journal.append(&batch, Utc::now()).inspect_err(|err| {
-                        unrecorded = Some(io::Error::new(err.kind(), err.to_string()));
-                    })?;
-                    numbered = Some(appended);
-                    Ok(true)
-                },
-                self.hooks.sync_folder,
-            );
-            if written.is_err()
-                && numbered.is_some()
+            let (written, appended) = std::thread::scope(|scope| {
+                let mut appending = if journal.writes() {
+                    Appending::Started(scope.spawn(|| journal.append(&batch, Utc::now())))
+                } else {
+                    Appending::Done(journal.append(&batch, Utc::now()))
+                };
+                let written = atomic::replace_file_if(
+                    target,
+                    |out| document.render_to(out),
+                    |_| {
+                        let current = Stamp::of(target)? == expected;
+                        match appending.wait() {
+                            None => Ok(current),
+                            Some(err) => Err(err),
+                        }
+                    },
+                    self.hooks.sync_folder,
+                );
+                (written, appending.result())
+            });
+            let numbered = match appended {
+                Ok(numbered) => numbered,
+                Err(err) => {
+                    // The append took itself back; the file was left as it was.
+                    self.document = None;
+                    return Err(StoreError::io(
+                        "append the change to the history beside",
+                        &self.path,
+                    )(err));
+                }
+            };
+            if !matches!(written, Ok(Some(_)))
                 && let Err(err) = self.journal.undo(mark)
             {
                 tracing::error!(error = %err, kind = ?err.kind(),
                     "cannot take back the history of a change the data file did not take; the next start will");
-            }
-            if let Some(err) = unrecorded {
-                // The document holds the batch, the file does not: read it again.
-                self.document = None;
-                return Err(StoreError::io(
-                    "append the change to the history beside",
-                    &self.path,
-                )(err));
             }
             match written {
                 Ok(Some(replaced)) => {
@@ -608,11 +615,7 @@ impl Owner {
                         )
                     });
                     self.revision = self.journal.last_revision();
-                    let events = numbered
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(UserChange::event)
-                        .collect();
+                    let events = numbered.iter().filter_map(UserChange::event).collect();
                     self.publish(Some(snapshot), Events::Known(events));
                     metrics::histogram!("roster_store_write_duration_seconds")
                         .record(locked_at.elapsed().as_secs_f64());
@@ -707,4 +710,42 @@ impl Owner {
             }
         }
     }
+}
+
+/// The history's append of one commit, running beside the data file's write.
+enum Appending<'scope> {
+    Started(std::thread::ScopedJoinHandle<'scope, io::Result<Vec<UserChange>>>),
+    Done(io::Result<Vec<UserChange>>),
+}
+
+impl Appending<'_> {
+    /// Waits for the append to end; a copy of its error if it failed.
+    fn wait(&mut self) -> Option<io::Error> {
+        if matches!(self, Self::Started(_)) {
+            let Self::Started(handle) = std::mem::replace(self, Self::Done(Ok(Vec::new()))) else {
+                unreachable!("matched above");
+            };
+            *self = Self::Done(joined(handle));
+        }
+        match self {
+            Self::Done(Err(err)) => Some(io::Error::new(err.kind(), err.to_string())),
+            _ => None,
+        }
+    }
+
+    /// What the append gave, once it has ended.
+    fn result(self) -> io::Result<Vec<UserChange>> {
+        match self {
+            Self::Started(handle) => joined(handle),
+            Self::Done(result) => result,
+        }
+    }
+}
+
+fn joined(
+    handle: std::thread::ScopedJoinHandle<'_, io::Result<Vec<UserChange>>>,
+) -> io::Result<Vec<UserChange>> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the history's writer panicked")))
 }

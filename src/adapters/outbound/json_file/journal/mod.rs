@@ -180,6 +180,11 @@ impl Journal {
         }
     }
 
+    /// Whether appends are written (the journal is on).
+    pub(super) fn writes(&self) -> bool {
+        self.enabled
+    }
+
     /// The last revision written (0 when the journal is empty).
     pub(super) fn last_revision(&self) -> u64 {
         self.index.read().unwrap_or_else(|p| p.into_inner()).last
