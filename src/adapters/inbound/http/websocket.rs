@@ -77,8 +77,8 @@ const OUTPUTS_QUEUED: usize = 64;
 const BATCH: usize = 64;
 /// What a socket reads from the connection at a time. The WebSocket library zeroes this
 /// much of its buffer on every read attempt, and a socket's task tries to read each time it
-/// wakes, for an event as much as for a message: at its default (128 KiB) that zeroing was a
-/// quarter of the CPU a live event cost, and kept 128 KiB per socket resident. Client
+/// wakes, for an event as much as for a message: at its default (128 KiB) that zeroing was an
+/// eighth of the CPU a live event cost, and kept 128 KiB per socket resident. Client
 /// messages are small; a larger one is read in several steps.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// How long a close frame may take to leave before the socket is simply dropped.

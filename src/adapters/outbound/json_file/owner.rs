@@ -233,7 +233,6 @@ impl Owner {
         self.journal.open().map_err(|err| {
             RepositoryError::Unavailable(format!("cannot open the history beside the file: {err}"))
         })?;
-        self.revision = self.journal.last_revision();
         self.reload(ReloadCause::Start).map_err(|err| err.public())
     }
 
@@ -560,36 +559,37 @@ impl Owner {
             let journal = &mut self.journal;
             let mark = journal.mark();
             let (written, appended) = std::thread::scope(|scope| {
-                let mut appending = if journal.writes() {
-                    Appending::Started(scope.spawn(|| journal.append(&batch, Utc::now())))
-                } else {
-                    Appending::Done(journal.append(&batch, Utc::now()))
-                };
+                let appending = scope.spawn(|| journal.append(&batch, Utc::now()));
+                let mut appended = None;
                 let written = atomic::replace_file_if(
                     target,
                     |out| document.render_to(out),
                     |_| {
                         let current = Stamp::of(target)? == expected;
-                        match appending.wait() {
-                            None => Ok(current),
-                            Some(err) => Err(err),
+                        let result = appending
+                            .join()
+                            .unwrap_or_else(|_| Err(io::Error::other("the history's writer panicked")));
+                        let kept = result.is_ok();
+                        appended = Some(result);
+                        if kept {
+                            Ok(current)
+                        } else {
+                            Err(io::Error::other("the history could not be appended"))
                         }
                     },
                     self.hooks.sync_folder,
                 );
-                (written, appending.result())
+                (written, appended)
             });
-            let numbered = match appended {
-                Ok(numbered) => numbered,
-                Err(err) => {
-                    // The append took itself back; the file was left as it was.
-                    self.document = None;
-                    return Err(StoreError::io(
-                        "append the change to the history beside",
-                        &self.path,
-                    )(err));
-                }
-            };
+            if let Some(Err(err)) = appended {
+                // The append took itself back; the file was left as it was.
+                self.document = None;
+                return Err(StoreError::io(
+                    "append the change to the history beside",
+                    &self.path,
+                )(err));
+            }
+            // Written but not renamed into place (or not even asked): take the lines back.
             if !matches!(written, Ok(Some(_)))
                 && let Err(err) = self.journal.undo(mark)
             {
@@ -615,7 +615,12 @@ impl Owner {
                         )
                     });
                     self.revision = self.journal.last_revision();
-                    let events = numbered.iter().filter_map(UserChange::event).collect();
+                    let events = appended
+                        .and_then(Result::ok)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(UserChange::event)
+                        .collect();
                     self.publish(Some(snapshot), Events::Known(events));
                     metrics::histogram!("roster_store_write_duration_seconds")
                         .record(locked_at.elapsed().as_secs_f64());
@@ -710,42 +715,4 @@ impl Owner {
             }
         }
     }
-}
-
-/// The history's append of one commit, running beside the data file's write.
-enum Appending<'scope> {
-    Started(std::thread::ScopedJoinHandle<'scope, io::Result<Vec<UserChange>>>),
-    Done(io::Result<Vec<UserChange>>),
-}
-
-impl Appending<'_> {
-    /// Waits for the append to end; a copy of its error if it failed.
-    fn wait(&mut self) -> Option<io::Error> {
-        if matches!(self, Self::Started(_)) {
-            let Self::Started(handle) = std::mem::replace(self, Self::Done(Ok(Vec::new()))) else {
-                unreachable!("matched above");
-            };
-            *self = Self::Done(joined(handle));
-        }
-        match self {
-            Self::Done(Err(err)) => Some(io::Error::new(err.kind(), err.to_string())),
-            _ => None,
-        }
-    }
-
-    /// What the append gave, once it has ended.
-    fn result(self) -> io::Result<Vec<UserChange>> {
-        match self {
-            Self::Started(handle) => joined(handle),
-            Self::Done(result) => result,
-        }
-    }
-}
-
-fn joined(
-    handle: std::thread::ScopedJoinHandle<'_, io::Result<Vec<UserChange>>>,
-) -> io::Result<Vec<UserChange>> {
-    handle
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the history's writer panicked")))
 }

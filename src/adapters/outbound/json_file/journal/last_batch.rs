@@ -198,6 +198,13 @@ mod tests {
         (journal, [a, renamed, b])
     }
 
+    /// Settles `journal`'s last commit against a data file holding `users`.
+    fn settle(journal: &mut Journal, users: Vec<Arc<User>>) {
+        journal
+            .settle_last_batch(&UserSnapshot::from_users(users))
+            .unwrap();
+    }
+
     fn aside(dir: &std::path::Path) -> Vec<String> {
         fs::read_dir(dir)
             .unwrap()
@@ -212,9 +219,7 @@ mod tests {
     fn a_last_commit_the_file_holds_stays() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, [_, renamed, b]) = two_commits(dir.path());
-        journal
-            .settle_last_batch(&UserSnapshot::from_users(vec![renamed, b]))
-            .unwrap();
+        settle(&mut journal, vec![renamed, b]);
         assert_eq!(journal.last_revision(), 3);
         assert!(aside(dir.path()).is_empty());
     }
@@ -223,9 +228,7 @@ mod tests {
     fn a_last_commit_the_file_never_took_is_set_aside_and_its_revisions_are_reused() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, [a, _, _]) = two_commits(dir.path());
-        journal
-            .settle_last_batch(&UserSnapshot::from_users(vec![a]))
-            .unwrap();
+        settle(&mut journal, vec![a]);
         assert_eq!(journal.last_revision(), 1);
         assert_eq!(aside(dir.path()).len(), 1);
         let reader = journal.reader();
@@ -251,9 +254,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, [a, _, b]) = two_commits(dir.path());
         // `a` as before the commit, `b` as after it: neither state of the whole commit.
-        journal
-            .settle_last_batch(&UserSnapshot::from_users(vec![a, b]))
-            .unwrap();
+        settle(&mut journal, vec![a, b]);
         assert_eq!(journal.last_revision(), 3);
     }
 

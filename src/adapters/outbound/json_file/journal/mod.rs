@@ -1,8 +1,9 @@
 //! The file store's change journal: a sidecar `<data file>.history` beside the data file,
 //! JSON Lines, one object per user change, in revision order.
 //!
-//! - The owner thread alone appends: each group commit's changes are written with one
-//!   `write` and made durable (`fsync`) before any caller of the batch is answered.
+//! - The owner alone appends (on a thread of its own beside the data file's write, joined
+//!   before the rename): each group commit's changes are written with one `write` and made
+//!   durable (`fsync`) before any caller of the batch is answered.
 //! - Revisions only grow: the next is the last line's revision + 1, across restarts.
 //! - A crash can only leave the last line torn (no newline, or not JSON). Opening finds it,
 //!   copies it beside the journal (`.history.torn-<time>`) and truncates it away.
@@ -180,11 +181,6 @@ impl Journal {
         }
     }
 
-    /// Whether appends are written (the journal is on).
-    pub(super) fn writes(&self) -> bool {
-        self.enabled
-    }
-
     /// The last revision written (0 when the journal is empty).
     pub(super) fn last_revision(&self) -> u64 {
         self.index.read().unwrap_or_else(|p| p.into_inner()).last
@@ -297,20 +293,8 @@ impl Journal {
         out.sync_all()?;
         file.set_len(offset)?;
         file.sync_all()?;
-        match why {
-            Aside::Torn => {
-                tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
-                "the history's last line was torn (a crash while writing it); copied it aside and cut it off")
-            }
-            Aside::Unfinished => {
-                tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
-                "the history's last change set was cut short by a crash and never reached the data file; copied it aside and cut it off")
-            }
-            Aside::NotInTheFile => {
-                tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
-                "the history's last change set never reached the data file (a crash before the file was replaced; it was never acknowledged); copied it aside and cut it off")
-            }
-        }
+        tracing::warn!(path = %self.path.display(), copy = %copy.display(), bytes = tail.len(),
+            "{}; copied it aside and cut it off", why.what());
         Ok(())
     }
 
@@ -883,6 +867,20 @@ enum Aside {
     Unfinished,
     /// A whole group commit whose data file was never replaced.
     NotInTheFile,
+}
+
+impl Aside {
+    fn what(self) -> &'static str {
+        match self {
+            Self::Torn => "the history's last line was torn (a crash while writing it)",
+            Self::Unfinished => {
+                "the history's last change set was cut short by a crash and never reached the data file"
+            }
+            Self::NotInTheFile => {
+                "the history's last change set never reached the data file (a crash before the file was replaced; it was never acknowledged)"
+            }
+        }
+    }
 }
 
 /// The bytes of `file` from `start` to `end`.
