@@ -100,7 +100,7 @@ pub struct ShareTicket {
     socket: Arc<SocketShares>,
     key: Arc<ShareKey>,
     /// What each of its frames holds before the payload (`{"type":"next","id":…,"payload":`).
-    head: Arc<str>,
+    head: String,
     /// The operation's id, for the log.
     operation_id: String,
     /// The document's chosen operation is a subscription of exactly one field.
@@ -114,7 +114,7 @@ impl ShareTicket {
         Self {
             socket,
             key: Arc::new(key),
-            head: head.into(),
+            head,
             operation_id: super::logging::loggable(operation_id),
             single_field: AtomicBool::new(false),
             used: AtomicBool::new(false),
@@ -204,15 +204,56 @@ pub struct SocketShares {
     places: Mutex<HashMap<u64, Place>>,
 }
 
-/// A socket's place on one stream: its subscribers there.
+/// A socket's place on one stream: its subscribers there, with their frame heads end to end
+/// in one string. An event reads every head of the place: kept together they are a few
+/// cache lines, where a separate allocation each was a cache miss per subscriber.
+#[derive(Default)]
 struct Place {
+    heads: String,
     members: Vec<Member>,
 }
 
 struct Member {
     seq: u64,
-    head: Arc<str>,
+    /// Where its head ends in `heads` (it starts where the previous member's ends).
+    head_end: usize,
     end: Option<oneshot::Sender<FeedError>>,
+}
+
+impl Place {
+    fn join(&mut self, seq: u64, head: &str, end: oneshot::Sender<FeedError>) {
+        self.heads.push_str(head);
+        self.members.push(Member {
+            seq,
+            head_end: self.heads.len(),
+            end: Some(end),
+        });
+    }
+
+    /// Each member's head, in order.
+    fn heads(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.members.iter().map(move |member| {
+            let head = &self.heads[start..member.head_end];
+            start = member.head_end;
+            head
+        })
+    }
+
+    fn leave(&mut self, seq: u64) {
+        let Some(at) = self.members.iter().position(|member| member.seq == seq) else {
+            return;
+        };
+        let start = at
+            .checked_sub(1)
+            .map_or(0, |before| self.members[before].head_end);
+        let end = self.members[at].head_end;
+        self.heads.replace_range(start..end, "");
+        self.members.remove(at);
+        for member in &mut self.members[at..] {
+            member.head_end -= end - start;
+        }
+    }
 }
 
 impl SocketShares {
@@ -240,8 +281,8 @@ impl SocketShares {
                 waiting.fetch_sub(1, Ordering::Relaxed);
                 let places = lock(&self.places);
                 if let Some(place) = places.get(&slot) {
-                    for member in &place.members {
-                        frame(&member.head, &payload);
+                    for head in place.heads() {
+                        frame(head, &payload);
                     }
                 }
             }
@@ -259,7 +300,7 @@ impl SocketShares {
     fn leave(&self, slot: u64, seq: u64) {
         let mut places = lock(&self.places);
         if let Some(place) = places.get_mut(&slot) {
-            place.members.retain(|member| member.seq != seq);
+            place.leave(seq);
             if place.members.is_empty() {
                 places.remove(&slot);
             }
@@ -343,16 +384,10 @@ impl SharedEvents {
             });
             place.members += 1;
             let slot = place.id;
-            let member = Member {
-                seq,
-                head: Arc::clone(&ticket.head),
-                end: Some(end),
-            };
             lock(&ticket.socket.places)
                 .entry(slot)
-                .or_insert_with(|| Place { members: Vec::new() })
-                .members
-                .push(member);
+                .or_default()
+                .join(seq, &ticket.head, end);
             let sharing: usize = places.values().map(|slot| slot.members).sum();
             drop(places);
             (stream, slot, sharing)
@@ -496,5 +531,35 @@ impl Drop for Membership {
     fn drop(&mut self) {
         self.socket.leave(self.slot, self.seq);
         self.hub.leave(&self.stream, self.socket.id, self.slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_place_keeps_each_members_head_through_joins_and_leaves() {
+        let mut place = Place::default();
+        let mut ends = Vec::new();
+        for (seq, head) in [(1, "one"), (2, "second"), (3, "3"), (4, "fourth!")] {
+            let (end, ended) = oneshot::channel();
+            ends.push(ended);
+            place.join(seq, head, end);
+        }
+        assert_eq!(
+            place.heads().collect::<Vec<_>>(),
+            ["one", "second", "3", "fourth!"]
+        );
+        place.leave(2);
+        assert_eq!(place.heads().collect::<Vec<_>>(), ["one", "3", "fourth!"]);
+        place.leave(9);
+        place.leave(1);
+        assert_eq!(place.heads().collect::<Vec<_>>(), ["3", "fourth!"]);
+        place.leave(4);
+        assert_eq!(place.heads().collect::<Vec<_>>(), ["3"]);
+        assert_eq!(place.heads, "3");
+        place.leave(3);
+        assert!(place.members.is_empty() && place.heads.is_empty());
     }
 }

@@ -37,23 +37,27 @@ use std::time::Duration;
 use async_graphql::Data;
 use async_graphql::futures_util::stream::SplitSink;
 use async_graphql::futures_util::{SinkExt, StreamExt, future};
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
-use axum::extract::FromRequestParts;
+use async_graphql::http::{WebSocketProtocols, WsMessage};
 use axum::extract::Request;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::auth::{INVALID_TOKEN, InvalidToken, Tokens};
 use super::errors::{errors, unauthorized};
 use super::server::ClientAddress;
+use super::websocket_event_frames::EventFrames;
 use super::websocket_frames::FrameWatch;
 use super::websocket_operations::{AllOperations, Operations};
-use super::websocket_runner::{ClientOperation, Runner, shared_frame};
+use super::websocket_runner::{ClientOperation, Runner};
+use super::websocket_upgrade::{Connection, Handshake, Socket};
 use super::{AppState, HttpSettings};
 use crate::adapters::inbound::graphql::{Access, ErrorCode, NEEDS_A_TOKEN, RosterSchema, SocketShares};
 
@@ -248,12 +252,9 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
     // The request log's id of the upgrade, for the changes its operations make.
     let request_id = crate::ports::change_source().request_id().map(str::to_owned);
     let client = parts.extensions.get::<ClientAddress>().copied();
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            let status = rejection.status();
-            return errors(status, ErrorCode::BadRequest, rejection.body_text());
-        }
+    let handshake = match Handshake::read(&mut parts) {
+        Ok(handshake) => handshake,
+        Err(refusal) => return errors(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, refusal),
     };
     let place = match client {
         Some(ClientAddress(client)) => match sockets.place_for(client) {
@@ -291,14 +292,13 @@ pub async fn upgrade(state: AppState, request: Request) -> Response {
     };
     // The connection outlives this handler; keep the upgrade request's span (its id) on it.
     let span = tracing::Span::current();
-    upgrade
-        .max_message_size(sockets.max_message_bytes)
-        .max_frame_size(sockets.max_message_bytes)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_failed_upgrade(|err| tracing::debug!(error = %err, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| session.serve(socket).instrument(span))
-        .into_response()
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(sockets.max_message_bytes))
+        .max_frame_size(Some(sockets.max_message_bytes))
+        .read_buffer_size(READ_BUFFER_BYTES);
+    handshake.accept(protocol, config, move |socket, connection| {
+        session.serve(socket, connection).instrument(span)
+    })
 }
 
 /// One open socket.
@@ -335,7 +335,7 @@ enum End {
 }
 
 impl Session {
-    async fn serve(mut self, socket: WebSocket) {
+    async fn serve(mut self, socket: Socket, mut connection: Connection) {
         let (mut sink, stream) = socket.split();
         let too_big = Arc::new(AtomicBool::new(false));
         let initialised = Arc::new(AtomicBool::new(false));
@@ -379,7 +379,7 @@ impl Session {
                 .inspect(move |message| {
                     last_seen.store(nanos_since(started), Ordering::Relaxed);
                     if let Ok(Message::Close(frame)) = message {
-                        let code = frame.as_ref().map_or(1005, |frame| frame.code);
+                        let code = frame.as_ref().map_or(1005, |frame| u16::from(frame.code));
                         client_close.store(u64::from(code), Ordering::Relaxed);
                     }
                 })
@@ -534,14 +534,14 @@ impl Session {
                 }
                 Some(delivery) = deliveries.recv() => {
                     // One delivery per stream and event, for all the socket's operations on it.
-                    let mut frames = Vec::new();
-                    let mut push = |head: &str, payload: &str| frames.push(shared_frame(head, payload));
+                    let mut frames = EventFrames::default();
+                    let mut push = |head: &str, payload: &str| frames.push(head, payload);
                     shares.receive(delivery, &mut push);
                     for _ in 1..BATCH {
                         let Ok(delivery) = deliveries.try_recv() else { break };
                         shares.receive(delivery, &mut push);
                     }
-                    if !write_all(&mut sink, frames).await {
+                    if !frames.write(&mut sink, &mut connection).await {
                         break End::WriteFailed;
                     }
                 }
@@ -579,7 +579,7 @@ impl Session {
             End::Close(code, reason) => {
                 tracing::info!(close_code = code, %reason, "websocket closed");
                 let frame = Message::Close(Some(CloseFrame {
-                    code,
+                    code: CloseCode::from(code),
                     reason: reason.into(),
                 }));
                 let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(frame)).await;
@@ -594,7 +594,7 @@ impl Session {
 }
 
 /// Sends `texts` with one flush; whether they all went.
-async fn write_all(sink: &mut SplitSink<WebSocket, Message>, texts: Vec<String>) -> bool {
+async fn write_all(sink: &mut SplitSink<Socket, Message>, texts: Vec<String>) -> bool {
     if texts.is_empty() {
         return true;
     }
@@ -706,15 +706,8 @@ fn payload_authorization(payload: &serde_json::Value) -> Option<Option<&str>> {
 }
 
 /// Whether a read error is tungstenite's refusal of a message over the size limit.
-fn is_capacity_error(err: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(current) = source {
-        if let Some(tungstenite) = current.downcast_ref::<tungstenite::Error>() {
-            return matches!(tungstenite, tungstenite::Error::Capacity(_));
-        }
-        source = current.source();
-    }
-    false
+fn is_capacity_error(err: &tungstenite::Error) -> bool {
+    matches!(err, tungstenite::Error::Capacity(_))
 }
 
 #[cfg(test)]

@@ -132,11 +132,7 @@ impl Runner {
         };
         let mut request = request;
         if let Some(key) = ShareKey::of(&request, access) {
-            let head = format!(
-                "{{\"type\":\"{}\",\"id\":{},\"payload\":",
-                next_type(self.protocol),
-                json_string(&id)
-            );
+            let head = shared_head(self.protocol, &id);
             let ticket = ShareTicket::new(Arc::clone(&self.shares), key, head, &id);
             request = request.data(Arc::new(ticket));
         }
@@ -244,13 +240,14 @@ fn complete_message(id: &str) -> String {
     format!("{{\"type\":\"complete\",\"id\":{}}}", json_string(id))
 }
 
-/// A shared stream's frame for one operation: its head, the payload, the closing brace.
-pub fn shared_frame(head: &str, payload: &str) -> String {
-    let mut frame = String::with_capacity(head.len() + payload.len() + 1);
-    frame.push_str(head);
-    frame.push_str(payload);
-    frame.push('}');
-    frame
+/// What a shared stream's frames for operation `id` hold before the payload; the closing
+/// brace follows it (`websocket_event_frames.rs`).
+fn shared_head(protocol: WebSocketProtocols, id: &str) -> String {
+    format!(
+        "{{\"type\":\"{}\",\"id\":{},\"payload\":",
+        next_type(protocol),
+        json_string(id)
+    )
 }
 
 #[cfg(test)]
@@ -304,15 +301,17 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(data["type"], "data");
-        let shared: serde_json::Value = serde_json::from_str(&shared_frame(
-            r#"{"type":"next","id":"x","payload":"#,
-            r#"{"data":{}}"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            shared,
-            serde_json::json!({ "type": "next", "id": "x", "payload": { "data": {} } })
-        );
+        for (protocol, kind) in [
+            (WebSocketProtocols::GraphQLWS, "next"),
+            (WebSocketProtocols::SubscriptionsTransportWS, "data"),
+        ] {
+            let frame = format!("{}{}}}", shared_head(protocol, "x\"y"), r#"{"data":{}}"#);
+            let shared: serde_json::Value = serde_json::from_str(&frame).unwrap();
+            assert_eq!(
+                shared,
+                serde_json::json!({ "type": kind, "id": "x\"y", "payload": { "data": {} } })
+            );
+        }
         let complete: serde_json::Value = serde_json::from_str(&complete_message("1")).unwrap();
         assert_eq!(complete, serde_json::json!({ "type": "complete", "id": "1" }));
     }
