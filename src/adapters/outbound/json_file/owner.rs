@@ -565,17 +565,17 @@ impl Owner {
                     target,
                     |out| document.render_to(out),
                     |_| {
-                        let current = Stamp::of(target)? == expected;
                         let result = appending
                             .join()
                             .unwrap_or_else(|_| Err(io::Error::other("the history's writer panicked")));
                         let kept = result.is_ok();
                         appended = Some(result);
-                        if kept {
-                            Ok(current)
-                        } else {
-                            Err(io::Error::other("the history could not be appended"))
+                        if !kept {
+                            return Err(io::Error::other("the history could not be appended"));
                         }
+                        // Looked at only now, after the history's sync, and just before the
+                        // rename: a hand edit saved while the sync ran is seen, not renamed over.
+                        Ok(Stamp::of(target)? == expected)
                     },
                     self.hooks.sync_folder,
                 );
