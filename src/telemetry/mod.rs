@@ -20,6 +20,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+mod plain_text;
+use plain_text::PlainText;
+
 /// Installs the global subscriber. Call once, at start, and keep the guard until exit: it
 /// flushes the lines still queued when it drops.
 pub fn init(format: LogFormat) -> WorkerGuard {
@@ -29,7 +32,9 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         .with_env_filter(filter)
         .with_writer(writer);
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Text if std::io::stderr().is_terminal() => builder.with_ansi(true).init(),
+        // The same text without colours, formatted for less (`plain_text.rs`).
+        LogFormat::Text => builder.with_ansi(false).event_format(PlainText).init(),
         // The event's own fields at the top level and the innermost span (the request's,
         // with its id) beside them: what log shippers index without further parsing.
         LogFormat::Json => builder

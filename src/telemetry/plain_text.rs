@@ -1,0 +1,208 @@
+//! The text log line for a log that is not a terminal, written straight into the line.
+//!
+//! It is tracing-subscriber's full format without colours, the same text character for
+//! character (a test compares the two), minus what that format pays on every line: each
+//! part wrapped in a colour style that then writes nothing, the level padded through the
+//! formatting machinery, the timestamp built from its seven numbers each time. Here the
+//! date and time down to the second are formatted once per second and thread, and the rest
+//! is plain writes. The fields are still tracing-subscriber's own (`DefaultFields`).
+
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The plain text format.
+pub struct PlainText;
+
+/// A level as the full format shows it, with the space after it.
+fn level_text(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "TRACE ",
+        Level::DEBUG => "DEBUG ",
+        Level::INFO => " INFO ",
+        Level::WARN => " WARN ",
+        Level::ERROR => "ERROR ",
+    }
+}
+
+thread_local! {
+    /// The second last formatted on this thread, and its text up to the fraction's point.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `2026-12-03T19:20:00.123456Z `: UTC, to the microsecond, with the space after it.
+fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
+    let Ok(since) = now.duration_since(UNIX_EPOCH) else {
+        return writer.write_str("<unknown time> ");
+    };
+    let second = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != second {
+            text.clear();
+            let Some(time) = i64::try_from(second)
+                .ok()
+                .and_then(|second| chrono::DateTime::from_timestamp(second, 0))
+            else {
+                return writer.write_str("<unknown time> ");
+            };
+            let _ = write!(text, "{}.", time.format("%Y-%m-%dT%H:%M:%S"));
+            *cached = second;
+        }
+        writer.write_str(text)?;
+        let mut micros = since.subsec_micros();
+        let mut digits = [b'0'; 6];
+        for digit in digits.iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        // Six ASCII digits.
+        writer.write_str(std::str::from_utf8(&digits).unwrap_or("000000"))?;
+        writer.write_str("Z ")
+    })
+}
+
+impl<S, N> FormatEvent<S, N> for PlainText
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        // A `log` record carries its own target; the full format shows that one.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        write_timestamp(&mut writer, SystemTime::now())?;
+        writer.write_str(level_text(meta.level()))?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                writer.write_str(span.metadata().name())?;
+                seen = true;
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>()
+                    && !fields.is_empty()
+                {
+                    writer.write_char('{')?;
+                    writer.write_str(fields)?;
+                    writer.write_char('}')?;
+                }
+                writer.write_char(':')?;
+            }
+            if seen {
+                writer.write_char(' ')?;
+            }
+        }
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Lines {
+        type Writer = Lines;
+        fn make_writer(&'a self) -> Lines {
+            self.clone()
+        }
+    }
+
+    /// Every kind of line the service writes: levels, spans with and without fields,
+    /// nested, none, a message with fields of each type.
+    fn log_some_lines() {
+        let request = tracing::error_span!("request", request_id = %"7f3e-ab");
+        request.in_scope(|| {
+            tracing::info!(method = %"POST", path = %"/graphql", status = 200_u16, latency_ms = 0.125_f64, fields = %"allUsers{limit: 10}", "request");
+            let inner = tracing::error_span!("inner");
+            inner.in_scope(|| tracing::warn!(error = "a \"quoted\" text", kind = ?io::ErrorKind::NotFound, "cannot read"));
+        });
+        tracing::error!(count = -3_i64, flag = true, "no span at all");
+        tracing::debug!("just a message with \u{1b}[31m an escape");
+        tracing::trace!(r#type = "raw name", "trace");
+    }
+
+    fn lines_of(plain: bool) -> Vec<String> {
+        let lines = Lines::default();
+        let builder = tracing_subscriber::fmt()
+            .with_max_level(Level::TRACE)
+            .with_ansi(false)
+            .with_writer(lines.clone());
+        if plain {
+            tracing::subscriber::with_default(builder.event_format(PlainText).finish(), log_some_lines);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), log_some_lines);
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn lines_are_the_full_formats_without_colours_character_for_character() {
+        let (plain, full) = (lines_of(true), lines_of(false));
+        assert_eq!(plain.len(), 5, "{plain:#?}");
+        assert_eq!(plain.len(), full.len());
+        for (plain, full) in plain.iter().zip(&full) {
+            // The times differ by the moments between the two runs; their shape does not.
+            let (plain_time, plain_rest) = plain.split_at(28);
+            let (full_time, full_rest) = full.split_at(28);
+            assert_eq!(plain_rest, full_rest);
+            assert_eq!(plain_time.len(), full_time.len());
+            let shape = |time: &str| {
+                time.chars()
+                    .map(|c| if c.is_ascii_digit() { '0' } else { c })
+                    .collect::<String>()
+            };
+            assert_eq!(shape(plain_time), "0000-00-00T00:00:00.000000Z ");
+            assert_eq!(shape(full_time), shape(plain_time));
+        }
+        assert!(
+            plain[0].contains(" INFO request{request_id=7f3e-ab}: "),
+            "{}",
+            plain[0]
+        );
+    }
+
+    #[test]
+    fn the_timestamp_is_the_utc_time_to_the_microsecond() {
+        let mut text = String::new();
+        let at = UNIX_EPOCH + std::time::Duration::new(1_796_325_600, 7_654_321);
+        write_timestamp(&mut Writer::new(&mut text), at).unwrap();
+        // The same second again comes from the cache.
+        write_timestamp(
+            &mut Writer::new(&mut text),
+            at + std::time::Duration::from_micros(2),
+        )
+        .unwrap();
+        assert_eq!(text, "2026-12-03T19:20:00.007654Z 2026-12-03T19:20:00.007656Z ");
+    }
+}
