@@ -11,6 +11,11 @@
 //! and a fuzzy search returning about 600 users at 10k (its count is printed). Each server
 //! gets `wrk -t1 -c32` for `--seconds` per round; the table shows medians of `--rounds`.
 //!
+//! Beside each rate, the server's CPU time per request (user and system, from
+//! `/proc/PID/stat`, over the same wrk run): on a shared machine the rate follows whatever
+//! else runs, while the CPU a request costs moves much less, so the logging cost is also
+//! given as the extra CPU per read at `info`.
+//!
 //! The reference servers are other bench targets; `bench/run.sh --reads` builds them and
 //! passes their paths (`--bare`, `--minimal`).
 
@@ -129,9 +134,35 @@ fn found(url: &str, query: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Requests per second from `wrk -t1 -c32` posting `query` to `url` for `seconds`; 0 when
-/// any answer was not a 2xx.
-fn wrk(url: &str, query: &str, seconds: u64) -> f64 {
+/// What one wrk run measured: requests per second, and how many requests it made.
+struct Run {
+    rate: f64,
+    requests: f64,
+}
+
+/// The CPU time process `pid` has used so far, user and system, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    // The fields after the command's closing parenthesis: utime and stime are the 12th and
+    // 13th, in clock ticks (100 a second on Linux).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |at: usize| {
+        fields
+            .get(at)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `wrk -t1 -c32` posting `query` to `url` for `seconds`; a rate of 0 when any answer was
+/// not a 2xx.
+fn wrk(url: &str, query: &str, seconds: u64) -> Run {
     let dir = tempfile::tempdir().expect("a temp folder");
     let script = dir.path().join("request.lua");
     let body = json!({ "query": query }).to_string();
@@ -151,20 +182,34 @@ fn wrk(url: &str, query: &str, seconds: u64) -> f64 {
     let text = String::from_utf8_lossy(&output.stdout);
     if text.contains("Non-2xx") {
         eprintln!("non-2xx answers from {url}:\n{text}");
-        return 0.0;
+        return Run {
+            rate: 0.0,
+            requests: 0.0,
+        };
     }
-    text.lines()
+    let rate = text
+        .lines()
         .find_map(|line| line.strip_prefix("Requests/sec:"))
         .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or(0.0);
+    // `12345 requests in 5.00s, …`
+    let requests = text
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in "))
+        .and_then(|(count, _)| count.parse().ok())
+        .unwrap_or(f64::NAN);
+    Run { rate, requests }
 }
 
 /// One measured server and what wrk got from it per round.
 struct Measured {
     label: String,
     url: String,
+    pid: u32,
     query: &'static str,
     rates: Vec<f64>,
+    /// Server CPU microseconds per request, per round.
+    cpu: Vec<f64>,
 }
 
 fn main() {
@@ -188,19 +233,20 @@ fn main() {
         .map(|(label, roster)| Measured {
             label: (*label).to_owned(),
             url: roster.url.clone(),
+            pid: roster.pid(),
             query: LIST,
             rates: Vec::new(),
+            cpu: Vec::new(),
         })
         .collect();
-    for (label, url) in [
-        ("bare axum route", &bare.url),
-        ("minimal async-graphql", &minimal.url),
-    ] {
+    for (label, reference) in [("bare axum route", &bare), ("minimal async-graphql", &minimal)] {
         servers.push(Measured {
             label: label.to_owned(),
-            url: url.clone(),
+            url: reference.url.clone(),
+            pid: reference.child.id(),
             query: LIST,
             rates: Vec::new(),
+            cpu: Vec::new(),
         });
     }
     for (label, roster) in &rosters {
@@ -208,8 +254,10 @@ fn main() {
             servers.push(Measured {
                 label: format!("{label}, search"),
                 url: roster.url.clone(),
+                pid: roster.pid(),
                 query: SEARCH,
                 rates: Vec::new(),
+                cpu: Vec::new(),
             });
         }
     }
@@ -222,16 +270,23 @@ fn main() {
     for round in 0..args.rounds {
         eprintln!("round {} of {}", round + 1, args.rounds);
         for server in &mut servers {
-            server.rates.push(wrk(&server.url, server.query, args.seconds));
+            let before = cpu_seconds(server.pid);
+            let run = wrk(&server.url, server.query, args.seconds);
+            let spent = cpu_seconds(server.pid) - before;
+            server.rates.push(run.rate);
+            server.cpu.push(spent * 1e6 / run.requests);
         }
     }
 
-    println!("\n| server | query | req/s (median) | rounds |");
-    println!("| --- | --- | ---: | --- |");
+    println!("\n| server | query | req/s (median) | rounds | server CPU µs per request (median) |");
+    println!("| --- | --- | ---: | --- | ---: |");
     let mut medians = std::collections::HashMap::new();
+    let mut cpu = std::collections::HashMap::new();
     for server in &servers {
         let rate = median(server.rates.clone());
         medians.insert(server.label.clone(), rate);
+        let per_request = median(server.cpu.clone());
+        cpu.insert(server.label.clone(), per_request);
         let rounds: Vec<String> = server.rates.iter().map(|r| format!("{r:.0}")).collect();
         let query = if server.query == LIST {
             "`allUsers(limit: 10)`".to_owned()
@@ -239,7 +294,7 @@ fn main() {
             format!("fuzzy `shah` ≤ 2 ({search_found} found)")
         };
         println!(
-            "| {} | {query} | {rate:.0} | {} |",
+            "| {} | {query} | {rate:.0} | {} | {per_request:.1} |",
             server.label,
             rounds.join(", ")
         );
@@ -269,6 +324,15 @@ fn main() {
             "| {build} info / warn (logging costs {:.1}%) | {:.3} | costs ≤ 5% |",
             100.0 * (1.0 - info / warn),
             info / warn
+        );
+        let (info_cpu, warn_cpu) = (
+            cpu.get(&format!("{build}, info")).copied().unwrap_or(f64::NAN),
+            cpu.get(&format!("{build}, warn")).copied().unwrap_or(f64::NAN),
+        );
+        println!(
+            "| {build} CPU per read, info / warn (logging costs {:.1}% more CPU) | {:.3} | costs ≤ 5% |",
+            100.0 * (info_cpu / warn_cpu - 1.0),
+            info_cpu / warn_cpu
         );
         println!(
             "| {build} search, {search_found} found, req/s | {:.0} | ≥ 2,000 |",
