@@ -21,7 +21,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 mod plain_text;
-use plain_text::PlainText;
+use plain_text::{PlainFields, PlainText};
 
 /// Installs the global subscriber. Call once, at start, and keep the guard until exit: it
 /// flushes the lines still queued when it drops.
@@ -34,7 +34,11 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     match format {
         LogFormat::Text if std::io::stderr().is_terminal() => builder.with_ansi(true).init(),
         // The same text without colours, formatted for less (`plain_text.rs`).
-        LogFormat::Text => builder.with_ansi(false).event_format(PlainText).init(),
+        LogFormat::Text => builder
+            .with_ansi(false)
+            .fmt_fields(PlainFields)
+            .event_format(PlainText)
+            .init(),
         // The event's own fields at the top level and the innermost span (the request's,
         // with its id) beside them: what log shippers index without further parsing.
         LogFormat::Json => builder

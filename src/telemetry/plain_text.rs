@@ -5,20 +5,89 @@
 //! part wrapped in a colour style that then writes nothing, the level padded through the
 //! formatting machinery, the timestamp built from its seven numbers each time. Here the
 //! date and time down to the second are formatted once per second and thread, and the rest
-//! is plain writes. The fields are still tracing-subscriber's own (`DefaultFields`).
+//! is plain writes. Fields are written the same way ([`PlainFields`]): `name=value` with the
+//! value's own formatting, where the default visitor paints the name and the `=` in styles
+//! first; the message and error values, which it escapes, still go through it.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_log::NormalizeEvent;
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::field::{RecordFields, VisitOutput};
+use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The plain text format.
 pub struct PlainText;
+
+/// The fields of the plain text format, of events and spans alike.
+pub struct PlainFields;
+
+impl<'writer> FormatFields<'writer> for PlainFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> fmt::Result {
+        let mut visitor = PlainVisitor {
+            writer,
+            is_empty: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// Writes `name=value` for each field, a space between two.
+struct PlainVisitor<'writer> {
+    writer: Writer<'writer>,
+    /// Nothing written yet: no space before the next field.
+    is_empty: bool,
+    result: fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    /// Has the default visitor write one field, for what it escapes.
+    fn delegate(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        if self.result.is_err() {
+            return;
+        }
+        let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        record(&mut visitor);
+        self.result = visitor.finish();
+        self.is_empty = false;
+    }
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.delegate(|visitor| visitor.record_str(field, value));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.delegate(|visitor| visitor.record_error(field, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        if name == "message" {
+            return self.delegate(|visitor| visitor.record_debug(field, value));
+        }
+        // A `log` record's own metadata, shown elsewhere in the line.
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let separator = if self.is_empty { "" } else { " " };
+        self.is_empty = false;
+        self.result = write!(self.writer, "{separator}{name}={value:?}");
+    }
+}
 
 /// A level as the full format shows it, with the space after it.
 fn level_text(level: &Level) -> &'static str {
@@ -147,6 +216,16 @@ mod tests {
             inner.in_scope(|| tracing::warn!(error = "a \"quoted\" text", kind = ?io::ErrorKind::NotFound, "cannot read"));
         });
         tracing::error!(count = -3_i64, flag = true, "no span at all");
+        let failure = io::Error::other("the disk is full");
+        let wrapped = io::Error::new(io::ErrorKind::Other, failure);
+        let fields = tracing::info_span!("several", a = 1_u64, b = %"two", c = ?Some(3));
+        fields.in_scope(|| {
+            tracing::error!(
+                error = &wrapped as &(dyn std::error::Error + 'static),
+                "with a source"
+            );
+            tracing::info!(r#type = "raw", message = "a message given as a field");
+        });
         tracing::debug!("just a message with \u{1b}[31m an escape");
         tracing::trace!(r#type = "raw name", "trace");
     }
@@ -158,7 +237,8 @@ mod tests {
             .with_ansi(false)
             .with_writer(lines.clone());
         if plain {
-            tracing::subscriber::with_default(builder.event_format(PlainText).finish(), log_some_lines);
+            let subscriber = builder.fmt_fields(PlainFields).event_format(PlainText).finish();
+            tracing::subscriber::with_default(subscriber, log_some_lines);
         } else {
             tracing::subscriber::with_default(builder.finish(), log_some_lines);
         }
@@ -169,7 +249,7 @@ mod tests {
     #[test]
     fn lines_are_the_full_formats_without_colours_character_for_character() {
         let (plain, full) = (lines_of(true), lines_of(false));
-        assert_eq!(plain.len(), 5, "{plain:#?}");
+        assert_eq!(plain.len(), 7, "{plain:#?}");
         assert_eq!(plain.len(), full.len());
         for (plain, full) in plain.iter().zip(&full) {
             // The times differ by the moments between the two runs; their shape does not.
