@@ -206,6 +206,22 @@ mod tests {
         }
     }
 
+    /// An error with a source, which the line lists after it.
+    #[derive(Debug)]
+    struct Wrapped(io::Error);
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("cannot save")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
     /// Every kind of line the service writes: levels, spans with and without fields,
     /// nested, none, a message with fields of each type.
     fn log_some_lines() {
@@ -216,8 +232,7 @@ mod tests {
             inner.in_scope(|| tracing::warn!(error = "a \"quoted\" text", kind = ?io::ErrorKind::NotFound, "cannot read"));
         });
         tracing::error!(count = -3_i64, flag = true, "no span at all");
-        let failure = io::Error::other("the disk is full");
-        let wrapped = io::Error::new(io::ErrorKind::Other, failure);
+        let wrapped = Wrapped(io::Error::other("the disk is full"));
         let fields = tracing::info_span!("several", a = 1_u64, b = %"two", c = ?Some(3));
         fields.in_scope(|| {
             tracing::error!(
