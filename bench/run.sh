@@ -17,6 +17,11 @@
 # curve instead (bench/answer_memory.py): 100,000 users, 1 to 128 clients each fetching the
 # whole list, peak memory and /health latency per client count. About 5 minutes.
 #
+# `bench/run.sh --read-instructions [BINARY ...] [--levels info,warn]` counts the instructions
+# a cached read costs under valgrind's callgrind (bench/read_instructions.py), which the
+# machine's load does not move: what a log line costs shows to a few hundred instructions.
+# About a minute per binary; the data set comes from `--reads`.
+#
 # `bench/run.sh --reads [--baseline PATH] [--rounds N] [--seconds S]` runs only the read
 # bench (benches/reads.rs): `allUsers(limit: 10)` at 10k users against Roster at
 # RUST_LOG=info and warn, a bare axum route (benches/bare_route.rs) and a minimal
@@ -37,6 +42,15 @@ if [ "${1:-}" = "--subscribers" ]; then
   shift
   cargo build --release --locked --bin roster
   exec python3 bench/subscribers.py "$@"
+fi
+if [ "${1:-}" = "--read-instructions" ]; then
+  shift
+  if ! command -v valgrind >/dev/null 2>&1; then
+    echo "installing valgrind from Debian's packages" >&2
+    as_root apt-get install -y valgrind >/dev/null
+  fi
+  cargo build --release --locked --bin roster
+  exec python3 bench/read_instructions.py "$@"
 fi
 if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk from Debian's packages" >&2
