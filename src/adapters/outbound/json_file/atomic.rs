@@ -73,7 +73,7 @@ pub fn replace_file(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<Replaced> {
-    replace_file_if(path, write, |_| Ok(true), sync_folder)?
+    replace_file_if(path, write, |_| Ok(true), |_| true, sync_folder)?
         .ok_or_else(|| io::Error::other("the replacement was called off"))
 }
 
@@ -83,6 +83,12 @@ pub fn replace_file(
 /// returned. The store uses it to notice an edit that landed while it was writing, which
 /// would otherwise be overwritten. `sync` makes the folder durable after the rename.
 ///
+/// An edit can still land between that last look and the rename. Where the system can swap
+/// two names in one step (Linux's `renameat2` with `RENAME_EXCHANGE`), the new file is
+/// swapped in and `replaced` asked about the file it displaced: when that is not the file
+/// the writer replaced (an edit landed), the swap is undone, the edit stays in place and
+/// `Ok(None)` is returned as for `still_current`. Elsewhere the rename is plain.
+///
 /// # Errors
 /// Any I/O failure before the rename; the old file is then untouched and the temporary
 /// file removed.
@@ -90,6 +96,7 @@ pub fn replace_file_if(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     still_current: impl FnOnce(&fs::Metadata) -> io::Result<bool>,
+    replaced: impl FnOnce(&fs::Metadata) -> bool,
     sync: fn(&Path) -> io::Result<()>,
 ) -> io::Result<Option<Replaced>> {
     let folder = folder_of(path);
@@ -116,7 +123,9 @@ pub fn replace_file_if(
             fs::remove_file(&temp)?;
             return Ok(None);
         }
-        fs::rename(&temp, path)?;
+        if !swap_into_place(&temp, path, &metadata, replaced)? {
+            return Ok(None);
+        }
         Ok(Some(metadata))
     })();
     match result {
@@ -130,6 +139,74 @@ pub fn replace_file_if(
             Err(err)
         }
     }
+}
+
+/// Puts `temp` (whose metadata is `ours`) in `path`'s place; false when the file it would
+/// have displaced is not one `replaced` accepts, which is then back in place. With the swap
+/// unsupported (not Linux, a file system without it) or no file at `path`, a plain rename.
+fn swap_into_place(
+    temp: &Path,
+    path: &Path,
+    ours: &fs::Metadata,
+    replaced: impl FnOnce(&fs::Metadata) -> bool,
+) -> io::Result<bool> {
+    if !exchange(temp, path)? {
+        fs::rename(temp, path)?;
+        return Ok(true);
+    }
+    // `temp` now names the file that was at `path`.
+    if replaced(&fs::symlink_metadata(temp)?) {
+        fs::remove_file(temp)?;
+        return Ok(true);
+    }
+    // An edit landed after the last look: give it its place back.
+    exchange(temp, path)?;
+    if same_file(&fs::symlink_metadata(temp)?, ours) {
+        fs::remove_file(temp)?;
+    } else {
+        // Yet another save replaced ours meanwhile: what is left here is someone's too, so
+        // it is kept, under a name the clean-up of stale temporary files leaves alone.
+        let kept = temp.with_file_name(format!(
+            "{}.kept-{}-{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id(),
+            NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::rename(temp, &kept)?;
+        tracing::warn!(kept = %kept.display(), "two edits landed while the data file was being replaced; the earlier one is kept beside it");
+    }
+    Ok(false)
+}
+
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.ino() == b.ino() && a.dev() == b.dev()
+}
+
+#[cfg(not(unix))]
+fn same_file(_a: &fs::Metadata, _b: &fs::Metadata) -> bool {
+    true
+}
+
+/// Swaps the names `a` and `b` in one step; false where that cannot be done (no such call,
+/// a file system without it, nothing at `b`), and nothing changed.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<bool> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+    match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// Gives the new file the old one's owner and group. Only root (or the owner, for a group
@@ -231,12 +308,45 @@ mod tests {
             &path,
             |out| out.write_all(b"new"),
             |_| Ok(true),
+            |_| true,
             |_| Err(io::Error::other("injected folder fsync failure")),
         )
         .unwrap()
         .expect("not called off");
         assert!(replaced.folder_synced.is_err());
         assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_edit_saved_between_the_last_look_and_the_rename_stays_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        fs::write(&path, "old").unwrap();
+        let before = fs::metadata(&path).unwrap();
+        let written = replace_file_if(
+            &path,
+            |out| out.write_all(b"new"),
+            |_| {
+                // The last look finds the file as the writer left it; an editor's save
+                // (a new file renamed over it) lands right after.
+                let staging = dir.path().join("users.json.swp");
+                fs::write(&staging, "by hand")?;
+                fs::rename(&staging, &path)?;
+                Ok(true)
+            },
+            |displaced| displaced.ino() == before.ino() && displaced.dev() == before.dev(),
+            sync_folder,
+        )
+        .unwrap();
+        assert!(written.is_none(), "the write is called off");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "by hand");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["users.json"], "no temporary file is left");
     }
 
     #[cfg(unix)]

@@ -577,6 +577,7 @@ impl Owner {
                         // rename: a hand edit saved while the sync ran is seen, not renamed over.
                         Ok(Stamp::of(target)? == expected)
                     },
+                    |displaced| Some(Stamp::from_metadata(displaced)) == expected,
                     self.hooks.sync_folder,
                 );
                 (written, appended)
