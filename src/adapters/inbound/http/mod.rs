@@ -6,10 +6,10 @@
 //! One file per route or concern: `graphql_post`, `graphql_get`, `exchange` (running a
 //! GraphQL request that came over HTTP and choosing its status and media type), `accept`
 //! (content negotiation), `answer_body` (an answer's JSON in chunks, holding its share of the
-//! answer budget until written), `batch`, `websocket` (with `websocket_upgrade`, the handshake and the
-//! upgraded connection, `websocket_operations`, the cap on operations, `websocket_frames`,
-//! what the client's frames say, and `websocket_event_frames`, live events written many to a
-//! write), `health`, `metrics`,
+//! answer budget until written), `batch`, `websocket` (with `websocket_upgrade`, the
+//! handshake and the upgraded connection, `websocket_operations`, the cap on operations,
+//! `websocket_frames`, what the client's frames say, and `websocket_event_frames`, live
+//! events written many to a write), `health`, `metrics`,
 //! `auth` (bearer tokens), `errors` (the JSON error answers), `host` (one `Host` header),
 //! `request_log` (span, request id, log line and HTTP metrics of every request) and `server`.
 

@@ -55,11 +55,6 @@ impl EventFrames {
         }
         connection.write_all(&self.bytes).await.is_ok() && connection.flush().await.is_ok()
     }
-
-    #[cfg(test)]
-    fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
 }
 
 #[cfg(test)]
@@ -96,7 +91,7 @@ mod tests {
         frames.push(r#"{"type":"next","id":"a","payload":"#, "1");
         frames.push(r#"{"type":"next","id":"b","payload":"#, &long);
         frames.push(r#"{"type":"next","id":"c","payload":"#, &longest);
-        let read = read_frames(frames.bytes());
+        let read = read_frames(&frames.bytes);
         assert_eq!(read.len(), 3);
         assert!(
             read.iter()

@@ -3,7 +3,7 @@
 //! The socket is a tungstenite stream over [`Connection`], a handle on the upgraded
 //! connection that the session keeps a second copy of: tungstenite writes the socket's own
 //! messages through one, and the session writes live events through the other as frames it
-//! formats itself, many to a write (`websocket_shared_frames.rs`). Both are used from the
+//! formats itself, many to a write (`websocket_event_frames.rs`). Both are used from the
 //! socket's one task, one after the other, never in the middle of each other's writes.
 
 use std::io;

@@ -320,7 +320,6 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn an_edit_saved_between_the_last_look_and_the_rename_stays_in_place() {
-        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.json");
         fs::write(&path, "old").unwrap();
@@ -336,7 +335,7 @@ mod tests {
                 fs::rename(&staging, &path)?;
                 Ok(true)
             },
-            |displaced| displaced.ino() == before.ino() && displaced.dev() == before.dev(),
+            |displaced| same_file(displaced, &before),
             sync_folder,
         )
         .unwrap();
