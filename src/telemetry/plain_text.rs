@@ -190,7 +190,7 @@ impl fmt::Write for Escaping<'_, '_> {
 }
 
 /// `value` as `{:?}` writes it, when that is a plain decimal (from 0.0001 to below 10^16,
-/// or zero) of at most 15 significant digits, through ryu, for a tenth of the work. Both
+/// or zero) of at most 15 significant digits, through ryu, for about a third of the work. Both
 /// write the shortest digits that read back as the value, and within 15 digits those are
 /// unique (two decimals of 15 digits never read as one double); with 16 or 17 they may
 /// choose differently, and outside that range they choose exponents differently, so those
